@@ -1,0 +1,188 @@
+"""Admin pages an operator can live in: the flow's configuration and its failed events."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.html import format_html
+
+from . import failures
+from .models import Consumer, FailedEvent, Producer, Topic
+
+
+@admin.register(Topic)
+class TopicAdmin(admin.ModelAdmin):
+    list_display = ["name", "active", "retention", "max_event_bytes", "has_schema", "producer_count", "consumer_count"]
+    list_filter = ["active"]
+    search_fields = ["name", "description"]
+    fieldsets = [
+        (None, {"fields": ["name", "description", "active"]}),
+        ("Retention", {"fields": ["retention_max_events", "retention_max_age"]}),
+        ("Validation", {"fields": ["max_event_bytes", "data_schema"]}),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(n_producers=Count("producers", distinct=True), n_consumers=Count("consumers", distinct=True))
+        )
+
+    @admin.display(description="retention")
+    def retention(self, topic: Topic) -> str:
+        parts = []
+        if topic.retention_max_events:
+            parts.append(f"{topic.retention_max_events:,} events")
+        if topic.retention_max_age:
+            parts.append(f"{topic.retention_max_age}")
+        return " / ".join(parts) or "unbounded"
+
+    @admin.display(boolean=True, description="schema")
+    def has_schema(self, topic: Topic) -> bool:
+        return topic.data_schema is not None
+
+    @admin.display(description="producers", ordering="n_producers")
+    def producer_count(self, topic: Topic) -> int:
+        return topic.n_producers
+
+    @admin.display(description="consumers", ordering="n_consumers")
+    def consumer_count(self, topic: Topic) -> int:
+        return topic.n_consumers
+
+
+@admin.register(Producer)
+class ProducerAdmin(admin.ModelAdmin):
+    list_display = ["name", "topic_list", "token_hint", "token_status", "last_seen_at", "created_at"]
+    list_filter = ["topics", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "description", "token_hint"]
+    filter_horizontal = ["topics"]
+    readonly_fields = ["token_hint", "revoked_at", "last_seen_at", "created_at"]
+    actions = ["rotate_tokens", "revoke_tokens"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).prefetch_related("topics")
+
+    @admin.display(description="topics")
+    def topic_list(self, producer: Producer) -> str:
+        return ", ".join(t.name for t in producer.topics.all()) or "—"
+
+    @admin.display(description="token")
+    def token_status(self, producer: Producer) -> str:
+        return "revoked" if producer.is_revoked else "active"
+
+    def save_model(self, request: HttpRequest, producer: Producer, form, change: bool) -> None:
+        if not change:
+            token = producer.set_new_token()
+            super().save_model(request, producer, form, change)
+            self._show_token(request, producer, token)
+        else:
+            super().save_model(request, producer, form, change)
+
+    @admin.action(description="Rotate the token of the selected producers (old tokens stop working)")
+    def rotate_tokens(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for producer in queryset:
+            token = producer.set_new_token()
+            producer.save(update_fields=["token_hash", "token_hint", "revoked_at"])
+            self._show_token(request, producer, token)
+
+    @admin.action(description="Revoke the token of the selected producers")
+    def revoke_tokens(self, request: HttpRequest, queryset: QuerySet) -> None:
+        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"Revoked {count} token(s). Rotate to issue a new one.", messages.SUCCESS)
+
+    def _show_token(self, request: HttpRequest, producer: Producer, token: str) -> None:
+        self.message_user(
+            request,
+            format_html(
+                "Token for <strong>{}</strong> (shown only now; copy it): <code>{}</code>", producer.name, token
+            ),
+            messages.WARNING,
+        )
+
+
+@admin.register(Consumer)
+class ConsumerAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "topic_list",
+        "handler",
+        "event_types",
+        "max_attempts",
+        "ack_timeout",
+        "paused",
+        "open_failures",
+    ]
+    list_filter = ["paused", "kind", "topics"]
+    list_editable = ["paused"]
+    search_fields = ["name", "description", "handler"]
+    filter_horizontal = ["topics"]
+    actions = ["pause", "resume"]
+    fieldsets = [
+        (None, {"fields": ["name", "description", "topics", "paused"]}),
+        ("Handler", {"fields": ["kind", "handler", "event_types"]}),
+        ("Retries", {"fields": ["max_attempts", "retry_initial", "retry_factor", "retry_max", "ack_timeout"]}),
+        ("Health", {"fields": ["stall_threshold", "failure_threshold"]}),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        open_statuses = [FailedEvent.Status.FAILED, FailedEvent.Status.FAILED_AGAIN]
+        return (
+            super()
+            .get_queryset(request)
+            .prefetch_related("topics")
+            .annotate(n_failures=Count("failed_events", filter=Q(failed_events__status__in=open_statuses)))
+        )
+
+    @admin.display(description="topics")
+    def topic_list(self, consumer: Consumer) -> str:
+        return ", ".join(t.name for t in consumer.topics.all()) or "—"
+
+    @admin.display(description="failed events", ordering="n_failures")
+    def open_failures(self, consumer: Consumer) -> int:
+        return consumer.n_failures
+
+    @admin.action(description="Pause the selected consumers (their backlog is kept)")
+    def pause(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self.message_user(request, f"Paused {queryset.update(paused=True)} consumer(s).", messages.SUCCESS)
+
+    @admin.action(description="Resume the selected consumers")
+    def resume(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self.message_user(request, f"Resumed {queryset.update(paused=False)} consumer(s).", messages.SUCCESS)
+
+
+@admin.register(FailedEvent)
+class FailedEventAdmin(admin.ModelAdmin):
+    list_display = ["id", "event_type", "consumer", "topic", "short_error", "attempts", "status", "last_failed_at"]
+    list_filter = ["status", "consumer", "topic", "event_type"]
+    search_fields = ["event_id", "event_type", "error"]
+    date_hierarchy = "last_failed_at"
+    list_select_related = ["consumer", "topic"]
+    show_full_result_count = False  # exact counts over 100,000 rows are slow
+    actions = ["replay", "discard"]
+    readonly_fields = [
+        "consumer", "topic", "event_id", "stream_id", "event_type", "event", "error", "traceback", "attempts",
+        "first_failed_at", "last_failed_at", "status", "replay_count", "replayed_by", "replayed_at", "resolved_at",
+    ]  # fmt: skip
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="error")
+    def short_error(self, row: FailedEvent) -> str:
+        return row.error if len(row.error) <= 80 else row.error[:79] + "…"
+
+    @admin.action(description="Replay the selected failed events (to their consumer only)", permissions=["replay"])
+    def replay(self, request: HttpRequest, queryset: QuerySet) -> None:
+        sent, problems = failures.replay_many(queryset.select_related("consumer", "topic"), request.user)
+        self.message_user(request, f"Replaying {sent} event(s).", messages.SUCCESS)
+        if problems:
+            self.message_user(request, f"Skipped {len(problems)}: {'; '.join(problems[:5])}", messages.WARNING)
+
+    @admin.action(description="Discard the selected failed events", permissions=["change"])
+    def discard(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self.message_user(request, f"Discarded {failures.discard(queryset)} event(s).", messages.SUCCESS)
+
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("eventflow.replay_failedevent")

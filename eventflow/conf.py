@@ -1,0 +1,35 @@
+"""Engine settings: every ``EVENTFLOW_*`` knob is read here, at call time.
+
+Reading lazily lets tests override settings with ``override_settings``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "EMBEDDED_REDIS": False,
+    "KEY_PREFIX": "ef:",
+    "SYNC": False,
+    "DEDUP_WINDOW": 24 * 3600,
+    "MAX_BODY_BYTES": 4 * 1024 * 1024,
+    "MAX_BATCH_EVENTS": 1000,
+    "BATCH_SIZE": 200,
+    "HEARTBEAT_INTERVAL": 2.0,
+    "HEARTBEAT_TTL": 10,
+    "IDLE_POLL_MAX": 0.05,
+    "SHUTDOWN_GRACE": 10.0,
+    "RECLAIM_INTERVAL": 1.0,
+    "CONFIG_REFRESH_INTERVAL": 2.0,
+    "RETRY_AFTER_SECONDS": 2,
+    "TOPIC_CACHE_SECONDS": 1.0,
+    "PRODUCER_SOURCE": "python",
+}
+
+
+def get(name: str) -> Any:
+    """Return ``settings.EVENTFLOW_<name>``, or the engine default."""
+    return getattr(settings, f"EVENTFLOW_{name}", DEFAULTS[name])

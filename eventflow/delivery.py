@@ -1,0 +1,230 @@
+"""The Redis side of delivery: reading, acking, retrying and reclaiming events.
+
+A *lane* is one consumer on one topic: the consumer's group on the topic's
+stream, plus its retry schedule (a sorted set scored by due time, the
+envelopes beside it in a hash). Retries and replays wait in the schedule, not
+in the stream, so they never hold up the next events, and they reach that
+one consumer only. A claimed retry is leased until ``ack_timeout``: a worker
+that dies while holding it loses nothing.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis
+
+from . import keys
+from .connection import LuaScript
+
+logger = logging.getLogger(__name__)
+
+# KEYS: schedule, payloads. ARGV: now, lease-until, count.
+# Returns [member, payload, member, payload, ...] for due entries, leased.
+_CLAIM_DUE = LuaScript(
+    """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+for _, member in ipairs(due) do
+  redis.call('ZADD', KEYS[1], ARGV[2], member)
+  out[#out + 1] = member
+  out[#out + 1] = redis.call('HGET', KEYS[2], member) or ''
+end
+return out
+""",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerSpec:
+    """A consumer's settings as a worker needs them (loaded from the database)."""
+
+    id: int
+    name: str
+    handler: str
+    topics: tuple[str, ...]
+    type_patterns: tuple[str, ...]
+    max_attempts: int
+    retry_initial: float
+    retry_factor: float
+    retry_max: float
+    ack_timeout: float
+    paused: bool
+
+    @classmethod
+    def from_model(cls, consumer: Any) -> ConsumerSpec:
+        return cls(
+            id=consumer.pk,
+            name=consumer.name,
+            handler=consumer.handler,
+            topics=tuple(sorted(t.name for t in consumer.topics.all())),
+            type_patterns=tuple(consumer.type_patterns()),
+            max_attempts=consumer.max_attempts,
+            retry_initial=consumer.retry_initial,
+            retry_factor=consumer.retry_factor,
+            retry_max=consumer.retry_max,
+            ack_timeout=consumer.ack_timeout,
+            paused=consumer.paused,
+        )
+
+    def accepts_type(self, event_type: str) -> bool:
+        return not self.type_patterns or any(fnmatch.fnmatchcase(event_type, p) for p in self.type_patterns)
+
+    def retry_delay(self, attempt: int) -> float:
+        return min(self.retry_max, self.retry_initial * self.retry_factor ** (attempt - 1))
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One event handed to one consumer: from the stream or from its schedule."""
+
+    topic: str
+    envelope: dict
+    attempt: int
+    stream_id: str
+    member: str = ""  # set when it came from the retry schedule
+    failed_event: int | None = None  # the FailedEvent row a replay updates
+
+    @property
+    def from_schedule(self) -> bool:
+        return self.member != ""
+
+
+def ensure_group(client: redis.Redis, topic: str, consumer: str) -> bool:
+    """Create the consumer's group on the topic's stream, starting at new events.
+
+    Return True if it was created now.
+    """
+    try:
+        client.xgroup_create(keys.stream(topic), keys.group(consumer), id="$", mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" in str(exc):
+            return False
+        raise
+    return True
+
+
+def read_new(
+    client: redis.Redis, consumer: str, worker: str, topics: tuple[str, ...], count: int, block_ms: int | None
+) -> list[Delivery]:
+    """Read events no member of the group has seen yet, from all given topics."""
+    streams = {keys.stream(t): ">" for t in topics}
+    replies = client.xreadgroup(keys.group(consumer), worker, streams, count=count, block=block_ms)
+    return _deliveries(replies or [], attempt=1)
+
+
+def claim_due(client: redis.Redis, topic: str, consumer: str, lease_seconds: float, count: int) -> list[Delivery]:
+    """Take due retries and replays from the lane's schedule, leasing them."""
+    now = time.time()
+    reply = _CLAIM_DUE(
+        client,
+        [keys.retry_schedule(topic, consumer), keys.retry_payloads(topic, consumer)],
+        [now, now + lease_seconds, count],
+    )
+    deliveries = []
+    for member, raw in zip(reply[::2], reply[1::2]):
+        member = member.decode()
+        if not raw:  # payload gone (acked meanwhile by a late worker): drop the ghost entry
+            client.zrem(keys.retry_schedule(topic, consumer), member)
+            continue
+        entry = orjson.loads(raw)
+        deliveries.append(
+            Delivery(
+                topic=topic,
+                envelope=entry["e"],
+                attempt=entry["attempt"],
+                stream_id=entry.get("stream_id", ""),
+                member=member,
+                failed_event=entry.get("failed_event"),
+            )
+        )
+    return deliveries
+
+
+def reclaim_stale(
+    client: redis.Redis, topic: str, consumer: str, worker: str, idle_seconds: float, count: int
+) -> list[Delivery]:
+    """Take over events another worker held past the ack timeout (it likely died).
+
+    The attempt number is the stream's delivery count, so an event that keeps
+    killing its workers still reaches ``max_attempts``.
+    """
+    stream, group = keys.stream(topic), keys.group(consumer)
+    try:
+        _, claimed, _deleted = client.xautoclaim(stream, group, worker, int(idle_seconds * 1000), "0-0", count=count)
+    except redis.ResponseError as exc:
+        if "NOGROUP" in str(exc):
+            return []
+        raise
+    claimed = [(sid, fields) for sid, fields in claimed if fields]
+    if not claimed:
+        return []
+    counts = {}
+    first, last = claimed[0][0], claimed[-1][0]
+    for entry in client.xpending_range(stream, group, min=first, max=last, count=len(claimed) * 2, consumername=worker):
+        counts[entry["message_id"]] = entry["times_delivered"]
+    return [
+        Delivery(topic=topic, envelope=orjson.loads(fields[b"e"]), attempt=counts.get(sid, 2), stream_id=sid.decode())
+        for sid, fields in claimed
+    ]
+
+
+def schedule_retry(pipe: Any, consumer: str, delivery: Delivery, due: float) -> None:
+    """Move a failed attempt to the lane's schedule, then release it from the stream."""
+    member = delivery.member or delivery.stream_id
+    entry = {"e": delivery.envelope, "attempt": delivery.attempt + 1, "stream_id": delivery.stream_id}
+    if delivery.failed_event is not None:
+        entry["failed_event"] = delivery.failed_event
+    pipe.hset(keys.retry_payloads(delivery.topic, consumer), member, orjson.dumps(entry))
+    pipe.zadd(keys.retry_schedule(delivery.topic, consumer), {member: due})
+    if not delivery.from_schedule:
+        pipe.xack(keys.stream(delivery.topic), keys.group(consumer), delivery.stream_id)
+
+
+def schedule_replay(
+    client: redis.Redis, consumer: str, topic: str, envelope: dict, failed_event: int, stream_id: str
+) -> None:
+    """Queue a failed event again for one consumer only, due at once."""
+    member = f"replay:{failed_event}"
+    entry = {"e": envelope, "attempt": 1, "stream_id": stream_id, "failed_event": failed_event}
+    pipe = client.pipeline(transaction=False)
+    pipe.hset(keys.retry_payloads(topic, consumer), member, orjson.dumps(entry))
+    pipe.zadd(keys.retry_schedule(topic, consumer), {member: time.time()})
+    pipe.execute()
+
+
+def finish(pipe: Any, consumer: str, delivery: Delivery) -> None:
+    """Remove a delivery for good (handled, skipped or dead-lettered)."""
+    if delivery.from_schedule:
+        pipe.zrem(keys.retry_schedule(delivery.topic, consumer), delivery.member)
+        pipe.hdel(keys.retry_payloads(delivery.topic, consumer), delivery.member)
+    else:
+        pipe.xack(keys.stream(delivery.topic), keys.group(consumer), delivery.stream_id)
+
+
+def count(pipe: Any, topic: str, field: str, amount: int) -> None:
+    if amount:
+        pipe.hincrby(keys.counters(topic), field, amount)
+
+
+def _deliveries(replies: list, attempt: int) -> list[Delivery]:
+    deliveries = []
+    for stream_key, entries in replies:
+        topic = _topic_of(stream_key)
+        for sid, fields in entries:
+            if not fields:  # trimmed while pending: nothing left to deliver
+                continue
+            deliveries.append(
+                Delivery(topic=topic, envelope=orjson.loads(fields[b"e"]), attempt=attempt, stream_id=sid.decode())
+            )
+    return deliveries
+
+
+def _topic_of(stream_key: bytes | str) -> str:
+    key = stream_key.decode() if isinstance(stream_key, bytes) else stream_key
+    return key[key.index("{") + 1 : key.index("}")]

@@ -1,0 +1,53 @@
+"""Every Redis key name EventFlow uses, built in one place.
+
+A topic's keys share the hash tag ``{topic}`` so that they live on one Redis
+Cluster slot and can be changed together in one script or transaction.
+"""
+
+from __future__ import annotations
+
+from . import conf
+
+
+def _prefix() -> str:
+    return conf.get("KEY_PREFIX")
+
+
+def stream(topic: str) -> str:
+    """The stream that carries a topic's events."""
+    return f"{_prefix()}{{{topic}}}:stream"
+
+
+def dedup(topic: str, producer: str, event_id: str) -> str:
+    """Marks an event id a producer published to a topic within the dedup window."""
+    return f"{_prefix()}{{{topic}}}:dedup:{producer}:{event_id}"
+
+
+def retry_schedule(topic: str, consumer: str) -> str:
+    """Sorted set of a consumer's deliveries waiting for their retry time (score)."""
+    return f"{_prefix()}{{{topic}}}:retry:{consumer}"
+
+
+def retry_payloads(topic: str, consumer: str) -> str:
+    """Hash of the envelopes (and attempt counts) behind ``retry_schedule``."""
+    return f"{_prefix()}{{{topic}}}:retrydata:{consumer}"
+
+
+def counters(topic: str) -> str:
+    """Hash of running totals for a topic and its consumers (published, acked, ...)."""
+    return f"{_prefix()}{{{topic}}}:counters"
+
+
+def worker(worker_id: str) -> str:
+    """A worker's heartbeat document; it expires when the worker stops beating."""
+    return f"{_prefix()}worker:{worker_id}"
+
+
+def workers() -> str:
+    """Sorted set of worker ids scored by their last heartbeat time."""
+    return f"{_prefix()}workers"
+
+
+def group(consumer: str) -> str:
+    """The consumer group name that a consumer uses on each of its topics' streams."""
+    return consumer

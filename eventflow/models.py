@@ -1,0 +1,269 @@
+"""The configuration of a flow (topics, producers, consumers) and its failed events.
+
+Events themselves live in Redis streams; the database holds what operators
+edit in the admin and the failed events they search and replay.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import secrets
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}$"
+name_validator = RegexValidator(
+    NAME_PATTERN,
+    "Use 1–100 lowercase letters, digits, dots, dashes or underscores, starting with a letter or digit.",
+)
+TOKEN_PREFIX = "ef_"
+
+
+def hash_token(token: str) -> str:
+    """Tokens are 256-bit random strings, so one SHA-256 is a safe, fast hash."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class NamedManager(models.Manager):
+    """Natural keys by name, so ``dumpdata``/``loaddata`` carry a whole flow."""
+
+    def get_by_natural_key(self, name: str) -> Any:
+        return self.get(name=name)
+
+
+class Topic(models.Model):
+    name = models.CharField(
+        max_length=100,
+        unique=True,
+        validators=[name_validator],
+        help_text="Used in URLs and stream keys: lowercase letters, digits, . _ -",
+    )
+    description = models.TextField(blank=True)
+    retention_max_events = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        default=100_000,
+        help_text="Keep about this many recent events in the stream (blank: no count limit).",
+    )
+    retention_max_age = models.DurationField(
+        null=True,
+        blank=True,
+        help_text="Drop events older than this, e.g. '7 00:00:00' for 7 days (blank: no age limit).",
+    )
+    max_event_bytes = models.PositiveIntegerField(
+        default=256 * 1024,
+        validators=[MinValueValidator(64), MaxValueValidator(16 * 1024 * 1024)],
+        help_text="Largest accepted event, envelope included, in bytes.",
+    )
+    data_schema = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Optional JSON Schema that every event's data must satisfy.",
+    )
+    active = models.BooleanField(default=True, help_text="Inactive topics refuse new events (403).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = NamedManager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def natural_key(self) -> tuple[str]:
+        return (self.name,)
+
+    def clean(self) -> None:
+        if self.data_schema is not None:
+            from .validation import check_schema
+
+            try:
+                check_schema(self.data_schema)
+            except ValueError as exc:
+                raise ValidationError({"data_schema": str(exc)}) from None
+
+
+class Producer(models.Model):
+    name = models.CharField(max_length=100, unique=True, validators=[name_validator])
+    description = models.TextField(blank=True)
+    topics = models.ManyToManyField(Topic, related_name="producers", blank=True, help_text="Topics it may publish to.")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    token_hint = models.CharField(
+        max_length=16, editable=False, help_text="The token's first characters, to tell tokens apart."
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_seen_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = NamedManager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def natural_key(self) -> tuple[str]:
+        return (self.name,)
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def set_new_token(self) -> str:
+        """Give the producer a fresh token and return it; only its hash is kept."""
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        self.token_hash = hash_token(token)
+        self.token_hint = token[:10]
+        self.revoked_at = None
+        return token
+
+    def revoke(self) -> None:
+        self.revoked_at = timezone.now()
+        self.save(update_fields=["revoked_at"])
+
+
+class Consumer(models.Model):
+    class Kind(models.TextChoices):
+        PYTHON = "python", "Python callable"
+
+    name = models.CharField(max_length=100, unique=True, validators=[name_validator])
+    description = models.TextField(blank=True)
+    topics = models.ManyToManyField(Topic, related_name="consumers", help_text="Topics it subscribes to.")
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.PYTHON)
+    handler = models.CharField(
+        max_length=255,
+        help_text="Dotted path to a callable taking one event, e.g. 'shop.handlers.bill'.",
+    )
+    event_types = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Only events whose type matches one of these globs (comma-separated, "
+        "e.g. 'order.*, refund.created'); blank: every event. Others are acked unhandled.",
+    )
+    max_attempts = models.PositiveIntegerField(
+        default=5,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="Attempts before an event becomes a failed event.",
+    )
+    retry_initial = models.FloatField(
+        default=1.0,
+        validators=[MinValueValidator(0.0)],
+        help_text="Seconds before the first retry.",
+    )
+    retry_factor = models.FloatField(
+        default=2.0,
+        validators=[MinValueValidator(1.0), MaxValueValidator(10.0)],
+        help_text="Each retry waits this many times longer than the one before.",
+    )
+    retry_max = models.FloatField(
+        default=300.0,
+        validators=[MinValueValidator(0.0)],
+        help_text="Longest wait between retries, in seconds.",
+    )
+    ack_timeout = models.FloatField(
+        default=30.0,
+        validators=[MinValueValidator(0.1), MaxValueValidator(86400.0)],
+        help_text="Seconds a worker may hold an event; after that another worker takes it over.",
+    )
+    stall_threshold = models.FloatField(
+        default=30.0,
+        validators=[MinValueValidator(1.0)],
+        help_text="Seconds without an ack, while a backlog waits, before the consumer counts as stalled.",
+    )
+    failure_threshold = models.FloatField(
+        default=0.5,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Share of failed deliveries, over the health window, that counts as failing.",
+    )
+    paused = models.BooleanField(default=False, help_text="Paused consumers keep their backlog; resuming drains it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = NamedManager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def natural_key(self) -> tuple[str]:
+        return (self.name,)
+
+    def clean(self) -> None:
+        if self.retry_max < self.retry_initial:
+            raise ValidationError({"retry_max": "Must be at least the initial retry delay."})
+        if self.handler:
+            try:
+                handler = import_string(self.handler)
+            except ImportError as exc:
+                raise ValidationError({"handler": f"Cannot import {self.handler!r}: {exc}"}) from None
+            if not callable(handler):
+                raise ValidationError({"handler": f"{self.handler!r} is not callable."})
+
+    def type_patterns(self) -> list[str]:
+        return [p.strip() for p in self.event_types.split(",") if p.strip()]
+
+    def accepts_type(self, event_type: str) -> bool:
+        patterns = self.type_patterns()
+        return not patterns or any(fnmatch.fnmatchcase(event_type, p) for p in patterns)
+
+    def retry_delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        return min(self.retry_max, self.retry_initial * self.retry_factor ** (attempt - 1))
+
+
+class FailedEvent(models.Model):
+    class Status(models.TextChoices):
+        FAILED = "failed", "Failed"
+        REPLAYING = "replaying", "Replaying"
+        RESOLVED = "resolved", "Resolved"
+        FAILED_AGAIN = "failed_again", "Failed again"
+        DISCARDED = "discarded", "Discarded"
+
+    consumer = models.ForeignKey(Consumer, on_delete=models.CASCADE, related_name="failed_events")
+    topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="failed_events")
+    event_id = models.CharField(max_length=200, help_text="The event's CloudEvents id.")
+    stream_id = models.CharField(max_length=40, blank=True, help_text="Its id in the topic's stream.")
+    event_type = models.CharField(max_length=200, db_index=True)
+    event = models.JSONField(help_text="The full event envelope.")
+    error = models.TextField(help_text="The last error message.")
+    traceback = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    first_failed_at = models.DateTimeField(default=timezone.now)
+    last_failed_at = models.DateTimeField(default=timezone.now, db_index=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.FAILED, db_index=True)
+    replay_count = models.PositiveIntegerField(default=0)
+    replayed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    replayed_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_failed_at", "-id"]
+        constraints = [
+            # One row per event and consumer: a worker that crashes between
+            # writing the row and acking the event cannot create a second one.
+            models.UniqueConstraint(fields=["consumer", "topic", "event_id"], name="one_failure_per_delivery")
+        ]
+        indexes = [
+            models.Index(fields=["consumer", "status", "-last_failed_at"]),
+            models.Index(fields=["topic", "status", "-last_failed_at"]),
+        ]
+        permissions = [("replay_failedevent", "Can replay failed events")]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id} → {self.consumer_id}"
+
+    @property
+    def is_replayable(self) -> bool:
+        return self.status in {self.Status.FAILED, self.Status.FAILED_AGAIN}

@@ -1,0 +1,62 @@
+"""Topic settings as the publish path needs them, cached briefly per process.
+
+Publishing must not query the database for every event; a topic edited in the
+admin takes effect here at once (signals clear the cache) and in other
+processes within ``TOPIC_CACHE_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import conf
+
+_cache: dict[str, tuple[float, TopicSpec | None]] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    id: int
+    name: str
+    active: bool
+    max_event_bytes: int
+    retention_max_events: int | None
+    retention_max_age_ms: int | None
+    validate_data: Callable[[Any], None] | None  # raises ValueError naming the problem
+
+
+def get_spec(name: str) -> TopicSpec | None:
+    """Return the named topic's spec, or None if there is no such topic."""
+    now = time.monotonic()
+    cached = _cache.get(name)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    spec = _load(name)
+    _cache[name] = (now + conf.get("TOPIC_CACHE_SECONDS"), spec)
+    return spec
+
+
+def clear_cache(*args: Any, **kwargs: Any) -> None:
+    _cache.clear()
+
+
+def _load(name: str) -> TopicSpec | None:
+    from .models import Topic
+    from .validation import compile_schema
+
+    topic = Topic.objects.filter(name=name).first()
+    if topic is None:
+        return None
+    max_age = topic.retention_max_age
+    return TopicSpec(
+        id=topic.pk,
+        name=topic.name,
+        active=topic.active,
+        max_event_bytes=topic.max_event_bytes,
+        retention_max_events=topic.retention_max_events,
+        retention_max_age_ms=int(max_age.total_seconds() * 1000) if max_age else None,
+        validate_data=compile_schema(topic.data_schema) if topic.data_schema is not None else None,
+    )

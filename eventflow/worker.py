@@ -1,0 +1,262 @@
+"""Worker processes: each runs its consumers' handlers, one thread per consumer.
+
+Within one consumer, all worker processes are members of the same consumer
+group on each topic's stream and compete for events. A runner's loop is one
+testable step, ``ConsumerRunner.run_once()``; ``Worker.run()`` drives the
+steps in threads, refreshes the configuration and writes heartbeats.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import orjson
+import redis
+from django.db import close_old_connections
+
+from . import conf, delivery, failures, keys
+from .connection import get_redis
+from .delivery import ConsumerSpec, Delivery
+from .events import Event
+from .handlers import Handler, invoke, resolve
+
+logger = logging.getLogger(__name__)
+
+
+class ConsumerRunner:
+    """Works one consumer's lanes (its topics) on behalf of one worker."""
+
+    def __init__(self, spec: ConsumerSpec, worker_name: str) -> None:
+        self.spec = spec
+        self.worker_name = worker_name
+        self.in_flight = 0
+        self.handled = 0
+        self._groups_ready: set[str] = set()
+        self._next_reclaim = 0.0
+
+    def run_once(self, block_ms: int | None = None) -> bool:
+        """Handle one batch; return True if there was work (so run again at once)."""
+        spec = self.spec
+        if spec.paused or not spec.topics:
+            return False
+        handler = resolve(spec.handler)  # fail before taking events, not after
+        client = get_redis(blocking=block_ms is not None)
+        self._ensure_groups(client)
+        batch = conf.get("BATCH_SIZE")
+        work = self._claim_schedules(client, batch) + self._reclaim(client, batch)
+        work += delivery.read_new(client, spec.name, self.worker_name, spec.topics, batch, None if work else block_ms)
+        if work:
+            self.handle(handler, work)
+        return bool(work)
+
+    def handle(self, handler: Handler, work: list[Delivery]) -> None:
+        """Run the handler on each delivery and write every outcome in one round trip."""
+        spec = self.spec
+        pipe = get_redis().pipeline(transaction=False)
+        tallies: dict[tuple[str, str], int] = {}
+        self.in_flight = len(work)
+        for item in work:
+            self._handle_one(handler, item, pipe, tallies)
+            self.in_flight -= 1
+        for (topic, field), amount in tallies.items():
+            delivery.count(pipe, topic, f"{field}:{spec.name}", amount)
+        pipe.execute()
+        self.handled += len(work)
+
+    def _handle_one(self, handler: Handler, item: Delivery, pipe: Any, tallies: dict) -> None:
+        spec = self.spec
+        if not spec.accepts_type(item.envelope.get("type", "")):
+            delivery.finish(pipe, spec.name, item)
+            _tally(tallies, item.topic, "skipped")
+            return
+        event = Event.from_envelope(item.envelope, attempt=item.attempt, stream_id=item.stream_id)
+        outcome = invoke(handler, event)
+        if outcome.ok:
+            delivery.finish(pipe, spec.name, item)
+            _tally(tallies, item.topic, "acked")
+            if item.failed_event is not None:
+                failures.resolve(item.failed_event)
+            return
+        _tally(tallies, item.topic, "errors")
+        if item.attempt < spec.max_attempts:
+            delivery.schedule_retry(pipe, spec.name, item, time.time() + spec.retry_delay(item.attempt))
+            return
+        # Out of attempts: the row is written before the event is released.
+        failures.record(spec.id, item, outcome.error, outcome.traceback)
+        delivery.finish(pipe, spec.name, item)
+        _tally(tallies, item.topic, "dead")
+
+    def _ensure_groups(self, client: redis.Redis) -> None:
+        for topic in self.spec.topics:
+            if topic not in self._groups_ready:
+                if delivery.ensure_group(client, topic, self.spec.name):
+                    logger.info("created group %s on topic %s", self.spec.name, topic)
+                self._groups_ready.add(topic)
+
+    def _claim_schedules(self, client: redis.Redis, count: int) -> list[Delivery]:
+        work: list[Delivery] = []
+        for topic in self.spec.topics:
+            work += delivery.claim_due(client, topic, self.spec.name, self.spec.ack_timeout, count)
+        return work
+
+    def _reclaim(self, client: redis.Redis, count: int) -> list[Delivery]:
+        now = time.monotonic()
+        if now < self._next_reclaim:
+            return []
+        self._next_reclaim = now + conf.get("RECLAIM_INTERVAL")
+        work: list[Delivery] = []
+        for topic in self.spec.topics:
+            work += delivery.reclaim_stale(
+                client, topic, self.spec.name, self.worker_name, self.spec.ack_timeout, count
+            )
+        return work
+
+    def forget_groups(self) -> None:
+        """Check the groups again (after Redis lost them, e.g. a restart without persistence)."""
+        self._groups_ready.clear()
+
+
+def _tally(tallies: dict, topic: str, field: str) -> None:
+    tallies[(topic, field)] = tallies.get((topic, field), 0) + 1
+
+
+def load_specs(names: Iterable[str] | None = None) -> list[ConsumerSpec]:
+    from .models import Consumer
+
+    consumers = Consumer.objects.prefetch_related("topics").order_by("name")
+    if names:
+        consumers = consumers.filter(name__in=list(names))
+    return [ConsumerSpec.from_model(c) for c in consumers]
+
+
+class Worker:
+    """One worker process: a runner thread per consumer, plus heartbeats."""
+
+    def __init__(self, consumer_names: Iterable[str] | None = None) -> None:
+        self.consumer_names = list(consumer_names or [])
+        self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.started_at = time.time()
+        self.stop_event = threading.Event()
+        self.runners: dict[str, ConsumerRunner] = {}
+        self._threads: dict[str, threading.Thread] = {}
+
+    # -- one step, for tests and for the loop ---------------------------------
+
+    def refresh(self) -> None:
+        """Load consumer settings from the database and update the runners."""
+        specs = load_specs(self.consumer_names)
+        close_old_connections()
+        for spec in specs:
+            runner = self.runners.get(spec.name)
+            if runner is None:
+                self.runners[spec.name] = ConsumerRunner(spec, self.id)
+            else:
+                runner.spec = spec
+        for gone in set(self.runners) - {s.name for s in specs}:
+            self.runners.pop(gone)
+
+    def run_once(self) -> bool:
+        """Refresh, then give every consumer one step; return True if any had work."""
+        self.refresh()
+        return any([runner.run_once() for runner in list(self.runners.values())])
+
+    def beat(self) -> None:
+        """Write this worker's heartbeat: who it is, what it runs, what it holds."""
+        now = time.time()
+        document = {
+            "id": self.id,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started_at": self.started_at,
+            "beat_at": now,
+            "consumers": {
+                name: {"in_flight": r.in_flight, "handled": r.handled, "paused": r.spec.paused}
+                for name, r in self.runners.items()
+            },
+        }
+        pipe = get_redis().pipeline(transaction=False)
+        pipe.set(keys.worker(self.id), orjson.dumps(document), ex=conf.get("HEARTBEAT_TTL"))
+        pipe.zadd(keys.workers(), {self.id: now})
+        pipe.zremrangebyscore(keys.workers(), "-inf", now - 3600)
+        pipe.execute()
+
+    # -- the long-running loop -------------------------------------------------
+
+    def run(self) -> None:
+        """Run until ``stop()``; in-flight batches finish before it returns."""
+        logger.info("worker %s starting", self.id)
+        next_refresh = 0.0
+        while not self.stop_event.is_set():
+            if time.monotonic() >= next_refresh:
+                self._safely(self.refresh)
+                self._safely(self.beat)
+                self._start_threads()
+                next_refresh = time.monotonic() + min(
+                    conf.get("CONFIG_REFRESH_INTERVAL"), conf.get("HEARTBEAT_INTERVAL")
+                )
+            self.stop_event.wait(0.2)
+        for thread in self._threads.values():
+            thread.join(conf.get("SHUTDOWN_GRACE"))
+        self._safely(self._sign_off)
+        logger.info("worker %s stopped", self.id)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def _start_threads(self) -> None:
+        for name in self.runners:
+            thread = self._threads.get(name)
+            if thread is None or not thread.is_alive():
+                thread = threading.Thread(target=self._drive, args=(name,), name=f"consumer-{name}", daemon=True)
+                self._threads[name] = thread
+                thread.start()
+
+    def _drive(self, name: str) -> None:
+        """Step one consumer until the worker stops or the consumer goes away."""
+        idle = 0.0
+        while not self.stop_event.is_set():
+            runner = self.runners.get(name)
+            if runner is None:
+                return
+            try:
+                found = runner.run_once(block_ms=200)
+                idle = 0.0
+            except redis.ResponseError as exc:
+                if "NOGROUP" in str(exc):
+                    runner.forget_groups()  # Redis lost its data; recreate the groups
+                    continue
+                found, idle = False, self._backoff(idle, exc)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                found, idle = False, self._backoff(idle, exc)
+            except Exception:
+                logger.exception("consumer %s: unexpected error; retrying", name)
+                found, idle = False, self._backoff(idle, None)
+            if not found and (runner.spec.paused or not runner.spec.topics):
+                self.stop_event.wait(0.5)
+        close_old_connections()
+
+    def _backoff(self, idle: float, exc: Exception | None) -> float:
+        idle = min(5.0, max(0.1, idle * 2))
+        if exc is not None:
+            logger.warning("Redis unavailable (%s); retrying in %.1fs", exc, idle)
+        self.stop_event.wait(idle)
+        return idle
+
+    def _sign_off(self) -> None:
+        pipe = get_redis().pipeline(transaction=False)
+        pipe.delete(keys.worker(self.id))
+        pipe.zrem(keys.workers(), self.id)
+        pipe.execute()
+
+    def _safely(self, step: Callable[[], None]) -> None:
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 - the loop outlives Redis and database hiccups
+            logger.warning("worker %s: %s failed: %s", self.id, step.__name__, exc)

