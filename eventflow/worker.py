@@ -25,7 +25,7 @@ from . import conf, delivery, failures, keys
 from .connection import get_redis
 from .delivery import ConsumerSpec, Delivery
 from .events import Event
-from .handlers import Handler, invoke, resolve
+from .handlers import Handler, Outcome, invoke, resolve
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +76,16 @@ class ConsumerRunner:
             delivery.finish(pipe, spec.name, item)
             _tally(tallies, item.topic, "skipped")
             return
-        event = Event.from_envelope(item.envelope, attempt=item.attempt, stream_id=item.stream_id)
-        outcome = invoke(handler, event)
+        if item.attempt > spec.max_attempts:
+            # Delivered again and again without an ack: its workers keep dying on it.
+            outcome = Outcome(
+                ok=False,
+                error=f"abandoned after {item.attempt - 1} deliveries without an ack "
+                "(the workers handling it stopped or exceeded the ack timeout)",
+            )
+        else:
+            event = Event.from_envelope(item.envelope, attempt=item.attempt, stream_id=item.stream_id)
+            outcome = invoke(handler, event)
         if outcome.ok:
             delivery.finish(pipe, spec.name, item)
             _tally(tallies, item.topic, "acked")
@@ -152,7 +160,6 @@ class Worker:
     def refresh(self) -> None:
         """Load consumer settings from the database and update the runners."""
         specs = load_specs(self.consumer_names)
-        close_old_connections()
         for spec in specs:
             runner = self.runners.get(spec.name)
             if runner is None:
@@ -195,6 +202,7 @@ class Worker:
         next_refresh = 0.0
         while not self.stop_event.is_set():
             if time.monotonic() >= next_refresh:
+                close_old_connections()  # outlive database restarts
                 self._safely(self.refresh)
                 self._safely(self.beat)
                 self._start_threads()

@@ -1,0 +1,207 @@
+"""The worker step by step, in-process, against a real Redis."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pytest
+
+from eventflow import delivery, failures, keys, publish
+from eventflow.models import FailedEvent
+from eventflow.worker import Worker
+from tests import handlers
+from tests.conftest import make_consumer
+
+
+def drain(worker: Worker, until=lambda: True, timeout: float = 10.0) -> None:
+    """Step the worker until it finds no work (and ``until()`` holds)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not worker.run_once() and until():
+            return
+        time.sleep(0.01)
+    raise AssertionError("the worker did not drain in time")
+
+
+def test_every_subscribed_consumer_handles_every_event_once(billing, shipping):
+    ids = [publish("orders", {"n": n}, type="order.created") for n in range(50)]
+
+    drain(Worker())
+
+    for name in ("billing", "shipping"):
+        assert Counter(event_id for event_id, _, _ in handlers.seen(name)) == Counter(ids)
+
+
+def test_workers_of_one_consumer_compete_for_events(billing):
+    ids = [publish("orders", {"n": n}, type="order.created") for n in range(40)]
+    first, second = Worker(), Worker()
+    first.refresh(), second.refresh()
+    deadline = time.monotonic() + 10
+    while len(handlers.seen("billing")) < 40 and time.monotonic() < deadline:
+        first.runners["billing"].run_once()
+        second.runners["billing"].run_once()
+
+    assert sorted(e for e, _, _ in handlers.seen("billing")) == sorted(ids)
+
+
+def test_a_consumer_only_handles_the_event_types_it_asks_for(orders):
+    make_consumer("refunds", "tests.handlers.billing", orders, event_types="refund.*, order.cancelled")
+    wanted = publish("orders", {}, type="refund.created")
+    cancelled = publish("orders", {}, type="order.cancelled")
+    publish("orders", {}, type="order.created")
+
+    drain(Worker())
+
+    assert sorted(e for e, _, _ in handlers.seen("billing")) == sorted([wanted, cancelled])
+
+
+def test_a_failing_event_is_retried_with_backoff_then_becomes_one_failed_event(orders):
+    make_consumer("flaky", "tests.handlers.fails_on_odd", orders, max_attempts=3, retry_initial=0.2, retry_factor=2)
+    bad = publish("orders", {"n": 1}, type="order.created")
+    good = publish("orders", {"n": 2}, type="order.created")
+    worker = Worker()
+
+    worker.run_once()
+    # The healthy event is not held up by the failing one.
+    assert [e for e, _, _ in handlers.seen("flaky")] == [good]
+    schedule = keys.retry_schedule("orders", "flaky")
+    due = redis_score(schedule)
+    assert 0.1 < due - time.time() <= 0.2 + 0.05
+
+    drain(worker, until=lambda: FailedEvent.objects.exists())
+
+    row = FailedEvent.objects.get()
+    assert (row.event_id, row.attempts, row.status) == (bad, 3, FailedEvent.Status.FAILED)
+    assert row.error == "ValueError: cannot handle odd n=1"
+    assert "fails_on_odd" in row.traceback
+    assert row.event["data"] == {"n": 1}
+
+
+def redis_score(zset: str) -> float:
+    from eventflow.connection import get_redis
+
+    client = get_redis()
+    members = client.zrange(zset, 0, -1)
+    assert len(members) == 1, members
+    return client.zscore(zset, members[0])
+
+
+def test_a_handler_that_recovers_on_retry_leaves_no_failed_event(orders):
+    make_consumer("flaky", "tests.handlers.fails_on_odd", orders, max_attempts=3, retry_initial=0.05)
+    event_id = publish("orders", {"n": 1}, type="order.created")
+    worker = Worker()
+    worker.run_once()
+    handlers.fix_flaky()
+
+    drain(worker, until=lambda: handlers.seen("flaky"))
+
+    assert handlers.seen("flaky")[0][:2] == (event_id, 2)
+    assert not FailedEvent.objects.exists()
+
+
+def test_replay_goes_to_the_failed_consumer_only_and_resolves_the_row(orders, billing, staff_user):
+    make_consumer("flaky", "tests.handlers.fails_on_odd", orders, max_attempts=1)
+    event_id = publish("orders", {"n": 3}, type="order.created")
+    worker = Worker()
+    drain(worker, until=lambda: FailedEvent.objects.exists())
+    assert len(handlers.seen("billing")) == 1
+
+    handlers.fix_flaky()
+    failures.replay(FailedEvent.objects.get(), staff_user)
+    assert FailedEvent.objects.get().status == FailedEvent.Status.REPLAYING
+    drain(worker, until=lambda: FailedEvent.objects.get().status == FailedEvent.Status.RESOLVED)
+
+    row = FailedEvent.objects.get()
+    assert (row.replayed_by, row.replay_count) == (staff_user, 1)
+    assert [e for e, _, _ in handlers.seen("flaky")] == [event_id]
+    assert len(handlers.seen("billing")) == 1  # the other subscriber saw it once, never again
+
+
+def test_a_replay_that_fails_again_updates_the_same_row(orders, staff_user):
+    make_consumer("doomed", "tests.handlers.always_fails", orders, max_attempts=2, retry_initial=0.01)
+    publish("orders", {}, type="order.created")
+    worker = Worker()
+    drain(worker, until=lambda: FailedEvent.objects.exists())
+
+    failures.replay(FailedEvent.objects.get(), staff_user)
+    drain(worker, until=lambda: FailedEvent.objects.get().status == FailedEvent.Status.FAILED_AGAIN)
+
+    row = FailedEvent.objects.get()
+    assert FailedEvent.objects.count() == 1
+    assert row.attempts == 4
+
+
+def test_a_double_replay_replays_once(orders, staff_user):
+    make_consumer("doomed", "tests.handlers.always_fails", orders, max_attempts=1)
+    publish("orders", {}, type="order.created")
+    drain(Worker(), until=lambda: FailedEvent.objects.exists())
+    row = FailedEvent.objects.get()
+
+    failures.replay(row, staff_user)
+    with pytest.raises(failures.ReplayRefused):
+        failures.replay(row, staff_user)
+
+    assert FailedEvent.objects.get().replay_count == 1
+
+
+def test_a_paused_consumer_keeps_its_backlog_and_drains_it_on_resume(billing):
+    billing.paused = True
+    billing.save()
+    ids = [publish("orders", {"n": n}, type="order.created") for n in range(5)]
+    worker = Worker()
+
+    drain(worker)
+    assert handlers.seen("billing") == []
+
+    billing.paused = False
+    billing.save()
+    drain(worker, until=lambda: len(handlers.seen("billing")) == 5)
+    assert sorted(e for e, _, _ in handlers.seen("billing")) == sorted(ids)
+
+
+def test_events_held_by_a_dead_worker_are_reclaimed_after_the_ack_timeout(orders, redis_client):
+    make_consumer("billing", "tests.handlers.billing", orders, ack_timeout=0.3)
+    event_id = publish("orders", {}, type="order.created")
+    # A worker that read the event and then died without acking.
+    delivery.read_new(redis_client, "billing", "dead-worker", ("orders",), 10, None)
+    worker = Worker()
+
+    worker.run_once()
+    assert handlers.seen("billing") == []  # still within its ack timeout
+
+    drain(worker, until=lambda: handlers.seen("billing"))
+    assert handlers.seen("billing")[0][:2] == (event_id, 2)  # the second delivery
+    assert redis_client.xpending(keys.stream("orders"), "billing")["pending"] == 0
+
+
+def test_an_event_that_keeps_killing_its_workers_becomes_a_failed_event(orders, redis_client):
+    make_consumer("billing", "tests.handlers.billing", orders, ack_timeout=0.1, max_attempts=2)
+    publish("orders", {}, type="order.created")
+    for dead in ("w1", "w2"):
+        delivery.read_new(redis_client, "billing", dead, ("orders",), 10, None) or delivery.reclaim_stale(
+            redis_client, "orders", "billing", dead, 0, 10
+        )
+        time.sleep(0.15)
+
+    drain(Worker(), until=lambda: FailedEvent.objects.exists())
+
+    assert "worker" in FailedEvent.objects.get().error
+
+
+def test_sync_mode_runs_handlers_inline_without_redis(settings, billing):
+    settings.EVENTFLOW_SYNC = True
+    settings.EVENTFLOW_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens: sync mode must not need it
+    make_consumer("doomed", "tests.handlers.always_fails", billing.topics.get(), max_attempts=2)
+    from eventflow.connection import reset
+
+    reset()
+    handled = []
+    from unittest import mock
+
+    with mock.patch("tests.handlers.record", lambda event, name="seen": handled.append((name, event.id))):
+        event_id = publish("orders", {"n": 1}, type="order.created")
+
+    assert handled == [("billing", event_id)]
+    row = FailedEvent.objects.get()
+    assert (row.consumer.name, row.attempts) == ("doomed", 2)
