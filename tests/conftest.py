@@ -196,3 +196,43 @@ def wait_for(condition, timeout: float = 20.0, interval: float = 0.05, message: 
             return value
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout}s waiting for {message}")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def asgi_server(redis_url: str, key_prefix: str, transactional_db) -> Iterator[str]:
+    """A real ASGI server (daphne) in a subprocess; yields its base URL."""
+    import httpx
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "dashboard.asgi:application"],
+        env=process_env(redis_url, key_prefix),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        try:
+            return httpx.get(url + "/login/", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return proc.poll() is not None  # stop waiting if it died
+
+    wait_for(answers, timeout=30, message="the ASGI server to answer")
+    assert proc.poll() is None, "the ASGI server exited at start"
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
