@@ -51,3 +51,30 @@ def workers() -> str:
 def group(consumer: str) -> str:
     """The consumer group name that a consumer uses on each of its topics' streams."""
     return consumer
+
+
+# --- the monitor (eventflow.monitor) ------------------------------------------
+
+
+def rate_history(topic: str, resolution: str) -> str:
+    """Stream of a topic's counter readings, one entry per second (``"s"``) or minute (``"m"``).
+
+    Entry ids are the reading's time, so two monitors cannot write the same
+    second twice; the stream is capped, so the history stays bounded.
+    """
+    return f"{_prefix()}{{{topic}}}:history:{resolution}"
+
+
+def monitor_snapshot() -> str:
+    """The monitor's latest computed state (rates, health), as JSON with a short TTL."""
+    return f"{_prefix()}monitor:snapshot"
+
+
+def monitor_leader() -> str:
+    """Held (with a TTL) by the one monitor that samples; others wait as standbys."""
+    return f"{_prefix()}monitor:leader"
+
+
+def tail_watchers() -> str:
+    """Sorted set of topics someone watches live, scored by when the interest expires."""
+    return f"{_prefix()}monitor:watched"
