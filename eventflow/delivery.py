@@ -127,7 +127,7 @@ def claim_due(client: redis.Redis, topic: str, consumer: str, lease_seconds: flo
         [now, now + lease_seconds, count],
     )
     deliveries = []
-    for member, raw in zip(reply[::2], reply[1::2]):
+    for member, raw in zip(reply[::2], reply[1::2], strict=True):
         member = member.decode()
         if not raw:  # payload gone (acked meanwhile by a late worker): drop the ghost entry
             client.zrem(keys.retry_schedule(topic, consumer), member)
@@ -174,16 +174,56 @@ def reclaim_stale(
     ]
 
 
-def schedule_retry(pipe: Any, consumer: str, delivery: Delivery, due: float) -> None:
-    """Move a failed attempt to the lane's schedule, then release it from the stream."""
-    member = delivery.member or delivery.stream_id
-    entry = {"e": delivery.envelope, "attempt": delivery.attempt + 1, "stream_id": delivery.stream_id}
-    if delivery.failed_event is not None:
-        entry["failed_event"] = delivery.failed_event
-    pipe.hset(keys.retry_payloads(delivery.topic, consumer), member, orjson.dumps(entry))
-    pipe.zadd(keys.retry_schedule(delivery.topic, consumer), {member: due})
-    if not delivery.from_schedule:
-        pipe.xack(keys.stream(delivery.topic), keys.group(consumer), delivery.stream_id)
+class Settlement:
+    """The outcomes of one batch, written in one round trip.
+
+    Acks are grouped into one ``XACK`` per topic; retries are written before
+    any ack, so a crash in between redelivers an event rather than losing it.
+    """
+
+    def __init__(self, consumer: str) -> None:
+        self.consumer = consumer
+        self._acks: dict[str, list[str]] = {}
+        self._unscheduled: dict[str, list[str]] = {}
+        self._retries: list[tuple[Delivery, float]] = []
+        self._tallies: dict[tuple[str, str], int] = {}
+
+    def finish(self, item: Delivery, tally: str) -> None:
+        """Remove a delivery for good (handled, skipped or dead-lettered) and count it."""
+        if item.from_schedule:
+            self._unscheduled.setdefault(item.topic, []).append(item.member)
+        else:
+            self._acks.setdefault(item.topic, []).append(item.stream_id)
+        self.tally(item.topic, tally)
+
+    def retry(self, item: Delivery, due: float) -> None:
+        """Move a failed attempt to the lane's schedule (released from the stream)."""
+        self._retries.append((item, due))
+        if not item.from_schedule:
+            self._acks.setdefault(item.topic, []).append(item.stream_id)
+
+    def tally(self, topic: str, field: str) -> None:
+        key = (topic, field)
+        self._tallies[key] = self._tallies.get(key, 0) + 1
+
+    def flush(self, client: redis.Redis) -> None:
+        pipe = client.pipeline(transaction=False)
+        consumer = self.consumer
+        for item, due in self._retries:
+            member = item.member or item.stream_id
+            entry = {"e": item.envelope, "attempt": item.attempt + 1, "stream_id": item.stream_id}
+            if item.failed_event is not None:
+                entry["failed_event"] = item.failed_event
+            pipe.hset(keys.retry_payloads(item.topic, consumer), member, orjson.dumps(entry))
+            pipe.zadd(keys.retry_schedule(item.topic, consumer), {member: due})
+        for topic, members in self._unscheduled.items():
+            pipe.zrem(keys.retry_schedule(topic, consumer), *members)
+            pipe.hdel(keys.retry_payloads(topic, consumer), *members)
+        for topic, stream_ids in self._acks.items():
+            pipe.xack(keys.stream(topic), keys.group(consumer), *stream_ids)
+        for (topic, field), amount in self._tallies.items():
+            pipe.hincrby(keys.counters(topic), f"{field}:{consumer}", amount)
+        pipe.execute()
 
 
 def schedule_replay(
@@ -196,20 +236,6 @@ def schedule_replay(
     pipe.hset(keys.retry_payloads(topic, consumer), member, orjson.dumps(entry))
     pipe.zadd(keys.retry_schedule(topic, consumer), {member: time.time()})
     pipe.execute()
-
-
-def finish(pipe: Any, consumer: str, delivery: Delivery) -> None:
-    """Remove a delivery for good (handled, skipped or dead-lettered)."""
-    if delivery.from_schedule:
-        pipe.zrem(keys.retry_schedule(delivery.topic, consumer), delivery.member)
-        pipe.hdel(keys.retry_payloads(delivery.topic, consumer), delivery.member)
-    else:
-        pipe.xack(keys.stream(delivery.topic), keys.group(consumer), delivery.stream_id)
-
-
-def count(pipe: Any, topic: str, field: str, amount: int) -> None:
-    if amount:
-        pipe.hincrby(keys.counters(topic), field, amount)
 
 
 def _deliveries(replies: list, attempt: int) -> list[Delivery]:

@@ -15,7 +15,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any
 
 import orjson
 import redis
@@ -23,7 +22,7 @@ from django.db import close_old_connections
 
 from . import conf, delivery, failures, keys
 from .connection import get_redis
-from .delivery import ConsumerSpec, Delivery
+from .delivery import ConsumerSpec, Delivery, Settlement
 from .events import Event
 from .handlers import Handler, Outcome, invoke, resolve
 
@@ -57,24 +56,19 @@ class ConsumerRunner:
         return bool(work)
 
     def handle(self, handler: Handler, work: list[Delivery]) -> None:
-        """Run the handler on each delivery and write every outcome in one round trip."""
-        spec = self.spec
-        pipe = get_redis().pipeline(transaction=False)
-        tallies: dict[tuple[str, str], int] = {}
+        """Run the handler on each delivery, then write every outcome in one round trip."""
+        settlement = Settlement(self.spec.name)
         self.in_flight = len(work)
         for item in work:
-            self._handle_one(handler, item, pipe, tallies)
+            self._handle_one(handler, item, settlement)
             self.in_flight -= 1
-        for (topic, field), amount in tallies.items():
-            delivery.count(pipe, topic, f"{field}:{spec.name}", amount)
-        pipe.execute()
+        settlement.flush(get_redis())
         self.handled += len(work)
 
-    def _handle_one(self, handler: Handler, item: Delivery, pipe: Any, tallies: dict) -> None:
+    def _handle_one(self, handler: Handler, item: Delivery, settlement: Settlement) -> None:
         spec = self.spec
         if not spec.accepts_type(item.envelope.get("type", "")):
-            delivery.finish(pipe, spec.name, item)
-            _tally(tallies, item.topic, "skipped")
+            settlement.finish(item, "skipped")
             return
         if item.attempt > spec.max_attempts:
             # Delivered again and again without an ack: its workers keep dying on it.
@@ -87,19 +81,17 @@ class ConsumerRunner:
             event = Event.from_envelope(item.envelope, attempt=item.attempt, stream_id=item.stream_id)
             outcome = invoke(handler, event)
         if outcome.ok:
-            delivery.finish(pipe, spec.name, item)
-            _tally(tallies, item.topic, "acked")
+            settlement.finish(item, "acked")
             if item.failed_event is not None:
                 failures.resolve(item.failed_event)
             return
-        _tally(tallies, item.topic, "errors")
+        settlement.tally(item.topic, "errors")
         if item.attempt < spec.max_attempts:
-            delivery.schedule_retry(pipe, spec.name, item, time.time() + spec.retry_delay(item.attempt))
+            settlement.retry(item, time.time() + spec.retry_delay(item.attempt))
             return
         # Out of attempts: the row is written before the event is released.
         failures.record(spec.id, item, outcome.error, outcome.traceback)
-        delivery.finish(pipe, spec.name, item)
-        _tally(tallies, item.topic, "dead")
+        settlement.finish(item, "dead")
 
     def _ensure_groups(self, client: redis.Redis) -> None:
         for topic in self.spec.topics:
@@ -129,10 +121,6 @@ class ConsumerRunner:
     def forget_groups(self) -> None:
         """Check the groups again (after Redis lost them, e.g. a restart without persistence)."""
         self._groups_ready.clear()
-
-
-def _tally(tallies: dict, topic: str, field: str) -> None:
-    tallies[(topic, field)] = tallies.get((topic, field), 0) + 1
 
 
 def load_specs(names: Iterable[str] | None = None) -> list[ConsumerSpec]:
