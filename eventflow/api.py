@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import orjson
@@ -13,12 +14,14 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from . import conf, failures, ingest
-from .errors import BrokerUnavailable, MalformedRequest, PublishError, TooLarge
-from .models import FailedEvent
+from .errors import BrokerUnavailable, MalformedRequest, PublishError, TooLarge, UnknownTopic
+from .models import NAME_PATTERN, FailedEvent
 from .publishing import require_topic, store
 from .tokens import authenticate, require_topic_permission
+from .topics import TopicSpec
 
 logger = logging.getLogger(__name__)
+_TOPIC_NAME = re.compile(NAME_PATTERN)
 
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> HttpResponse:
@@ -38,7 +41,7 @@ def publish_events(request: HttpRequest, topic: str) -> HttpResponse:
         )
     try:
         identity = authenticate(request.headers.get("Authorization"))
-        spec = require_topic(topic)
+        spec = _require_topic(topic)
         require_topic_permission(identity, spec.name)
         body = _read_body(request)
         headers = {name.lower(): value for name, value in request.headers.items()}
@@ -54,6 +57,13 @@ def publish_events(request: HttpRequest, topic: str) -> HttpResponse:
     if result.duplicates:
         payload["duplicates"] = result.duplicates
     return json_response(payload, status=202)
+
+
+def _require_topic(name: str) -> TopicSpec:
+    # A name no topic can have is refused before it reaches the database or the topic cache.
+    if not _TOPIC_NAME.fullmatch(name):
+        raise UnknownTopic(f"no topic named {name[:100]!r}")
+    return require_topic(name)
 
 
 def _read_body(request: HttpRequest) -> bytes:

@@ -7,6 +7,7 @@ ASGI path can share it with the Django view.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -66,16 +67,73 @@ def parse(content_type: str, headers: Mapping[str, str], body: bytes, *, max_eve
 
 
 def load_json(body: bytes) -> Any:
+    """Parse a JSON body, refusing what ``orjson`` would silently accept: repeated keys."""
     if not body:
         raise MalformedRequest("the request body is empty", code="empty_body")
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        _check_utf8(body)
+        raise MalformedRequest(f"malformed JSON: {exc}", code="malformed_json") from None
+    if _may_repeat_keys(body, document):
+        _refuse_repeated_keys(body)
+    return document
+
+
+def _check_utf8(body: bytes) -> None:
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise MalformedRequest(f"the body is not valid UTF-8 (byte {exc.start})", code="invalid_encoding") from None
+
+
+def _may_repeat_keys(body: bytes, document: Any) -> bool:
+    """Return False when ``body`` provably has no repeated object keys (the fast path).
+
+    Each key in a JSON text is followed by one colon; every other colon lies in
+    a string. ``orjson.dumps`` of the parsed document therefore holds exactly one
+    colon per kept key plus the colons in kept strings. Without ``\\u003a``
+    escapes a parsed string holds no more colons than its raw text, so equal
+    colon counts mean no key was dropped as a repeat.
+    """
+    colons = body.count(b":")
+    if not colons:
+        return False
+    if b"\\u003a" in body or b"\\u003A" in body:
+        return True
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedRequest(f"malformed JSON: {exc}", code="malformed_json") from None
+        return colons != orjson.dumps(document).count(b":")
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes; let the exact check decide
+        return True
+
+
+class _RepeatedKey(Exception):
+    pass
+
+
+def _refuse_repeated_keys(body: bytes) -> None:
+    """The slow, exact check: the stdlib parser reports every object's key list."""
+    try:
+        json.loads(body, object_pairs_hook=_unique_pairs, parse_int=_ignore, parse_float=_ignore)
+    except _RepeatedKey as exc:
+        raise MalformedRequest(
+            f"a JSON object repeats the key {str(exc)[:100]!r}; send each key once", code="duplicate_key"
+        ) from None
+    except (ValueError, RecursionError):
+        raise MalformedRequest("malformed JSON: nested too deeply", code="malformed_json") from None
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> None:
+    if len(pairs) > 1:
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _RepeatedKey(key)
+            seen.add(key)
+
+
+def _ignore(text: str) -> None:
+    return None
 
 
 def _check_count(events: list, max_events: int) -> None:
@@ -87,6 +145,10 @@ def _check_count(events: list, max_events: int) -> None:
 
 def _binary_mode(kind: str, headers: Mapping[str, str], body: bytes) -> dict:
     raw: dict[str, Any] = {name[3:]: value for name, value in headers.items() if name.startswith("ce-")}
+    for name in ("data", "datacontenttype"):
+        if name in raw:
+            where = "the body" if name == "data" else "Content-Type"
+            raise InvalidEvent(f"in binary mode '{name}' travels as {where}, not as a ce-{name} header")
     if kind:
         raw["datacontenttype"] = kind
     if body:

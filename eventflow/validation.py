@@ -6,6 +6,7 @@ and refuse exactly the same events.
 
 from __future__ import annotations
 
+import base64
 import re
 import uuid
 from collections.abc import Callable
@@ -14,14 +15,22 @@ from typing import Any
 
 import jsonschema
 import orjson
+from referencing.exceptions import Unresolvable
 
 from .errors import InvalidEvent, TooLarge
 from .topics import TopicSpec
 
 SPECVERSION = "1.0"
 MAX_ATTRIBUTE_CHARS = 200
+MAX_EXTENSION_CHARS = 2048
 # CloudEvents: attribute names are lowercase letters and digits, at most 20 chars.
-_EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
+_EXTENSION_NAME = re.compile(r"[a-z0-9]{1,20}")
+# CloudEvents "Integer" is a signed 32-bit number.
+_INT32 = range(-(2**31), 2**31)
+# RFC 3339 date-time (section 5.6): full date, "T", full time, "Z" or a numeric offset.
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
 _CORE_ATTRIBUTES = {"id", "type", "time", "subject", "key", "data"}
 # Attributes the broker sets itself; a producer cannot supply them as extensions.
 _RESERVED = {"specversion", "source", "topic", "datacontenttype", "dataschema", "data_base64"}
@@ -36,24 +45,49 @@ def now_rfc3339() -> str:
 
 
 def check_schema(schema: Any) -> None:
-    """Raise ValueError if ``schema`` is not a valid JSON Schema."""
+    """Raise ValueError if ``schema`` is not a valid JSON Schema that can be applied."""
+    if not isinstance(schema, (dict, bool)):
+        raise ValueError("not a valid JSON Schema: it must be a JSON object (or true/false)")
     try:
         validator = jsonschema.validators.validator_for(schema)
         validator.check_schema(schema)
+        next(validator(schema).iter_errors(None), None)
     except jsonschema.SchemaError as exc:
         raise ValueError(f"not a valid JSON Schema: {exc.message}") from None
+    except Unresolvable as exc:
+        raise ValueError(f"not a usable JSON Schema: cannot resolve $ref {exc}") from None
 
 
 def compile_schema(schema: Any) -> Callable[[Any], None]:
-    """Return a function that raises ValueError when data fails ``schema``."""
+    """Return a function that raises ValueError when data fails ``schema``.
+
+    A schema saved past the admin's check (fixtures, the ORM) refuses every
+    event with the reason, rather than failing the request.
+    """
+    try:
+        check_schema(schema)
+    except ValueError as exc:
+        return _refuse_all(f"the topic's schema is unusable ({exc})")
     validator_class = jsonschema.validators.validator_for(schema)
     validator = validator_class(schema)
 
     def validate(data: Any) -> None:
-        error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+        try:
+            error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+        except Unresolvable as exc:  # a $ref the admin could not see resolve
+            raise ValueError(f"the topic's schema cannot be applied: unresolvable $ref {exc}") from None
+        except RecursionError:
+            raise ValueError("data is nested too deeply to check against the topic's schema") from None
         if error is not None:
             where = "/".join(str(p) for p in error.absolute_path) or "(root)"
             raise ValueError(f"data at {where}: {error.message}")
+
+    return validate
+
+
+def _refuse_all(reason: str) -> Callable[[Any], None]:
+    def validate(data: Any) -> None:
+        raise ValueError(reason)
 
     return validate
 
@@ -83,15 +117,18 @@ def from_structured(raw: Any, index: int | None = None) -> dict:
         raise InvalidEvent("'specversion' must be \"1.0\"", index=index)
     for required in ("id", "source", "type"):
         if required not in raw:
-            raise InvalidEvent(f"missing '{required}'", index=index)
+            code = "missing_type" if required == "type" else None
+            raise InvalidEvent(f"missing '{required}'", index=index, code=code)
     attributes: dict[str, Any] = {}
     for name, value in raw.items():
         if name in ("specversion", "source"):
             continue  # the broker names the producer as the source
         if name == "partitionkey":
             attributes["key"] = value
-        elif name in _CORE_ATTRIBUTES or name in ("datacontenttype", "dataschema", "data_base64"):
+        elif name in _CORE_ATTRIBUTES:
             attributes[name] = value
+        elif name in _DATA_DESCRIPTORS:
+            attributes[name] = _descriptor(name, value, index)
         else:
             attributes[name] = _extension(name, value, index)
     if "data" in attributes and "data_base64" in attributes:
@@ -101,42 +138,19 @@ def from_structured(raw: Any, index: int | None = None) -> dict:
 
 def seal(attributes: dict, *, topic: TopicSpec, source: str, index: int | None = None) -> tuple[dict, bytes]:
     """Complete and check an event; return the envelope and its stored bytes."""
-    event_id = attributes.get("id")
-    if event_id is None:
-        event_id = new_event_id()
-    elif not _is_short_text(event_id):
-        raise InvalidEvent("'id' must be a non-empty string of at most 200 characters", index=index)
-    event_type = attributes["type"]
-    if not _is_short_text(event_type):
-        raise InvalidEvent("'type' must be a non-empty string of at most 200 characters", index=index)
-    for optional in ("key", "subject"):
-        value = attributes.get(optional)
-        if value is not None and not _is_short_text(value):
-            raise InvalidEvent(f"'{optional}' must be a non-empty string of at most 200 characters", index=index)
-    time_value = attributes.get("time")
-    if time_value is None:
-        time_value = now_rfc3339()
-    elif not _is_rfc3339(time_value):
-        raise InvalidEvent(
-            "'time' must be an RFC 3339 timestamp with a time zone, e.g. 2026-01-31T12:00:00Z", index=index
-        )
-    data = attributes.get("data")
-    if topic.validate_data is not None and "data_base64" not in attributes:
-        try:
-            topic.validate_data(data)
-        except ValueError as exc:
-            raise InvalidEvent(f"fails the topic's schema: {exc}", index=index, code="schema_mismatch") from None
+    _check_text_attributes(attributes, index)
+    _check_data(attributes, topic, index)
     envelope = {
         **attributes,
         "specversion": SPECVERSION,
-        "id": event_id,
+        "id": attributes.get("id") or new_event_id(),
         "source": source,
-        "type": event_type,
-        "time": time_value,
+        "type": attributes["type"],
+        "time": _checked_time(attributes.get("time"), index),
         "topic": topic.name,
-        "data": data,
+        "data": attributes.get("data"),
     }
-    payload = orjson.dumps(envelope)
+    payload = _dump(envelope, index)
     if len(payload) > topic.max_event_bytes:
         raise TooLarge(
             f"event {index if index is not None else 0}: {len(payload)} bytes is over the topic's "
@@ -146,26 +160,102 @@ def seal(attributes: dict, *, topic: TopicSpec, source: str, index: int | None =
     return envelope, payload
 
 
-def _extension(name: str, value: Any, index: int | None) -> Any:
-    if not _EXTENSION_NAME.match(name):
+_DATA_DESCRIPTORS = ("datacontenttype", "dataschema", "data_base64")
+
+
+def _check_text_attributes(attributes: dict, index: int | None) -> None:
+    """``type`` is required; ``id``, ``key`` and ``subject`` are optional; all short strings."""
+    for name in ("id", "type", "key", "subject"):
+        value = attributes.get(name)
+        if (value is not None or name == "type") and not _is_short_text(value):
+            raise InvalidEvent(
+                f"'{name}' must be a non-empty string of at most {MAX_ATTRIBUTE_CHARS} characters", index=index
+            )
+
+
+def _checked_time(value: Any, index: int | None) -> str:
+    if value is None:
+        return now_rfc3339()
+    if not _is_rfc3339(value):
         raise InvalidEvent(
-            f"unknown attribute '{name[:40]}' (extension names are 1–20 lowercase letters or digits)",
+            "'time' must be an RFC 3339 timestamp with a time zone, e.g. 2026-01-31T12:00:00Z",
+            index=index,
+            code="invalid_time",
+        )
+    return value
+
+
+def _check_data(attributes: dict, topic: TopicSpec, index: int | None) -> None:
+    if topic.validate_data is None:
+        return
+    if "data_base64" in attributes:
+        raise InvalidEvent(
+            "fails the topic's schema: binary data cannot satisfy a JSON Schema; send JSON data",
+            index=index,
+            code="schema_mismatch",
+        )
+    try:
+        topic.validate_data(attributes.get("data"))
+    except ValueError as exc:
+        raise InvalidEvent(f"fails the topic's schema: {exc}", index=index, code="schema_mismatch") from None
+
+
+def _dump(envelope: dict, index: int | None) -> bytes:
+    try:
+        return orjson.dumps(envelope)
+    except orjson.JSONEncodeError as exc:  # nested past orjson's 254 levels, or not JSON (Python API)
+        raise InvalidEvent(f"'data' cannot be stored as JSON: {exc}", index=index, code="unstorable_data") from None
+
+
+def _descriptor(name: str, value: Any, index: int | None) -> str:
+    if name == "data_base64":
+        if not isinstance(value, str) or not _is_base64(value):
+            raise InvalidEvent("'data_base64' must be a base64 string", index=index)
+    elif not _is_short_text(value):
+        raise InvalidEvent(
+            f"'{name}' must be a non-empty string of at most {MAX_ATTRIBUTE_CHARS} characters", index=index
+        )
+    return value
+
+
+def _extension(name: str, value: Any, index: int | None) -> Any:
+    if not _EXTENSION_NAME.fullmatch(name):
+        raise InvalidEvent(
+            f"unknown attribute {name[:40]!r} (extension names are 1–20 lowercase letters or digits)",
             index=index,
         )
-    if not isinstance(value, (str, int, bool)) or (isinstance(value, str) and len(value) > 2048):
-        raise InvalidEvent(f"extension '{name}' must be a string, integer or boolean", index=index)
-    return value
+    if isinstance(value, bool) or (isinstance(value, str) and len(value) <= MAX_EXTENSION_CHARS):
+        return value
+    if isinstance(value, int) and value in _INT32:
+        return value
+    raise InvalidEvent(
+        f"extension '{name}' must be a string of at most {MAX_EXTENSION_CHARS} characters, "
+        "a 32-bit integer or a boolean",
+        index=index,
+    )
 
 
 def _is_short_text(value: Any) -> bool:
     return isinstance(value, str) and 0 < len(value) <= MAX_ATTRIBUTE_CHARS
 
 
-def _is_rfc3339(value: Any) -> bool:
-    if not isinstance(value, str) or len(value) > 40 or "T" not in value.upper():
-        return False
+def _is_base64(value: str) -> bool:
     try:
-        parsed = datetime.fromisoformat(value)
+        base64.b64decode(value, validate=True)
     except ValueError:
         return False
-    return parsed.tzinfo is not None
+    return True
+
+
+def _is_rfc3339(value: Any) -> bool:
+    """Strict RFC 3339 (``datetime.fromisoformat`` alone accepts ISO 8601 forms such as ``2026-W05``)."""
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        return False
+    text = value.upper()
+    if text[17:19] == "60":  # a leap second is valid RFC 3339; datetime cannot hold it
+        text = f"{text[:17]}59{text[19:]}"
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:  # e.g. February 30th, hour 25
+        return False
+    return True
