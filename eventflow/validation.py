@@ -123,6 +123,8 @@ def from_structured(raw: Any, index: int | None = None) -> dict:
     for name, value in raw.items():
         if name in ("specversion", "source"):
             continue  # the broker names the producer as the source
+        if name == "topic":
+            raise InvalidEvent("'topic' is set by the broker, not by producers", index=index)
         if name == "partitionkey":
             attributes["key"] = value
         elif name in _CORE_ATTRIBUTES:
