@@ -26,6 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "CONFIG_REFRESH_INTERVAL": 2.0,
     "RETRY_AFTER_SECONDS": 2,
     "TOPIC_CACHE_SECONDS": 1.0,
+    "RETENTION_INTERVAL": 5.0,
     "PRODUCER_SOURCE": "python",
 }
 

@@ -7,7 +7,6 @@ the dedup window and counts what it stored.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,21 +20,19 @@ from .topics import TopicSpec, get_spec
 from .validation import from_simple, seal
 
 # KEYS: stream, counters, then one dedup key per event that carries one.
-# ARGV: dedup ttl, maxlen (0: none), minid ("": none), producer, count,
-#       then per event: has-dedup-key ("1"/"0"), payload.
+# ARGV: dedup ttl, producer, count, then per event: has-dedup-key ("1"/"0"), payload.
 # Returns per event its stream id, or "dup:<original stream id>".
+# No trimming here: retention.py trims, counting what consumers had not acked.
 _STORE = LuaScript(
     """
 local ttl = tonumber(ARGV[1])
-local maxlen = tonumber(ARGV[2])
-local minid = ARGV[3]
-local n = tonumber(ARGV[5])
+local n = tonumber(ARGV[3])
 local results = {}
 local k = 3
 local stored = 0
 for i = 1, n do
-  local has_key = ARGV[4 + 2 * i]
-  local payload = ARGV[5 + 2 * i]
+  local has_key = ARGV[2 + 2 * i]
+  local payload = ARGV[3 + 2 * i]
   local dedup = nil
   local seen = false
   if has_key == "1" then
@@ -46,14 +43,7 @@ for i = 1, n do
   if seen then
     results[i] = 'dup:' .. seen
   else
-    local id
-    if maxlen > 0 then
-      id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'e', payload)
-    elseif minid ~= '' then
-      id = redis.call('XADD', KEYS[1], 'MINID', '~', minid, '*', 'e', payload)
-    else
-      id = redis.call('XADD', KEYS[1], '*', 'e', payload)
-    end
+    local id = redis.call('XADD', KEYS[1], '*', 'e', payload)
     if dedup then redis.call('SET', dedup, id, 'EX', ttl) end
     results[i] = id
     stored = stored + 1
@@ -61,7 +51,7 @@ for i = 1, n do
 end
 if stored > 0 then
   redis.call('HINCRBY', KEYS[2], 'published', stored)
-  redis.call('HINCRBY', KEYS[2], 'published:' .. ARGV[4], stored)
+  redis.call('HINCRBY', KEYS[2], 'published:' .. ARGV[2], stored)
 end
 return results
 """
@@ -135,7 +125,7 @@ def store(spec: TopicSpec, attributes: list[dict], *, source: str) -> PublishRes
 
 def _write(spec: TopicSpec, sealed: list[tuple[dict, bytes]], source: str, explicit_ids: list[bool]) -> PublishResult:
     script_keys = [keys.stream(spec.name), keys.counters(spec.name)]
-    args: list[Any] = [conf.get("DEDUP_WINDOW"), spec.retention_max_events or 0, _min_id(spec), source, len(sealed)]
+    args: list[Any] = [conf.get("DEDUP_WINDOW"), source, len(sealed)]
     for (envelope, payload), explicit in zip(sealed, explicit_ids):
         # Generated ids are fresh by construction; only producers' own ids need a dedup key.
         if explicit:
@@ -155,9 +145,3 @@ def _write(spec: TopicSpec, sealed: list[tuple[dict, bytes]], source: str, expli
         else:
             result.stream_ids.append(reply)
     return result
-
-
-def _min_id(spec: TopicSpec) -> str:
-    if spec.retention_max_events or not spec.retention_max_age_ms:
-        return ""
-    return f"{int(time.time() * 1000) - spec.retention_max_age_ms}-0"

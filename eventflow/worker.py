@@ -20,7 +20,7 @@ import orjson
 import redis
 from django.db import close_old_connections
 
-from . import conf, delivery, failures, keys
+from . import conf, delivery, failures, keys, retention
 from .connection import get_redis
 from .delivery import ConsumerSpec, Delivery, Settlement
 from .events import Event
@@ -187,16 +187,18 @@ class Worker:
     def run(self) -> None:
         """Run until ``stop()``; in-flight batches finish before it returns."""
         logger.info("worker %s starting", self.id)
-        next_refresh = 0.0
+        next_refresh = next_trim = 0.0
         while not self.stop_event.is_set():
-            if time.monotonic() >= next_refresh:
+            now = time.monotonic()
+            if now >= next_refresh:
                 close_old_connections()  # outlive database restarts
                 self._safely(self.refresh)
                 self._safely(self.beat)
                 self._start_threads()
-                next_refresh = time.monotonic() + min(
-                    conf.get("CONFIG_REFRESH_INTERVAL"), conf.get("HEARTBEAT_INTERVAL")
-                )
+                next_refresh = now + min(conf.get("CONFIG_REFRESH_INTERVAL"), conf.get("HEARTBEAT_INTERVAL"))
+            if now >= next_trim:
+                self._safely(retention.trim_all)
+                next_trim = now + conf.get("RETENTION_INTERVAL")
             self.stop_event.wait(0.2)
         for thread in self._threads.values():
             thread.join(conf.get("SHUTDOWN_GRACE"))
