@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["publish", "publish_batch", "PublishResult", "Event"]
+__all__ = ["publish", "publish_batch", "PublishResult", "Event", "idempotent"]
 
 
 def __getattr__(name: str) -> Any:
@@ -19,6 +19,10 @@ def __getattr__(name: str) -> Any:
         from . import publishing
 
         return getattr(publishing, name)
+    if name == "idempotent":
+        from .idempotency import idempotent
+
+        return idempotent
     if name == "Event":
         from .events import Event
 

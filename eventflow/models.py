@@ -267,3 +267,17 @@ class FailedEvent(models.Model):
     @property
     def is_replayable(self) -> bool:
         return self.status in {self.Status.FAILED, self.Status.FAILED_AGAIN}
+
+
+class HandledEvent(models.Model):
+    """Marks an event whose effects a handler committed (see ``eventflow.idempotent``)."""
+
+    scope = models.CharField(max_length=100, help_text="Usually the consumer's name.")
+    event_id = models.CharField(max_length=200)
+    handled_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scope", "event_id"], name="handled_once_per_scope")]
+
+    def __str__(self) -> str:
+        return f"{self.scope}: {self.event_id}"

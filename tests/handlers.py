@@ -8,6 +8,7 @@ import time
 from eventflow import conf
 from eventflow.connection import get_redis
 from eventflow.events import Event
+from eventflow.idempotency import idempotent
 
 
 def _log_key(name: str) -> str:
@@ -52,3 +53,13 @@ def always_fails(event: Event) -> None:
 
 
 not_callable = 42
+
+
+@idempotent
+def count_once(event: Event) -> None:
+    """A database effect that must happen once per event, however often it is delivered."""
+    from django.contrib.auth.models import Group
+
+    Group.objects.create(name=f"effect-{event.id}")
+    if event.data.get("fail_after_effect"):
+        raise RuntimeError("failed after the effect")
