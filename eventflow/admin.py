@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import redis
 from django.contrib import admin, messages
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
@@ -175,7 +176,13 @@ class FailedEventAdmin(admin.ModelAdmin):
 
     @admin.action(description="Replay the selected failed events (to their consumer only)", permissions=["replay"])
     def replay(self, request: HttpRequest, queryset: QuerySet) -> None:
-        sent, problems = failures.replay_many(queryset.select_related("consumer", "topic"), request.user)
+        try:
+            sent, problems = failures.replay_many(queryset.select_related("consumer", "topic"), request.user)
+        except redis.RedisError as exc:
+            # failures.replay puts the row it was on back; rows before it were queued.
+            message = f"The event store is unreachable ({type(exc).__name__}); replay stopped. Try again shortly."
+            self.message_user(request, message, messages.ERROR)
+            return
         self.message_user(request, f"Replaying {sent} event(s).", messages.SUCCESS)
         if problems:
             self.message_user(request, f"Skipped {len(problems)}: {'; '.join(problems[:5])}", messages.WARNING)

@@ -204,7 +204,7 @@ class Consumer(models.Model):
         if self.handler:
             try:
                 handler = import_string(self.handler)
-            except ImportError as exc:
+            except Exception as exc:  # noqa: BLE001 - a module may fail at import in any way
                 raise ValidationError({"handler": f"Cannot import {self.handler!r}: {exc}"}) from None
             if not callable(handler):
                 raise ValidationError({"handler": f"{self.handler!r} is not callable."})
