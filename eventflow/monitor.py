@@ -1,0 +1,526 @@
+"""Sampling the flow: rates, backlogs, pending ages, workers and health, from Redis.
+
+One ``Monitor.step()`` reads every topic's counters and consumer groups, every
+lane's oldest pending event and retry schedule, and the live worker
+heartbeats, in a few pipelined round trips; it turns the readings into rates
+and health (``eventflow.health``) and returns a *snapshot*, a plain JSON-able
+dict that it also stores in Redis for web processes to render:
+
+    {"at", "live", "totals": {...}, "topics": [...], "producers": [...],
+     "consumers": [...], "edges": {"produce": {"shop|orders": 3.0},
+     "consume": {"orders|billing": 3.0}}, "workers": [...]}
+
+Readings are also appended to per-topic history streams (one entry per second
+for the last minutes, one per minute for the last day), so charts survive a
+monitor restart. Only one monitor samples at a time (a leader key); others wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import redis
+from django.conf import settings
+from django.db.models import Count
+
+from . import conf, health, keys
+from .connection import get_redis
+
+logger = logging.getLogger(__name__)
+
+DEFAULTS = {
+    "HEALTH_WINDOW": 60.0,  # seconds of the sliding window behind LAGGING and FAILING
+    "HISTORY_SECONDS": 900,  # per-second readings kept per topic
+    "HISTORY_MINUTES": 1440,  # per-minute readings kept per topic
+    "SNAPSHOT_TTL": 10,  # seconds a stored snapshot counts as current
+    "PIPELINE_CHUNK": 1000,  # commands per pipelined round trip
+    "SPARK_POINTS": 60,
+}
+REPLAYABLE = ("failed", "failed_again")
+
+
+def setting(name: str) -> Any:
+    """``settings.EVENTFLOW_MONITOR_<name>`` or the default above."""
+    return getattr(settings, f"EVENTFLOW_MONITOR_{name}", DEFAULTS[name])
+
+
+# --- the flow as configured ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerConfig:
+    name: str
+    topics: tuple[str, ...]
+    paused: bool
+    limits: health.Thresholds
+
+
+@dataclass(slots=True)
+class Flow:
+    """Topics, producers and consumers as the database says, by name."""
+
+    topics: dict[str, bool] = field(default_factory=dict)  # name -> active
+    producers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    consumers: dict[str, ConsumerConfig] = field(default_factory=dict)
+
+    def lanes(self) -> list[tuple[str, str]]:
+        return [(t, c.name) for c in self.consumers.values() for t in c.topics if t in self.topics]
+
+
+def load_flow() -> Flow:
+    from .models import Consumer, Producer, Topic
+
+    flow = Flow(topics=dict(Topic.objects.values_list("name", "active")))
+    for producer in Producer.objects.filter(revoked_at__isnull=True).prefetch_related("topics"):
+        flow.producers[producer.name] = tuple(sorted(t.name for t in producer.topics.all()))
+    for consumer in Consumer.objects.prefetch_related("topics"):
+        limits = health.Thresholds(consumer.stall_threshold, consumer.failure_threshold, consumer.ack_timeout)
+        topics = tuple(sorted(t.name for t in consumer.topics.all()))
+        flow.consumers[consumer.name] = ConsumerConfig(consumer.name, topics, consumer.paused, limits)
+    return flow
+
+
+# --- one reading of Redis ----------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Lane:
+    """One consumer on one topic, as Redis has it now."""
+
+    lag: int = 0
+    pending: int = 0
+    retrying: int = 0
+    oldest_pending: float = 0.0
+    acked: int = 0
+    errors: int = 0
+    dead: int = 0
+
+
+@dataclass(slots=True)
+class Reading:
+    at: float
+    counters: dict[str, dict[str, int]]  # topic -> counter hash
+    lengths: dict[str, int]
+    lanes: dict[tuple[str, str], Lane]
+    workers: list[dict]
+
+
+def read(client: redis.Redis, flow: Flow) -> Reading:
+    """Read everything the monitor needs in three pipelined passes."""
+    topics = list(flow.topics)
+    lanes = flow.lanes()
+    first: list[tuple[str, Any]] = []
+    for topic in topics:
+        first += [("hgetall", (keys.counters(topic),)), ("xinfo_groups", (keys.stream(topic),))]
+        first.append(("xlen", (keys.stream(topic),)))
+    first += [("zcard", (keys.retry_schedule(t, c),)) for t, c in lanes]
+    first.append(("zrangebyscore", (keys.workers(), time.time() - conf.get("HEARTBEAT_TTL"), "+inf", 0, 1000)))
+    replies = _pipelined(client, first)
+    reading = Reading(at=time.time(), counters={}, lengths={}, lanes={}, workers=[])
+    groups = {}
+    for i, topic in enumerate(topics):
+        reading.counters[topic] = _decode_counters(replies[3 * i])
+        groups[topic] = _groups_by_name(replies[3 * i + 1])
+        reading.lengths[topic] = replies[3 * i + 2] if isinstance(replies[3 * i + 2], int) else 0
+    offset = 3 * len(topics)
+    for j, (topic, consumer) in enumerate(lanes):
+        reading.lanes[(topic, consumer)] = _lane(reading.counters[topic], groups[topic].get(consumer), consumer)
+        reading.lanes[(topic, consumer)].retrying = _int(replies[offset + j])
+    _read_pending_ages(client, reading)
+    reading.workers = _read_workers(client, replies[-1])
+    return reading
+
+
+def _pipelined(client: redis.Redis, commands: list[tuple[str, tuple]]) -> list[Any]:
+    """Run commands in chunked pipelines; an error reply comes back as the exception."""
+    replies: list[Any] = []
+    chunk = setting("PIPELINE_CHUNK")
+    for start in range(0, len(commands), chunk):
+        pipe = client.pipeline(transaction=False)
+        for name, args in commands[start : start + chunk]:
+            getattr(pipe, name)(*args)
+        replies += pipe.execute(raise_on_error=False)
+    return replies
+
+
+def _decode_counters(reply: Any) -> dict[str, int]:
+    if not isinstance(reply, dict):
+        return {}
+    return {k.decode(): int(v) for k, v in reply.items()}
+
+
+def _groups_by_name(reply: Any) -> dict[str, dict]:
+    if not isinstance(reply, list):
+        return {}  # no stream yet
+    return {g["name"].decode() if isinstance(g["name"], bytes) else g["name"]: g for g in reply}
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) else 0
+
+
+def _lane(counters: dict[str, int], group: dict | None, consumer: str) -> Lane:
+    lane = Lane(
+        acked=counters.get(f"acked:{consumer}", 0) + counters.get(f"skipped:{consumer}", 0),
+        errors=counters.get(f"errors:{consumer}", 0),
+        dead=counters.get(f"dead:{consumer}", 0),
+    )
+    if group is not None:
+        lane.pending = int(group.get("pending") or 0)
+        lane.lag = int(group.get("lag") or 0)  # None when Redis cannot tell (entries deleted)
+    return lane
+
+
+def _read_pending_ages(client: redis.Redis, reading: Reading) -> None:
+    waiting = [lane for lane in reading.lanes.items() if lane[1].pending > 0]
+    commands = [("xpending_range", (keys.stream(t), keys.group(c), "-", "+", 1)) for (t, c), _ in waiting]
+    for ((_, _), lane), reply in zip(waiting, _pipelined(client, commands)):
+        if isinstance(reply, list) and reply:
+            lane.oldest_pending = reply[0]["time_since_delivered"] / 1000
+
+
+def _read_workers(client: redis.Redis, ids: Any) -> list[dict]:
+    if not isinstance(ids, list) or not ids:
+        return []
+    documents = client.mget([keys.worker(i.decode()) for i in ids])
+    return [orjson.loads(d) for d in documents if d]
+
+
+# --- history: per second and per minute, in Redis --------------------------------
+
+
+def _history_fields(reading: Reading, topic: str, flow: Flow) -> dict[str, int]:
+    fields = {"p": reading.counters[topic].get("published", 0)}
+    for (t, consumer), lane in reading.lanes.items():
+        if t == topic:
+            fields[f"a:{consumer}"] = lane.acked
+            fields[f"e:{consumer}"] = lane.errors
+            fields[f"b:{consumer}"] = lane.lag + lane.pending + lane.retrying
+            fields[f"o:{consumer}"] = int(lane.oldest_pending * 1000)
+    return fields
+
+
+def write_history(client: redis.Redis, reading: Reading, flow: Flow, *, minute: bool) -> None:
+    """Append the reading to each topic's per-second history (and per-minute one, if asked).
+
+    The entry id is the reading's second (minute), so a second monitor writing
+    the same second gets an error reply, ignored, instead of a duplicate.
+    """
+    second = int(reading.at)
+    pipe = client.pipeline(transaction=False)
+    for topic in flow.topics:
+        fields = _history_fields(reading, topic, flow)
+        pipe.xadd(
+            keys.rate_history(topic, "s"),
+            fields,
+            id=f"{second * 1000}-0",
+            maxlen=setting("HISTORY_SECONDS"),
+            approximate=False,
+        )
+        if minute:
+            minute_id = f"{second // 60 * 60000}-0"
+            pipe.xadd(
+                keys.rate_history(topic, "m"),
+                fields,
+                id=minute_id,
+                maxlen=setting("HISTORY_MINUTES"),
+                approximate=False,
+            )
+    pipe.execute(raise_on_error=False)
+
+
+def history(topic: str, resolution: str = "s", since: float | None = None) -> list[tuple[float, dict[str, int]]]:
+    """Readings of a topic from ``since`` (a Unix time) on, oldest first."""
+    start = "-" if since is None else str(int(since * 1000))
+    entries = get_redis().xrange(keys.rate_history(topic, resolution), min=start, max="+")
+    return [(int(sid.split(b"-")[0]) / 1000, {k.decode(): int(v) for k, v in f.items()}) for sid, f in entries]
+
+
+def rates(readings: list[tuple[float, dict[str, int]]], field_name: str) -> list[tuple[float, float]]:
+    """Per-second rates of a running total between successive readings."""
+    points = []
+    for (t0, a), (t1, b) in zip(readings, readings[1:]):
+        if t1 > t0 and field_name in b:
+            points.append((t1, max(0, b[field_name] - a.get(field_name, 0)) / (t1 - t0)))
+    return points
+
+
+def levels(readings: list[tuple[float, dict[str, int]]], field_name: str) -> list[tuple[float, float]]:
+    """A gauge field (backlog, pending age) over time."""
+    return [(t, float(f[field_name])) for t, f in readings if field_name in f]
+
+
+# --- the monitor ----------------------------------------------------------------------
+
+
+class Monitor:
+    """Turns successive readings into rates and health; keeps just enough memory."""
+
+    def __init__(self, flow_refresh: float = 2.0) -> None:
+        self.id = uuid.uuid4().hex
+        self.tracker = health.Tracker(setting("HEALTH_WINDOW"))
+        self.flow_refresh = flow_refresh
+        self._flow: Flow | None = None
+        self._flow_at = 0.0
+        self._previous: Reading | None = None
+        self._sparks: dict[str, deque[float]] = {}
+        self._minute = -1
+
+    def flow(self) -> Flow:
+        if self._flow is None or time.monotonic() - self._flow_at > self.flow_refresh:
+            self._flow, self._flow_at = load_flow(), time.monotonic()
+        return self._flow
+
+    def is_leader(self, client: redis.Redis) -> bool:
+        """Hold the leader key (or take it if free); only the leader samples."""
+        ttl = max(3, int(setting("SNAPSHOT_TTL")))
+        if client.set(keys.monitor_leader(), self.id, nx=True, ex=ttl):
+            return True
+        if client.get(keys.monitor_leader()) == self.id.encode():
+            client.expire(keys.monitor_leader(), ttl)
+            return True
+        return False
+
+    def step(self, *, store: bool = True) -> dict:
+        """Sample once, compute rates and health, store history and the snapshot."""
+        client = get_redis()
+        flow = self.flow()
+        reading = read(client, flow)
+        snapshot = build_snapshot(flow, reading, self._previous, self.tracker, self._sparks)
+        self._previous = reading
+        self.tracker.forget_others(set(flow.consumers))
+        if store:
+            minute = int(reading.at) // 60
+            write_history(client, reading, flow, minute=minute != self._minute)
+            self._minute = minute
+            store_snapshot(client, snapshot)
+        return snapshot
+
+
+def store_snapshot(client: redis.Redis, snapshot: dict) -> None:
+    client.set(keys.monitor_snapshot(), orjson.dumps(snapshot), ex=setting("SNAPSHOT_TTL"))
+
+
+def load_snapshot() -> dict:
+    """The running monitor's latest snapshot, or a one-off sample if none is current."""
+    raw = get_redis().get(keys.monitor_snapshot())
+    if raw:
+        return orjson.loads(raw)
+    return Monitor().step(store=False)
+
+
+# --- from a reading to a snapshot --------------------------------------------------
+
+
+def build_snapshot(
+    flow: Flow, reading: Reading, previous: Reading | None, tracker: health.Tracker, sparks: dict[str, deque]
+) -> dict:
+    elapsed = reading.at - previous.at if previous is not None else 0.0
+    produce, consume = _edge_rates(flow, reading, previous, elapsed)
+    failed = failed_counts()
+    consumers = [
+        _consumer_state(config, reading, consume, tracker, sparks, failed.get(config.name, 0))
+        for config in flow.consumers.values()
+    ]
+    topics = [_topic_state(flow, name, active, reading, produce) for name, active in flow.topics.items()]
+    return {
+        "at": reading.at,
+        "live": previous is not None,
+        "totals": {
+            "published_rate": round(sum(t["rate"] for t in topics), 1),
+            "acked_rate": round(sum(c["rate"] for c in consumers), 1),
+            "backlog": sum(c["backlog"] for c in consumers),
+            "failed": sum(failed.values()),
+            "topics": len(topics),
+            "producers": len(flow.producers),
+            "consumers": len(consumers),
+            "workers": len(reading.workers),
+            "unhealthy": sum(1 for c in consumers if c["status"] != health.Status.OK),
+        },
+        "topics": topics,
+        "producers": [{"name": n, "topics": list(t)} for n, t in flow.producers.items()],
+        "consumers": consumers,
+        "edges": {"produce": produce, "consume": consume},
+        "workers": [_worker_state(w, reading.at) for w in reading.workers],
+    }
+
+
+def _rate(now: int, before: int, elapsed: float) -> float:
+    return round(max(0, now - before) / elapsed, 1) if elapsed > 0 else 0.0
+
+
+def _edge_rates(flow: Flow, reading: Reading, previous: Reading | None, elapsed: float) -> tuple[dict, dict]:
+    produce: dict[str, float] = {}
+    for producer, topics in flow.producers.items():
+        for topic in topics:
+            if topic in reading.counters:
+                field_name = f"published:{producer}"
+                before = previous.counters.get(topic, {}).get(field_name, 0) if previous else 0
+                produce[f"{producer}|{topic}"] = _rate(reading.counters[topic].get(field_name, 0), before, elapsed)
+    consume: dict[str, float] = {}
+    for (topic, consumer), lane in reading.lanes.items():
+        before = previous.lanes.get((topic, consumer)) if previous else None
+        consume[f"{topic}|{consumer}"] = _rate(lane.acked, before.acked if before else 0, elapsed)
+    return produce, consume
+
+
+def _topic_state(flow: Flow, name: str, active: bool, reading: Reading, produce: dict) -> dict:
+    return {
+        "name": name,
+        "active": active,
+        "rate": round(sum(r for edge, r in produce.items() if edge.endswith(f"|{name}")), 1),
+        "published": reading.counters[name].get("published", 0),
+        "length": reading.lengths.get(name, 0),
+        "producers": [p for p, topics in flow.producers.items() if name in topics],
+        "consumers": [c.name for c in flow.consumers.values() if name in c.topics],
+    }
+
+
+def _consumer_state(
+    config: ConsumerConfig, reading: Reading, consume: dict, tracker: health.Tracker, sparks: dict, failed: int
+) -> dict:
+    lanes = [reading.lanes[(t, config.name)] for t in config.topics if (t, config.name) in reading.lanes]
+    lag, pending = sum(x.lag for x in lanes), sum(x.pending for x in lanes)
+    retrying = sum(x.retrying for x in lanes)
+    oldest = max((x.oldest_pending for x in lanes), default=0.0)
+    backlog = lag + pending + retrying
+    workers = [w for w in reading.workers if config.name in (w.get("consumers") or {})]
+    acked, errors = sum(x.acked for x in lanes), sum(x.errors for x in lanes)
+    window = tracker.observe(config.name, reading.at, backlog, acked, errors, oldest)
+    facts = health.Facts(backlog, oldest, len(workers), config.paused)
+    verdict = health.assess(facts, window, config.limits)
+    rate = round(sum(consume.get(f"{t}|{config.name}", 0.0) for t in config.topics), 1)
+    spark = sparks.setdefault(config.name, deque(maxlen=setting("SPARK_POINTS")))
+    spark.append(rate)
+    return {
+        "name": config.name,
+        "topics": list(config.topics),
+        "paused": config.paused,
+        "status": str(verdict.status),
+        "reason": verdict.reason,
+        "value": verdict.value,
+        "lag": lag,
+        "pending": pending,
+        "retrying": retrying,
+        "backlog": backlog,
+        "oldest_pending": round(oldest, 1),
+        "rate": rate,
+        "errors_in_window": window.errors,
+        "acked": acked,
+        "dead": sum(x.dead for x in lanes),
+        "failed": failed,
+        "workers": len(workers),
+        "in_flight": sum(int(w["consumers"][config.name].get("in_flight", 0)) for w in workers),
+        "spark": list(spark),
+        "stall_threshold": config.limits.stall,
+    }
+
+
+def _worker_state(document: dict, now: float) -> dict:
+    return {
+        "id": document.get("id", ""),
+        "host": document.get("host", ""),
+        "pid": document.get("pid"),
+        "started_at": document.get("started_at"),
+        "beat_age": round(max(0.0, now - float(document.get("beat_at") or now)), 1),
+        "consumers": document.get("consumers") or {},
+    }
+
+
+def failed_counts() -> dict[str, int]:
+    """Replayable failed events per consumer name (one grouped, indexed query)."""
+    from .models import FailedEvent
+
+    rows = (
+        FailedEvent.objects.filter(status__in=REPLAYABLE)
+        .values_list("consumer__name")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return dict(rows)
+
+
+# --- the live tail and one event's deliveries ------------------------------------------
+
+
+def read_tail(client: redis.Redis, topic: str, after: str | None, limit: int) -> tuple[list[tuple[str, dict]], str]:
+    """The newest events after stream id ``after`` (newest first, at most ``limit``).
+
+    Returns the events and the id to continue from. With ``after=None`` it
+    starts at the newest events.
+    """
+    low = "-" if after is None else f"({after}"
+    entries = client.xrevrange(keys.stream(topic), max="+", min=low, count=limit)
+    events = [(sid.decode(), orjson.loads(fields[b"e"])) for sid, fields in entries if b"e" in fields]
+    cursor = entries[0][0].decode() if entries else after
+    return events, cursor or "0-0"
+
+
+def published_total(client: redis.Redis, topic: str) -> int:
+    return int(client.hget(keys.counters(topic), "published") or 0)
+
+
+def find_event(client: redis.Redis, topic: str, stream_id: str) -> dict | None:
+    entries = client.xrange(keys.stream(topic), min=stream_id, max=stream_id, count=1)
+    return orjson.loads(entries[0][1][b"e"]) if entries and b"e" in entries[0][1] else None
+
+
+def delivery_matrix(client: redis.Redis, topic: str, stream_id: str, event_id: str, consumers: list[str]) -> list[dict]:
+    """Where one event stands with every subscribed consumer.
+
+    ``state`` is one of: acked, pending (with idle seconds and delivery count),
+    retrying (waiting in the retry schedule), failed (a FailedEvent row, with
+    its status), not yet delivered.
+    """
+    from .models import FailedEvent
+
+    rows = dict(
+        FailedEvent.objects.filter(topic__name=topic, event_id=event_id, consumer__name__in=consumers).values_list(
+            "consumer__name", "status"
+        )
+    )
+    groups = _groups_by_name(_pipelined(client, [("xinfo_groups", (keys.stream(topic),))])[0])
+    commands: list[tuple[str, tuple]] = []
+    for consumer in consumers:
+        commands.append(("xpending_range", (keys.stream(topic), keys.group(consumer), stream_id, stream_id, 1)))
+        commands.append(("zscore", (keys.retry_schedule(topic, consumer), stream_id)))
+    replies = _pipelined(client, commands)
+    matrix = []
+    for i, consumer in enumerate(consumers):
+        pending, retry_due = replies[2 * i], replies[2 * i + 1]
+        matrix.append(_delivery_state(consumer, stream_id, groups.get(consumer), pending, retry_due, rows))
+    return matrix
+
+
+def _delivery_state(consumer: str, sid: str, group: dict | None, pending: Any, retry_due: Any, rows: dict) -> dict:
+    state: dict[str, Any] = {"consumer": consumer}
+    if consumer in rows:
+        state.update(state="failed", status=rows[consumer])
+    elif isinstance(pending, list) and pending:
+        entry = pending[0]
+        state.update(state="pending", idle=entry["time_since_delivered"] / 1000, deliveries=entry["times_delivered"])
+    elif retry_due is not None and not isinstance(retry_due, Exception):
+        state.update(state="retrying", due_in=max(0.0, float(retry_due) - time.time()))
+    elif group is not None and _id_at_or_before(sid, group.get("last-delivered-id")):
+        state.update(state="acked")
+    else:
+        state.update(state="not yet delivered")
+    return state
+
+
+def _id_at_or_before(sid: str, last: Any) -> bool:
+    if last is None:
+        return False
+    last = last.decode() if isinstance(last, bytes) else str(last)
+
+    def parts(value: str) -> tuple[int, int]:
+        ms, _, seq = value.partition("-")
+        return int(ms), int(seq or 0)
+
+    return parts(sid) <= parts(last)
