@@ -18,7 +18,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}$"
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}\Z"
 name_validator = RegexValidator(
     NAME_PATTERN,
     "Use 1–100 lowercase letters, digits, dots, dashes or underscores, starting with a letter or digit.",

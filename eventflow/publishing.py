@@ -120,7 +120,7 @@ def store(spec: TopicSpec, attributes: list[dict], *, source: str) -> PublishRes
         from .sync import deliver_inline
 
         return deliver_inline(spec, [envelope for envelope, _ in sealed])
-    return _write(spec, sealed, source, explicit_ids=[("id" in a) for a in attributes])
+    return _write(spec, sealed, source, explicit_ids=[a.get("id") is not None for a in attributes])
 
 
 def _write(spec: TopicSpec, sealed: list[tuple[dict, bytes]], source: str, explicit_ids: list[bool]) -> PublishResult:

@@ -38,3 +38,20 @@ def test_it_stores_a_producer_id_only_once_within_the_dedup_window(orders, redis
 
     assert first.duplicates == [] and second.duplicates == ["evt-1"]
     assert redis_client.xlen(keys.stream("orders")) == 1
+
+
+def test_a_name_with_a_trailing_newline_is_not_a_valid_topic_name(db):
+    from django.core.exceptions import ValidationError
+
+    from eventflow.models import Topic
+
+    with pytest.raises(ValidationError):
+        Topic(name="orders\n").full_clean()
+
+
+def test_a_null_id_gets_a_fresh_id_and_no_dedup_mark(orders, redis_client):
+    first = publish_batch("orders", [{"type": "a", "id": None}])
+    second = publish_batch("orders", [{"type": "a", "id": None}])
+
+    assert first.ids != second.ids and not second.duplicates
+    assert not list(redis_client.scan_iter(keys.dedup("orders", "python", "*")))
