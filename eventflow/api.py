@@ -149,3 +149,21 @@ def _bulk_selection(request: HttpRequest):
     if query.get("topic"):
         rows = rows.filter(topic__name=str(query["topic"]))
     return rows
+
+
+def health(request: HttpRequest) -> HttpResponse:
+    """Public liveness: is Redis reachable, how durable is it, is the database up."""
+    from django.db import connection
+
+    from .status import broker_status
+
+    broker = broker_status()
+    try:
+        connection.ensure_connection()
+        database = "ok"
+    except DatabaseError:
+        database = "unavailable"
+    healthy = broker["reachable"] and database == "ok"
+    return json_response(
+        {"status": "ok" if healthy else "degraded", "redis": broker, "database": database}, 200 if healthy else 503
+    )

@@ -12,4 +12,5 @@ urlpatterns = [
     path("topics/<str:topic>/events", api.publish_events, name="publish"),
     path("failed-events/<int:pk>/replay", api.replay_one, name="replay"),
     path("failed-events/replay", api.replay_bulk, name="replay-bulk"),
+    path("health", api.health, name="health"),
 ]
