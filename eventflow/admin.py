@@ -55,7 +55,15 @@ class TopicAdmin(admin.ModelAdmin):
 
 @admin.register(Producer)
 class ProducerAdmin(admin.ModelAdmin):
-    list_display = ["name", "topic_list", "token_hint", "token_status", "last_seen_at", "created_at"]
+    list_display = [
+        "name",
+        "topic_list",
+        "token_hint",
+        "token_status",
+        "max_events_per_second",
+        "last_seen_at",
+        "created_at",
+    ]
     list_filter = ["topics", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "description", "token_hint"]
     filter_horizontal = ["topics"]

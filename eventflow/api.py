@@ -14,10 +14,10 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from . import conf, failures, ingest
-from .errors import BrokerUnavailable, MalformedRequest, PublishError, TooLarge, UnknownTopic
+from .errors import BrokerUnavailable, MalformedRequest, PublishError, RateLimited, TooLarge, UnknownTopic
 from .models import NAME_PATTERN, FailedEvent
 from .publishing import require_topic, store
-from .tokens import authenticate, require_topic_permission
+from .tokens import authenticate, require_topic_permission, spend_rate
 from .topics import TopicSpec
 
 logger = logging.getLogger(__name__)
@@ -29,7 +29,11 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
 
 
 def error_response(error: PublishError) -> HttpResponse:
-    headers = {"Retry-After": str(conf.get("RETRY_AFTER_SECONDS"))} if isinstance(error, BrokerUnavailable) else None
+    headers = None
+    if isinstance(error, BrokerUnavailable):
+        headers = {"Retry-After": str(conf.get("RETRY_AFTER_SECONDS"))}
+    elif isinstance(error, RateLimited):
+        headers = {"Retry-After": "1"}  # limits count per wall-clock second
     return json_response(error.as_dict(), status=error.status, headers=headers)
 
 
@@ -47,6 +51,7 @@ def publish_events(request: HttpRequest, topic: str) -> HttpResponse:
         headers = {name.lower(): value for name, value in request.headers.items()}
         content_type = request.META.get("CONTENT_TYPE", "")
         events = ingest.parse(content_type, headers, body, max_events=conf.get("MAX_BATCH_EVENTS"))
+        spend_rate(identity, len(events))
         result = store(spec, events, source=identity.name)
     except PublishError as error:
         return error_response(error)

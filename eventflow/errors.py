@@ -77,6 +77,11 @@ class InvalidEvent(PublishError):
         super().__init__(message, code=code, index=index)
 
 
+class RateLimited(PublishError):
+    status = 429
+    code = "rate_limited"
+
+
 class BrokerUnavailable(PublishError):
     status = 503
     code = "broker_unavailable"

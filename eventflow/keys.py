@@ -38,6 +38,11 @@ def counters(topic: str) -> str:
     return f"{_prefix()}{{{topic}}}:counters"
 
 
+def rate_window(producer: str, second: int) -> str:
+    """Events a producer published within one wall-clock second (for its rate limit)."""
+    return f"{_prefix()}rate:{producer}:{second}"
+
+
 def worker(worker_id: str) -> str:
     """A worker's heartbeat document; it expires when the worker stops beating."""
     return f"{_prefix()}worker:{worker_id}"

@@ -99,6 +99,11 @@ class Producer(models.Model):
     token_hint = models.CharField(
         max_length=16, editable=False, help_text="The token's first characters, to tell tokens apart."
     )
+    max_events_per_second = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Refuse events past this rate with 429 and Retry-After (blank: no limit).",
+    )
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_seen_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -6,9 +6,12 @@ import hmac
 import time
 from dataclasses import dataclass
 
+import redis
 from django.utils import timezone
 
-from .errors import Forbidden, Unauthorized
+from . import keys
+from .connection import get_redis
+from .errors import BrokerUnavailable, Forbidden, RateLimited, Unauthorized
 from .models import Producer, hash_token
 
 # Write "last seen" at most this often per producer and process.
@@ -21,6 +24,7 @@ class Identity:
     id: int
     name: str
     topics: frozenset[str]
+    max_events_per_second: int | None = None
 
 
 def authenticate(authorization: str | None) -> Identity:
@@ -41,12 +45,35 @@ def authenticate(authorization: str | None) -> Identity:
     if producer.is_revoked:
         raise Unauthorized("this token has been revoked", code="revoked_token")
     _touch(producer.pk)
-    return Identity(producer.pk, producer.name, frozenset(t.name for t in producer.topics.all()))
+    topics = frozenset(t.name for t in producer.topics.all())
+    return Identity(producer.pk, producer.name, topics, producer.max_events_per_second)
 
 
 def require_topic_permission(identity: Identity, topic: str) -> None:
     if topic not in identity.topics:
         raise Forbidden(f"producer {identity.name!r} may not publish to {topic!r}", code="topic_not_allowed")
+
+
+def spend_rate(identity: Identity, events: int) -> None:
+    """Count ``events`` against the producer's per-second limit; raise 429 past it.
+
+    A refused request takes its events back, so it does not eat the next one's room.
+    """
+    limit = identity.max_events_per_second
+    if not limit:
+        return
+    key = keys.rate_window(identity.name, int(time.time()))
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        pipe.incrby(key, events)
+        pipe.expire(key, 2)
+        used = pipe.execute()[0]
+        if used > limit:
+            get_redis().decrby(key, events)
+    except redis.RedisError as exc:
+        raise BrokerUnavailable("the event store is unreachable; nothing was accepted") from exc
+    if used > limit:
+        raise RateLimited(f"producer {identity.name!r} is over its limit of {limit} events per second; retry shortly")
 
 
 def _touch(producer_id: int) -> None:
