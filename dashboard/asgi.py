@@ -1,4 +1,4 @@
-"""ASGI entry point: HTTP through Django; WebSockets join in the dashboard issue."""
+"""ASGI entry point: HTTP through Django, WebSockets through Channels."""
 
 from __future__ import annotations
 
@@ -7,7 +7,19 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
-# Set Django up before anything imports models.
+# Set Django up before anything imports models (routing imports the consumers).
 django_asgi_app = get_asgi_application()
 
-application = django_asgi_app
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+from . import routing  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        # Origin must be one of ALLOWED_HOSTS; the session must be a staff user's.
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(routing.websocket_urlpatterns))),
+    }
+)

@@ -5,10 +5,21 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from . import views
+from .views.security import with_csp
 
 urlpatterns = [
     path("", views.overview, name="overview"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("topics/<str:name>/", views.topic_page, name="topic"),
+    path("topics/<str:name>/publish", views.publish_test_event, name="topic-publish"),
+    path("topics/<str:name>/events/<str:stream_id>/", views.event_detail, name="event"),
+    path("consumers/<str:name>/", views.consumer_page, name="consumer"),
+    path("failed/", views.failed_list, name="failed"),
+    path("failed/<int:pk>/replay", views.replay_one, name="failed-replay"),
+    path("failed/<int:pk>/discard", views.discard_one, name="failed-discard"),
+    path("failed/replay-selected", views.replay_selected, name="failed-replay-selected"),
+    path("failed/replay-all", views.replay_confirm, name="failed-replay-confirm"),
+    path("failed/replay-all/confirmed", views.replay_matching, name="failed-replay-matching"),
+    path("login/", with_csp(auth_views.LoginView.as_view()), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("eventflow.urls")),

@@ -98,7 +98,11 @@ def test_the_tracker_windows_running_totals():
     result = tracker.observe("billing", 110.0, backlog=9, acked=30, errors=3, oldest_pending=0)
     assert (result.acks, result.errors, result.backlog_start, result.seconds) == (30, 3, 0, 10.0)
     later = tracker.observe("billing", 116.0, backlog=9, acked=31, errors=3, oldest_pending=0)
-    assert (later.acks, later.backlog_start, later.seconds) == (11, 5, 11.0)  # the last reading before the window starts it
+    assert (later.acks, later.backlog_start, later.seconds) == (
+        11,
+        5,
+        11.0,
+    )  # the last reading before the window starts it
 
 
 def test_the_tracker_counts_how_long_a_backlog_waited_without_an_ack():

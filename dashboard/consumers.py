@@ -1,0 +1,105 @@
+"""The dashboard's WebSocket: one socket per open page, fed by the monitor.
+
+A socket joins its page's channel group, gets the page's live partials at
+once (so a reconnecting browser is never stale), then forwards what the
+monitor pushes. Topic pages also filter and pause their live tail here, per
+socket, from the filter form the browser sends.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.template.loader import render_to_string
+
+from . import live
+
+MAX_MESSAGE_BYTES = 2048  # the browser only ever sends a small filter form
+REFRESH_WATCH_AFTER = 10.0
+
+
+class TailFilter:
+    """What one socket wants to see of a topic's live tail."""
+
+    def __init__(self) -> None:
+        self.type = self.key = self.text = ""
+        self.paused = False
+        self.held = 0  # rows not shown while paused or filtered out
+        self.skipped = 0  # rows the monitor did not send at all (sampling at high rates)
+
+    def update(self, form: dict[str, Any]) -> None:
+        self.type = str(form.get("tail-type") or "").strip()[:200]
+        self.key = str(form.get("tail-key") or "").strip()[:200]
+        self.text = str(form.get("tail-text") or "").strip().lower()[:200]
+        self.paused = bool(form.get("tail-paused"))
+
+    def accepts(self, row: dict) -> bool:
+        return (
+            (not self.type or row["type"] == self.type)
+            and (not self.key or row["key"] == self.key)
+            and (not self.text or self.text in row["text"])
+        )
+
+
+class LiveConsumer(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        kwargs = self.scope["url_route"]["kwargs"]
+        self.page, self.name = kwargs["page"], kwargs.get("name", "")
+        if user is None or not user.is_authenticated or not user.is_staff or self.page not in live.PAGES:
+            await self.close()  # before accept: the handshake is refused (HTTP 403)
+            return
+        self.group = live.group_name(self.page, self.name)
+        self.tail = TailFilter()
+        self._watched_at = 0.0
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        await self._watch()
+        await self.send(text_data=await database_sync_to_async(live.snapshot_html)(self.page, self.name))
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if text_data is None or len(text_data) > MAX_MESSAGE_BYTES:
+            await self.close(code=1009)  # message too big (or binary)
+            return
+        try:
+            form = orjson.loads(text_data)
+        except orjson.JSONDecodeError:
+            return
+        if isinstance(form, dict) and self.page == "topic":
+            self.tail.update(form)
+            self.tail.held = 0
+            await self.send(text_data=self._tail_status())
+
+    # -- messages from the monitor (channel layer) ------------------------------
+
+    async def live_fragments(self, message: dict) -> None:
+        await self._watch()
+        await self.send(text_data=message["html"])
+
+    async def live_tail(self, message: dict) -> None:
+        self.tail.skipped += message["skipped"]
+        rows = [row for row in message["rows"] if self.tail.accepts(row)]
+        self.tail.held += len(message["rows"]) - len(rows)
+        if self.tail.paused:
+            self.tail.held += len(rows)
+            rows = []
+        html = ""
+        if rows:
+            html = '<tbody hx-swap-oob="afterbegin:#tail-rows">' + "".join(r["html"] for r in rows) + "</tbody>"
+        await self.send(text_data=html + self._tail_status())
+
+    def _tail_status(self) -> str:
+        return render_to_string("dashboard/topic.html#tail-status", {"tail": self.tail, "oob": True})
+
+    async def _watch(self) -> None:
+        if time.monotonic() - self._watched_at > REFRESH_WATCH_AFTER:
+            self._watched_at = time.monotonic()
+            await database_sync_to_async(live.watch)(self.page, self.name)

@@ -1,0 +1,173 @@
+"""The live bridge: from monitor snapshots to rendered fragments on channel groups.
+
+One place names the channel groups, the message types and each page's live
+partials. ``Bridge.run_once()`` is one step of the ``monitor`` command: it
+samples (through ``eventflow.monitor``), renders the partials of the pages
+someone is watching, and ``group_send``s them, already rendered, for the
+WebSocket consumers to forward. Pushes are hints: a socket gets a full
+snapshot on connect, so a dropped message is repaired by the next one or a
+reconnect.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.template.loader import render_to_string
+
+from eventflow import keys, monitor
+from eventflow.connection import get_redis
+from eventflow.models import FailedEvent
+
+from .views import state
+
+FRAGMENTS = "live.fragments"  # {"html": str}: out-of-band swaps, forwarded as they are
+TAIL = "live.tail"  # {"topic", "rows": [{"type", "key", "text", "html"}], "skipped"}
+WATCH_SECONDS = 30.0  # a page stays watched this long after its socket last said so
+TAIL_LIMIT = 10  # rows per topic per tail step; the rest are counted as skipped
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    template: str
+    partials: tuple[str, ...]
+    build: Callable[[dict, str], dict | None]
+
+
+PAGES: dict[str, Page] = {
+    "overview": Page(
+        "dashboard/overview.html", ("headline", "topology", "consumer-table"), lambda s, n: state.overview(s)
+    ),
+    "topic": Page("dashboard/topic.html", ("topic-stats",), state.topic),
+    "consumer": Page(
+        "dashboard/consumer.html", ("consumer-health", "consumer-charts", "consumer-workers"), state.consumer
+    ),
+    "failed": Page("dashboard/failed.html", ("failed-summary",), lambda s, n: state.failed_summary()),
+}
+
+
+def group_name(page: str, name: str = "") -> str:
+    """The channel group of one page (``ef.topic.orders``); names are URL-safe already."""
+    return f"ef.{page}.{name}" if name else f"ef.{page}"
+
+
+def render_partials(page: str, name: str, snapshot: dict, *, oob: bool = True) -> str:
+    """Every live partial of a page, rendered for an out-of-band swap (empty if it has none)."""
+    spec = PAGES[page]
+    context = spec.build(snapshot, name)
+    if context is None:
+        return ""
+    context["oob"] = oob
+    return "".join(render_to_string(f"{spec.template}#{partial}", context) for partial in spec.partials)
+
+
+def snapshot_html(page: str, name: str) -> str:
+    """What a socket gets when it opens: the page's live partials as they are now."""
+    return render_partials(page, name, monitor.load_snapshot())
+
+
+def watch(page: str, name: str) -> None:
+    """Tell the monitor someone has this page open (topic tails are read only then)."""
+    get_redis().zadd(keys.tail_watchers(), {f"{page}:{name}": time.time() + WATCH_SECONDS})
+
+
+def watched() -> set[tuple[str, str]]:
+    client = get_redis()
+    now = time.time()
+    client.zremrangebyscore(keys.tail_watchers(), "-inf", now)
+    members = client.zrangebyscore(keys.tail_watchers(), now, "+inf", start=0, num=1000)
+    return {tuple(m.decode().split(":", 1)) for m in members}  # type: ignore[misc]
+
+
+def tail_row(topic: str, stream_id: str, envelope: dict) -> dict:
+    """One tail row, rendered once, with the fields sockets filter on."""
+    html = render_to_string(
+        "dashboard/topic.html#tail-row", {"topic_name": topic, "stream_id": stream_id, "event": envelope}
+    )
+    text = f"{envelope.get('type', '')} {envelope.get('key', '')} {envelope.get('data', '')}"
+    return {
+        "type": str(envelope.get("type", "")),
+        "key": str(envelope.get("key") or ""),
+        "text": text[:2000].lower(),
+        "html": html,
+    }
+
+
+class Bridge:
+    """Samples, renders and pushes; tails fast, everything else about once a second."""
+
+    def __init__(self, sample_interval: float = 1.0) -> None:
+        self.monitor = monitor.Monitor()
+        self.sample_interval = sample_interval
+        self._next_sample = 0.0
+        self._cursors: dict[str, tuple[str, int]] = {}  # topic -> (stream id, published total)
+        self._row_status: dict[int, str] = {}
+
+    async def run_once(self) -> bool:
+        """One step: return True if anything was pushed."""
+        messages = await sync_to_async(self.collect)()
+        layer = get_channel_layer()
+        for group, message in messages:
+            await layer.group_send(group, message)
+        return bool(messages)
+
+    def collect(self) -> list[tuple[str, dict[str, Any]]]:
+        """Sample if due and render what changed; return (group, message) pairs."""
+        client = get_redis()
+        if not self.monitor.is_leader(client):
+            return []
+        pages = watched()
+        messages = self._tails(client, {name for page, name in pages if page == "topic"})
+        if time.monotonic() >= self._next_sample:
+            self._next_sample = time.monotonic() + self.sample_interval
+            snapshot = self.monitor.step()
+            messages += self._fragments(snapshot, pages)
+            messages += self._failed_rows()
+        return messages
+
+    def _fragments(self, snapshot: dict, pages: set[tuple[str, str]]) -> list[tuple[str, dict]]:
+        targets = {("overview", ""), ("failed", "")} | {p for p in pages if p[0] in ("topic", "consumer")}
+        messages = []
+        for page, name in sorted(targets):
+            html = render_partials(page, name, snapshot)
+            if html:
+                messages.append((group_name(page, name), {"type": FRAGMENTS, "html": html}))
+        return messages
+
+    def _tails(self, client: Any, topics: set[str]) -> list[tuple[str, dict]]:
+        messages = []
+        for topic in sorted(topics):
+            after, seen_total = self._cursors.get(topic, (None, -1))
+            total = monitor.published_total(client, topic)
+            events, cursor = monitor.read_tail(client, topic, after, TAIL_LIMIT)
+            self._cursors[topic] = (cursor, total)
+            if after is None or not events:
+                continue  # the first step only sets the cursor: the page rendered the newest rows
+            skipped = max(0, total - seen_total - len(events)) if seen_total >= 0 else 0
+            rows = [tail_row(topic, sid, envelope) for sid, envelope in events]
+            messages.append((group_name("topic", topic), {"type": TAIL, "rows": rows, "skipped": skipped}))
+        for gone in set(self._cursors) - topics:
+            del self._cursors[gone]
+        return messages
+
+    def _failed_rows(self) -> list[tuple[str, dict]]:
+        """Rows whose status moved since the last step (replaying → resolved / failed again)."""
+        replaying = set(
+            FailedEvent.objects.filter(status=FailedEvent.Status.REPLAYING).values_list("pk", flat=True)[:500]
+        )
+        tracked = replaying | set(self._row_status)
+        rows = FailedEvent.objects.filter(pk__in=tracked).select_related("consumer", "topic")
+        changed = [row for row in rows if self._row_status.get(row.pk) != row.status]
+        self._row_status = {row.pk: row.status for row in rows if row.status == FailedEvent.Status.REPLAYING}
+        if not changed:
+            return []
+        html = "".join(
+            render_to_string("dashboard/failed.html#failed-row", {"row": row, "oob": True, "can_replay": True})
+            for row in changed
+        )
+        return [(group_name("failed"), {"type": FRAGMENTS, "html": html})]

@@ -1,0 +1,82 @@
+"""Small formatting filters for the dashboard: rates, ages, stream ids, statuses."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import orjson
+from django import template
+
+register = template.Library()
+
+STATUS_CLASSES = {"OK": "ok", "LAGGING": "lagging", "STALLED": "stalled", "STOPPED": "stopped", "FAILING": "failing"}
+
+
+@register.filter
+def rate(value: Any) -> str:
+    """Events per second, short: ``0``, ``3.4/s``, ``12/s``, ``4.8k/s``."""
+    number = float(value or 0)
+    if number == 0:
+        return "0/s"
+    if number >= 1000:
+        return f"{number / 1000:.1f}k/s"
+    if number >= 10:
+        return f"{number:.0f}/s"
+    return f"{number:.1f}/s"
+
+
+@register.filter
+def age(seconds: Any) -> str:
+    """A duration in the largest unit that keeps it readable: ``0.4 s``, ``34 s``, ``3 min``, ``2 h``."""
+    value = float(seconds or 0)
+    if value <= 0:
+        return "—"
+    if value < 10:
+        return f"{value:.1f} s"
+    if value < 120:
+        return f"{value:.0f} s"
+    if value < 7200:
+        return f"{value / 60:.0f} min"
+    return f"{value / 3600:.0f} h"
+
+
+@register.filter
+def status_class(status: Any) -> str:
+    return STATUS_CLASSES.get(str(status), "unknown")
+
+
+@register.filter
+def stream_time(stream_id: str) -> dt.datetime | None:
+    """The time a stream entry was added, from its id (``<ms>-<seq>``)."""
+    try:
+        millis = int(str(stream_id).split("-")[0])
+    except ValueError:
+        return None
+    return dt.datetime.fromtimestamp(millis / 1000, tz=dt.UTC)
+
+
+@register.filter
+def as_json(value: Any) -> str:
+    """Pretty JSON for display (autoescaped by the template like any other text)."""
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
+
+
+@register.filter
+def compact_json(value: Any, limit: int = 160) -> str:
+    text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@register.filter
+def get(mapping: Any, key: str) -> Any:
+    return mapping.get(key) if isinstance(mapping, dict) else None
+
+
+@register.filter
+def num(value: Any) -> str:
+    """A count with thousands separators: ``12,345``."""
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return "—"

@@ -1,0 +1,20 @@
+"""Dashboard pages (staff only). Each live region is a named partial of its page."""
+
+from __future__ import annotations
+
+from .failed import discard_one, failed_list, replay_confirm, replay_matching, replay_one, replay_selected
+from .pages import consumer_page, event_detail, overview, publish_test_event, topic_page
+
+__all__ = [
+    "consumer_page",
+    "discard_one",
+    "event_detail",
+    "failed_list",
+    "overview",
+    "publish_test_event",
+    "replay_confirm",
+    "replay_matching",
+    "replay_one",
+    "replay_selected",
+    "topic_page",
+]

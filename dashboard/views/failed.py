@@ -1,0 +1,182 @@
+"""Failed events: filter, page through, replay (one, selected, all matching) and discard.
+
+Pages use keyset pagination on (last_failed_at, id), which the model's
+indexes serve, so the 1,000th page costs what the first does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_POST
+
+from eventflow import failures
+from eventflow.models import Consumer, FailedEvent, Topic
+
+from . import state
+from .security import can_discard, can_replay, staff_page
+
+PAGE_ROWS = 50
+Status = FailedEvent.Status
+OPEN = [Status.FAILED, Status.FAILED_AGAIN, Status.REPLAYING]
+FILTERS = ("consumer", "topic", "type", "q", "since", "until", "status")
+
+
+def read_filters(params: Any) -> dict[str, str]:
+    return {name: str(params.get(name, "")).strip()[:200] for name in FILTERS}
+
+
+def matching(filters: dict[str, str]) -> QuerySet[FailedEvent]:
+    """Rows matching the filter form, newest failure first."""
+    rows = FailedEvent.objects.select_related("consumer", "topic")
+    status = filters.get("status") or "open"
+    if status == "open":
+        rows = rows.filter(status__in=OPEN)
+    elif status in Status.values:
+        rows = rows.filter(status=status)
+    if filters.get("consumer"):
+        rows = rows.filter(consumer__name=filters["consumer"])
+    if filters.get("topic"):
+        rows = rows.filter(topic__name=filters["topic"])
+    if filters.get("type"):
+        rows = rows.filter(event_type=filters["type"])
+    if filters.get("q"):
+        rows = rows.filter(error__icontains=filters["q"])
+    if since := _moment(filters.get("since", "")):
+        rows = rows.filter(last_failed_at__gte=since)
+    if until := _moment(filters.get("until", "")):
+        rows = rows.filter(last_failed_at__lt=until)
+    return rows.order_by("-last_failed_at", "-id")
+
+
+def _moment(value: str) -> dt.datetime | None:
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def page_of(rows: QuerySet[FailedEvent], cursor: str) -> tuple[list[FailedEvent], str]:
+    """One page after ``cursor`` ("<iso time>|<id>"), and the cursor of the next page."""
+    when, _, pk = cursor.partition("|")
+    moment = _moment(when)
+    if moment is not None and pk.isdigit():
+        rows = rows.filter(Q(last_failed_at__lt=moment) | Q(last_failed_at=moment, id__lt=int(pk)))
+    page = list(rows[: PAGE_ROWS + 1])
+    more = len(page) > PAGE_ROWS
+    page = page[:PAGE_ROWS]
+    following = f"{page[-1].last_failed_at.isoformat()}|{page[-1].pk}" if more else ""
+    return page, following
+
+
+def _table_context(request: HttpRequest, filters: dict[str, str], notice: str = "") -> dict:
+    rows, following = page_of(matching(filters), request.GET.get("cursor", ""))
+    query = "&".join(f"{k}={v}" for k, v in filters.items() if v)
+    return {
+        "rows": rows,
+        "filters": filters,
+        "next_cursor": following,
+        "filter_query": query,
+        "paged": bool(request.GET.get("cursor")),
+        "notice": notice,
+        "can_replay": can_replay(request.user),
+        "can_discard": can_discard(request.user),
+    }
+
+
+@staff_page
+def failed_list(request: HttpRequest) -> HttpResponse:
+    filters = read_filters(request.GET)
+    context = _table_context(request, filters)
+    context.update(state.failed_summary())
+    context.update(
+        ws_path="/ws/live/failed/",
+        consumers=Consumer.objects.values_list("name", flat=True),
+        topics=Topic.objects.values_list("name", flat=True),
+        statuses=Status.choices,
+    )
+    target = request.htmx.target if request.htmx else None
+    if target in ("failed-table", "failed-summary"):
+        return render(request, f"dashboard/failed.html#{target}", context)
+    return render(request, "dashboard/failed.html", context)
+
+
+def _row(request: HttpRequest, row: FailedEvent, error: str = "") -> HttpResponse:
+    row.refresh_from_db()
+    context = {"row": row, "can_replay": can_replay(request.user), "can_discard": can_discard(request.user)}
+    context["row_error"] = error
+    return render(request, "dashboard/failed.html#failed-row", context)
+
+
+@staff_page
+@require_POST
+def replay_one(request: HttpRequest, pk: int) -> HttpResponse:
+    if not can_replay(request.user):
+        return HttpResponseForbidden("You may not replay failed events.")
+    row = get_object_or_404(FailedEvent.objects.select_related("consumer", "topic"), pk=pk)
+    try:
+        failures.replay(row, request.user)
+    except failures.ReplayRefused as exc:
+        return _row(request, row, str(exc))
+    except Exception:  # Redis unreachable: nothing was queued, the row is unchanged
+        return _row(request, row, "The event store is unreachable; nothing was replayed.")
+    return _row(request, row)
+
+
+@staff_page
+@require_POST
+def discard_one(request: HttpRequest, pk: int) -> HttpResponse:
+    if not can_discard(request.user):
+        return HttpResponseForbidden("You may not discard failed events.")
+    row = get_object_or_404(FailedEvent.objects.select_related("consumer", "topic"), pk=pk)
+    failures.discard(FailedEvent.objects.filter(pk=row.pk))
+    return _row(request, row)
+
+
+def _bulk_result(request: HttpRequest, filters: dict[str, str], sent: int, problems: list[str]) -> HttpResponse:
+    notice = f"Replaying {sent:,} failed event{'s' if sent != 1 else ''}."
+    if problems:
+        notice += f" {len(problems):,} not replayed: {problems[0]}"
+    return render(request, "dashboard/failed.html#failed-table", _table_context(request, filters, notice))
+
+
+@staff_page
+@require_POST
+def replay_selected(request: HttpRequest) -> HttpResponse:
+    if not can_replay(request.user):
+        return HttpResponseForbidden("You may not replay failed events.")
+    filters = read_filters(request.POST)
+    ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()][:1000]
+    if not ids:
+        context = _table_context(request, filters, "Select failed events first.")
+        return render(request, "dashboard/failed.html#failed-table", context)
+    rows = FailedEvent.objects.select_related("consumer", "topic").filter(pk__in=ids, status__in=OPEN[:2])
+    sent, problems = failures.replay_many(rows, request.user)
+    return _bulk_result(request, filters, sent, problems)
+
+
+@staff_page
+def replay_confirm(request: HttpRequest) -> HttpResponse:
+    """The confirmation for "Replay all matching", stating the count before anything happens."""
+    if request.GET.get("cancel"):
+        return render(request, "dashboard/failed.html#replay-confirm", {"cancelled": True})
+    filters = read_filters(request.GET)
+    count = matching(filters).filter(status__in=OPEN[:2]).count()
+    context = {"filters": filters, "count": count, "can_replay": can_replay(request.user)}
+    return render(request, "dashboard/failed.html#replay-confirm", context)
+
+
+@staff_page
+@require_POST
+def replay_matching(request: HttpRequest) -> HttpResponse:
+    if not can_replay(request.user):
+        return HttpResponseForbidden("You may not replay failed events.")
+    filters = read_filters(request.POST)
+    rows = matching(filters).filter(status__in=OPEN[:2])
+    sent, problems = failures.replay_many(rows.iterator(chunk_size=500), request.user)
+    return _bulk_result(request, filters, sent, problems)

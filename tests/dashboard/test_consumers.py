@@ -1,0 +1,151 @@
+"""The dashboard WebSocket: refused unless staff, snapshot on connect, then pushed updates."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+
+from dashboard import live
+from dashboard.asgi import application
+from eventflow.models import FailedEvent
+from eventflow.publishing import publish
+
+from .conftest import subscribe
+
+ORIGIN = (b"origin", b"http://localhost")
+
+
+def session_headers(client, user) -> list[tuple[bytes, bytes]]:
+    client.force_login(user)
+    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+    return [ORIGIN, (b"cookie", cookie.encode())]
+
+
+async def _open(path: str, headers: list) -> tuple[WebsocketCommunicator, bool]:
+    socket = WebsocketCommunicator(application, path, headers=headers)
+    connected, _ = await socket.connect(timeout=5)
+    return socket, connected
+
+
+def connect(path: str, headers: list) -> bool:
+    async def attempt() -> bool:
+        socket, connected = await _open(path, headers)
+        await socket.disconnect()
+        return connected
+
+    return async_to_sync(attempt)()
+
+
+def test_an_anonymous_socket_is_refused(transactional_db):
+    assert connect("/ws/live/overview/", [ORIGIN]) is False
+
+
+def test_a_non_staff_socket_is_refused(transactional_db, client, django_user_model):
+    user = django_user_model.objects.create_user("guest", password="pw-12345678")
+    assert connect("/ws/live/overview/", session_headers(client, user)) is False
+
+
+def test_a_socket_from_a_foreign_origin_is_refused(transactional_db, client, staff_user):
+    headers = session_headers(client, staff_user)
+    headers[0] = (b"origin", b"https://evil.example")
+    assert connect("/ws/live/overview/", headers) is False
+
+
+def test_a_staff_socket_gets_the_pages_live_partials_on_connect(transactional_db, client, staff_user, orders, billing):
+    headers = session_headers(client, staff_user)
+
+    async def scenario() -> str:
+        socket, connected = await _open("/ws/live/overview/", headers)
+        assert connected
+        snapshot = await socket.receive_from(timeout=5)
+        await socket.disconnect()
+        return snapshot
+
+    html = async_to_sync(scenario)()
+    for partial in ("headline", "topology", "consumer-table"):
+        assert f'id="{partial}"' in html
+    assert html.count('hx-swap-oob="true"') == 3
+    assert 'href="/consumers/billing/"' in html
+
+
+def test_updates_pushed_by_the_monitor_arrive(transactional_db, client, staff_user, orders, billing):
+    headers = session_headers(client, staff_user)
+    subscribe(billing)
+    bridge = live.Bridge()
+
+    async def scenario() -> str:
+        socket, _ = await _open("/ws/live/overview/", headers)
+        await socket.receive_from(timeout=5)  # the snapshot
+        await sync_to_async(publish)("orders", {"n": 1}, type="order.created")
+        await bridge.run_once()
+        update = await socket.receive_from(timeout=5)
+        await socket.disconnect()
+        return update
+
+    update = async_to_sync(scenario)()
+    assert 'id="consumer-table" class="card"' in update
+    assert "no live worker; backlog 1" in update
+
+
+def test_the_tail_pushes_new_events_filtered_per_socket(transactional_db, client, staff_user, orders):
+    headers = session_headers(client, staff_user)
+    bridge = live.Bridge()
+
+    async def scenario() -> list[str]:
+        socket, _ = await _open("/ws/live/topic/orders/", headers)
+        await socket.receive_from(timeout=5)
+        await socket.send_to(text_data='{"tail-type": "order.paid"}')
+        await socket.receive_from(timeout=5)  # the tail status
+        await bridge.run_once()  # sets the tail cursor
+        while not await socket.receive_nothing(timeout=0.2):
+            await socket.receive_from()
+        await sync_to_async(publish)("orders", {"n": 1}, type="order.created")
+        await sync_to_async(publish)("orders", {"n": 2, "note": "<script>x</script>"}, type="order.paid")
+        bridge._next_sample = float("inf")  # only the tail this step
+        await bridge.run_once()
+        message = await socket.receive_from(timeout=5)
+        await socket.disconnect()
+        return message
+
+    message = async_to_sync(scenario)()
+    assert 'hx-swap-oob="afterbegin:#tail-rows"' in message
+    assert "order.paid" in message and "order.created" not in message
+    assert "&lt;script&gt;x&lt;/script&gt;" in message
+    assert "1 events filtered out" in message
+
+
+def test_an_oversized_message_closes_the_socket(transactional_db, client, staff_user, orders):
+    headers = session_headers(client, staff_user)
+
+    async def scenario() -> dict:
+        socket, _ = await _open("/ws/live/topic/orders/", headers)
+        await socket.receive_from(timeout=5)
+        await socket.send_to(text_data="x" * 10_000)
+        closed = await socket.receive_output(timeout=5)
+        await socket.disconnect()
+        return closed
+
+    assert async_to_sync(scenario)() == {"type": "websocket.close", "code": 1009}
+
+
+@pytest.mark.parametrize("final", [FailedEvent.Status.RESOLVED, FailedEvent.Status.FAILED_AGAIN])
+def test_failed_rows_are_pushed_when_a_replay_settles(transactional_db, orders, billing, final):
+    row = FailedEvent.objects.create(
+        consumer=billing, topic=orders, event_id="e1", event_type="t", event={}, error="x", status="replaying"
+    )
+    bridge = live.Bridge()
+    first = [m for g, m in bridge.collect() if g == "ef.failed" and "failed-row" in m["html"]]
+    assert "Replaying" in first[0]["html"]
+    FailedEvent.objects.filter(pk=row.pk).update(status=final)
+    bridge._next_sample = 0
+    pushed = [m for g, m in bridge.collect() if g == "ef.failed" and "failed-row-" in m["html"]]
+    assert f'id="failed-row-{row.pk}"' in pushed[0]["html"]
+    assert FailedEvent.Status(final).label in pushed[0]["html"]
+
+
+def test_a_standby_monitor_pushes_nothing(transactional_db, orders, billing):
+    leader, standby = live.Bridge(), live.Bridge()
+    assert leader.collect()
+    assert standby.collect() == []

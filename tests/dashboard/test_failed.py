@@ -1,0 +1,132 @@
+"""The failed-events page: filters, keyset pages, Replay (one, selected, all matching), discard."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from eventflow import keys
+from eventflow.connection import get_redis
+from eventflow.models import FailedEvent
+
+Status = FailedEvent.Status
+
+
+def fail(consumer, topic, n: int, *, error: str = "boom", status: str = Status.FAILED, minutes_ago: int = 0):
+    return FailedEvent.objects.create(
+        consumer=consumer,
+        topic=topic,
+        event_id=f"ev-{consumer.name}-{n}",
+        event_type="order.created",
+        event={"id": f"ev-{consumer.name}-{n}", "type": "order.created", "data": {"n": n}, "topic": topic.name},
+        error=error,
+        status=status,
+        last_failed_at=timezone.now() - dt.timedelta(minutes=minutes_ago),
+    )
+
+
+def scheduled(topic: str, consumer: str) -> list[str]:
+    return [m.decode() for m in get_redis().zrange(keys.retry_schedule(topic, consumer), 0, -1)]
+
+
+def test_it_lists_open_failed_events_with_their_error_as_inert_text(operator, orders, billing):
+    fail(billing, orders, 1, error="<img src=x onerror=alert(1)> went wrong")
+    fail(billing, orders, 2, status=Status.RESOLVED)
+    html = operator.get("/failed/").content.decode()
+    assert "&lt;img src=x onerror=alert(1)&gt; went wrong" in html
+    assert "<img src=x" not in html
+    assert html.count('class="failed-row"') == 1
+
+
+def test_filters_narrow_the_list(operator, orders, payments, billing, shipping):
+    fail(billing, orders, 1, error="card declined")
+    fail(shipping, orders, 2, error="no address")
+    fail(billing, orders, 3, error="timeout", minutes_ago=120)
+
+    def rows(query: str) -> int:
+        return operator.get(f"/failed/?{query}").content.decode().count('class="failed-row"')
+
+    assert rows("consumer=billing") == 2
+    assert rows("q=DECLINED") == 1
+    assert rows("since=" + (timezone.now() - dt.timedelta(minutes=60)).strftime("%Y-%m-%dT%H:%M")) == 2
+    assert rows("topic=payments") == 0
+    assert rows("status=all") == 3
+
+
+def test_pages_follow_each_other_without_gaps_or_repeats(operator, orders, billing):
+    for n in range(120):
+        fail(billing, orders, n, minutes_ago=n % 7)
+    seen, url = [], "/failed/"
+    while url:
+        response = operator.get(url, headers={"HX-Request": "true", "HX-Target": "failed-table"})
+        html = response.content.decode()
+        seen += [int(part.split('"')[0]) for part in html.split('id="failed-row-')[1:]]
+        url = ""
+        if "Next page" in html:
+            url = "/failed/" + html.split("Next page")[0].rsplit('href="', 1)[1].split('"')[0].replace("&amp;", "&")
+    assert len(seen) == 120 and len(set(seen)) == 120
+
+
+def test_replay_one_sends_the_event_to_that_consumer_only_and_shows_it_replaying(operator, orders, billing):
+    row = fail(billing, orders, 1)
+    response = operator.post(f"/failed/{row.pk}/replay")
+    html = response.content.decode()
+    assert html.lstrip().startswith(f'<tr id="failed-row-{row.pk}"')
+    assert "Replaying" in html
+    assert scheduled("orders", "billing") == [f"replay:{row.pk}"]
+    assert scheduled("orders", "shipping") == []
+
+
+def test_replay_needs_the_permission(client, django_user_model, orders, billing):
+    viewer = django_user_model.objects.create_user("viewer", password="pw-12345678", is_staff=True)
+    client.force_login(viewer)
+    row = fail(billing, orders, 1)
+    assert client.post(f"/failed/{row.pk}/replay").status_code == 403
+    assert "Replay selected" not in client.get("/failed/").content.decode()
+
+
+def test_replay_is_a_post_with_a_csrf_token(orders, billing, staff_user):
+    from django.test import Client
+
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(staff_user)
+    row = fail(billing, orders, 1)
+    assert browser.post(f"/failed/{row.pk}/replay").status_code == 403
+    assert browser.get(f"/failed/{row.pk}/replay").status_code == 405
+
+
+def test_replay_selected_replays_the_chosen_rows(operator, orders, billing):
+    rows = [fail(billing, orders, n) for n in range(3)]
+    html = operator.post("/failed/replay-selected", {"ids": [rows[0].pk, rows[2].pk]}).content.decode()
+    assert "Replaying 2 failed events." in html
+    assert sorted(scheduled("orders", "billing")) == sorted([f"replay:{rows[0].pk}", f"replay:{rows[2].pk}"])
+
+
+def test_replay_all_matching_states_the_count_before_replaying(operator, orders, billing, shipping):
+    for n in range(4):
+        fail(billing, orders, n)
+    fail(shipping, orders, 9)
+    confirm = operator.get("/failed/replay-all?consumer=billing").content.decode()
+    assert "Replay 4 failed events" in confirm
+    assert scheduled("orders", "billing") == []
+    html = operator.post("/failed/replay-all/confirmed", {"consumer": "billing", "status": "open"}).content.decode()
+    assert "Replaying 4 failed events." in html
+    assert len(scheduled("orders", "billing")) == 4
+    assert scheduled("orders", "shipping") == []
+
+
+def test_discard_closes_a_row(operator, orders, billing):
+    row = fail(billing, orders, 1)
+    html = operator.post(f"/failed/{row.pk}/discard").content.decode()
+    assert "Discarded" in html
+    row.refresh_from_db()
+    assert row.status == Status.DISCARDED
+
+
+@pytest.mark.parametrize("target", ["failed-table", "failed-summary"])
+def test_the_live_partials_render_alone(operator, orders, billing, target):
+    fail(billing, orders, 1)
+    html = operator.get("/failed/", headers={"HX-Request": "true", "HX-Target": target}).content.decode()
+    assert html.lstrip().startswith(f'<section id="{target}"')
