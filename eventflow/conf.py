@@ -18,6 +18,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_BODY_BYTES": 4 * 1024 * 1024,
     "MAX_BATCH_EVENTS": 1000,
     "BATCH_SIZE": 200,
+    "BATCH_SECONDS": 0.5,
     "HEARTBEAT_INTERVAL": 2.0,
     "HEARTBEAT_TTL": 10,
     "IDLE_POLL_MAX": 0.05,

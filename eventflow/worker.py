@@ -39,6 +39,7 @@ class ConsumerRunner:
         self.handled = 0
         self._groups_ready: set[str] = set()
         self._next_reclaim = 0.0
+        self._batch = 1  # grows while batches are quick; see _adapt_batch
 
     def run_once(self, block_ms: int | None = None) -> bool:
         """Handle one batch; return True if there was work (so run again at once)."""
@@ -48,12 +49,27 @@ class ConsumerRunner:
         handler = resolve(spec.handler)  # fail before taking events, not after
         client = get_redis(blocking=block_ms is not None)
         self._ensure_groups(client)
-        batch = conf.get("BATCH_SIZE")
+        batch = self._batch
         work = self._claim_schedules(client, batch) + self._reclaim(client, batch)
         work += delivery.read_new(client, spec.name, self.worker_name, spec.topics, batch, None if work else block_ms)
         if work:
+            started = time.monotonic()
             self.handle(handler, work)
+            self._adapt_batch(len(work), time.monotonic() - started)
         return bool(work)
+
+    def _adapt_batch(self, size: int, seconds: float) -> None:
+        """Size batches to take about ``BATCH_SECONDS``.
+
+        Fast handlers get big batches (fewer round trips); slow ones get small
+        batches, so the other workers share the backlog and a stopping worker
+        holds few unstarted events.
+        """
+        limit = conf.get("BATCH_SIZE")
+        if seconds > conf.get("BATCH_SECONDS"):
+            self._batch = max(1, self._batch // 2)
+        elif size >= self._batch:
+            self._batch = min(limit, self._batch * 2)
 
     def handle(self, handler: Handler, work: list[Delivery]) -> None:
         """Run the handler on each delivery, then write every outcome in one round trip."""
