@@ -11,6 +11,7 @@ reconnect.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,9 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.db.models import Q
 from django.template.loader import render_to_string
+from django.utils import timezone
 
 from eventflow import keys, monitor
 from eventflow.connection import get_redis
@@ -29,6 +32,7 @@ from .views import state
 FRAGMENTS = "live.fragments"  # {"html": str}: out-of-band swaps, forwarded as they are
 TAIL = "live.tail"  # {"topic", "rows": [{"type", "key", "text", "html"}], "skipped"}
 WATCH_SECONDS = 30.0  # a page stays watched this long after its socket last said so
+ROW_PUSH_LIMIT = 200  # failed-event rows pushed per step
 TAIL_LIMIT = 10  # rows per topic per tail step; the rest are counted as skipped
 
 
@@ -156,14 +160,21 @@ class Bridge:
         return messages
 
     def _failed_rows(self) -> list[tuple[str, dict]]:
-        """Rows whose status moved since the last step (replaying → resolved / failed again)."""
-        replaying = set(
-            FailedEvent.objects.filter(status=FailedEvent.Status.REPLAYING).values_list("pk", flat=True)[:500]
+        """Rows whose status moved since the last step (replaying → resolved / failed again).
+
+        A replay can settle between two steps, so rows are found by their
+        timestamps as well as by the REPLAYING status; the overlap is deduplicated.
+        """
+        since = timezone.now() - dt.timedelta(seconds=self.sample_interval + 2)
+        recent = (
+            Q(status=FailedEvent.Status.REPLAYING)
+            | Q(replayed_at__gte=since)
+            | Q(resolved_at__gte=since)
+            | Q(last_failed_at__gte=since)
         )
-        tracked = replaying | set(self._row_status)
-        rows = FailedEvent.objects.filter(pk__in=tracked).select_related("consumer", "topic")
+        rows = list(FailedEvent.objects.filter(recent).select_related("consumer", "topic")[:ROW_PUSH_LIMIT])
         changed = [row for row in rows if self._row_status.get(row.pk) != row.status]
-        self._row_status = {row.pk: row.status for row in rows if row.status == FailedEvent.Status.REPLAYING}
+        self._row_status = {row.pk: row.status for row in rows}
         if not changed:
             return []
         html = "".join(

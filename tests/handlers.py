@@ -63,3 +63,8 @@ def count_once(event: Event) -> None:
     Group.objects.create(name=f"effect-{event.id}")
     if event.data.get("fail_after_effect"):
         raise RuntimeError("failed after the effect")
+
+
+def hangs(event: Event) -> None:
+    """Never returns in a test's lifetime: the worker holding it looks stuck."""
+    time.sleep(float(event.data.get("sleep", 3600)))

@@ -145,6 +145,25 @@ def test_failed_rows_are_pushed_when_a_replay_settles(transactional_db, orders, 
     assert FailedEvent.Status(final).label in pushed[0]["html"]
 
 
+def test_a_replay_that_settles_between_two_steps_is_still_pushed(transactional_db, orders, billing):
+    from django.utils import timezone
+
+    now = timezone.now()
+    row = FailedEvent.objects.create(
+        consumer=billing,
+        topic=orders,
+        event_id="e1",
+        event_type="t",
+        event={},
+        error="x",
+        status="resolved",
+        replayed_at=now,
+        resolved_at=now,
+    )
+    pushed = [m["html"] for g, m in live.Bridge().collect() if g == "ef.failed" and "failed-row-" in m["html"]]
+    assert f'id="failed-row-{row.pk}"' in pushed[0] and "Resolved" in pushed[0]
+
+
 def test_a_standby_monitor_pushes_nothing(transactional_db, orders, billing):
     leader, standby = live.Bridge(), live.Bridge()
     assert leader.collect()

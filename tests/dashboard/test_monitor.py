@@ -6,7 +6,8 @@ import time
 
 import orjson
 
-from eventflow import keys, monitor as monitor_module
+from eventflow import keys
+from eventflow import monitor as monitor_module
 from eventflow.connection import get_redis
 from eventflow.models import FailedEvent
 from eventflow.publishing import publish

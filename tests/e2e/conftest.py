@@ -1,0 +1,153 @@
+"""Browser tests: Debian's Chromium, driven by Playwright, against real processes.
+
+The web server (daphne), the workers and the monitor run as subprocesses on
+the test's own Redis key prefix and database file, exactly as in production.
+These tests only run when asked for by path, in their own pytest invocation
+(Playwright's sync API and asyncio tests do not share one):
+
+    python -m pytest tests/e2e
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT, process_env
+
+E2E_DIR = Path(__file__).resolve().parent
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = Path(os.environ.get("EVENTFLOW_SCREENSHOTS", "/tmp/eventflow-screens"))
+
+# Playwright's sync API keeps an event loop in this thread; the ORM calls the
+# tests make between browser steps are still plain synchronous calls.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Collect browser tests only when the invocation names tests/e2e (or EVENTFLOW_E2E=1)."""
+    if os.environ.get("EVENTFLOW_E2E") == "1":
+        return None
+    asked = any(Path(arg.split("::")[0]).resolve().is_relative_to(E2E_DIR) for arg in config.args)
+    return None if asked else True
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Process:
+    """A child process of the test, stopped at teardown whatever happens."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.args, self.env = args, env
+        self.proc: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> None:
+        log = open(f"/tmp/eventflow-e2e-{Path(self.args[-1]).name}-{os.getpid()}.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(self.args, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+class Server(Process):
+    """daphne serving the project (static files included) on a free port."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        app = "dashboard.management.asgi_static:application"
+        super().__init__([sys.executable, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(self.port), app], env)
+
+    def start(self) -> None:
+        super().start()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/login/", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("daphne did not answer within 20 s")
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def env(transactional_db, redis_url: str, key_prefix: str) -> dict[str, str]:
+    return process_env(redis_url, key_prefix)
+
+
+@pytest.fixture
+def server(env) -> Iterator[Server]:
+    web = Server(env)
+    yield web
+    web.stop()
+
+
+@pytest.fixture
+def monitor_process(env) -> Iterator[Process]:
+    proc = Process([sys.executable, str(ROOT / "manage.py"), "monitor"], env)
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def page(browser, server, staff_user) -> Iterator:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=server.url)
+    tab = context.new_page()
+    tab.set_default_timeout(15_000)
+    yield tab
+    context.close()
+
+
+def log_in(page, next_path: str = "/") -> None:
+    from playwright.sync_api import expect
+
+    page.goto(next_path)
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    page.get_by_label("Username").fill("operator")
+    page.get_by_label("Password").fill("operator-pass-1")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+
+
+def screenshot(page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
