@@ -95,13 +95,13 @@ class Delivery:
         return self.member != ""
 
 
-def ensure_group(client: redis.Redis, topic: str, consumer: str) -> bool:
-    """Create the consumer's group on the topic's stream, starting at new events.
+def ensure_group(client: redis.Redis, topic: str, consumer: str, start: str = "$") -> bool:
+    """Create the consumer's group on the topic's stream, starting after ``start`` (default: at new events).
 
     Return True if it was created now.
     """
     try:
-        client.xgroup_create(keys.stream(topic), keys.group(consumer), id="$", mkstream=True)
+        client.xgroup_create(keys.stream(topic), keys.group(consumer), id=start, mkstream=True)
     except redis.ResponseError as exc:
         if "BUSYGROUP" in str(exc):
             return False

@@ -110,9 +110,12 @@ class ConsumerRunner:
         settlement.finish(item, "dead")
 
     def _ensure_groups(self, client: redis.Redis) -> None:
+        # A group missing here was lost with Redis's data (or never made while Redis was
+        # down): every event in the stream came after that, so the group starts at "0".
+        # Starting at "$" would skip what producers published since the restart.
         for topic in self.spec.topics:
             if topic not in self._groups_ready:
-                if delivery.ensure_group(client, topic, self.spec.name):
+                if delivery.ensure_group(client, topic, self.spec.name, start="0"):
                     logger.info("created group %s on topic %s", self.spec.name, topic)
                 self._groups_ready.add(topic)
 
