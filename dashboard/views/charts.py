@@ -15,18 +15,22 @@ MAX_NODES = 30  # per column; the rest are summarised as "+N more"
 SEVERITY = {"STOPPED": 0, "FAILING": 1, "STALLED": 2, "LAGGING": 3, "OK": 4}
 
 
-def sparkline(values: list[float], width: int = 120, height: int = 28) -> dict:
-    """Points for a small line of recent values (newest on the right)."""
+def sparkline(values: list[float], width: int = 120, height: int = 28, capacity: int = 60) -> dict:
+    """Points for a small line of the last ``capacity`` values, newest at the right edge."""
     if not values:
         return {"points": "", "width": width, "height": height, "peak": 0}
+    values = values[-capacity:]
     peak = max(values) or 1.0
-    step = width / max(1, len(values) - 1)
-    points = " ".join(f"{i * step:.1f},{height - 2 - (v / peak) * (height - 4):.1f}" for i, v in enumerate(values))
+    step = width / max(1, capacity - 1)
+    offset = width - step * (len(values) - 1)
+    points = " ".join(
+        f"{offset + i * step:.1f},{height - 2 - (v / peak) * (height - 4):.1f}" for i, v in enumerate(values)
+    )
     return {"points": points, "width": width, "height": height, "peak": max(values)}
 
 
 def line_chart(
-    series: list[tuple[float, float]], span: float, *, unit: str = "/s", width: int = 920, height: int = 180
+    series: list[tuple[float, float]], span: float, *, unit: str = "/s", width: int = 560, height: int = 170
 ) -> dict:
     """A time chart of ``(unix time, value)`` over the last ``span`` seconds."""
     now = time.time()
@@ -124,15 +128,15 @@ def _edges(snapshot: dict, at: dict) -> list[dict[str, Any]]:
     edges = []
     for key, rate in snapshot["edges"]["produce"].items():
         producer, topic = key.split("|", 1)
-        edges.append(_edge(at.get(("producer", producer)), at.get(("topic", topic)), rate, near="source"))
+        edges.append(_edge(at.get(("producer", producer)), at.get(("topic", topic)), rate))
     for key, rate in snapshot["edges"]["consume"].items():
         topic, consumer = key.split("|", 1)
-        edges.append(_edge(at.get(("topic", topic)), at.get(("consumer", consumer)), rate, near="target"))
+        edges.append(_edge(at.get(("topic", topic)), at.get(("consumer", consumer)), rate))
     return [e for e in edges if e is not None]
 
 
-def _edge(source: dict | None, target: dict | None, rate: float, near: str) -> dict | None:
-    """A curve between two nodes, its rate labelled beside the node it belongs to."""
+def _edge(source: dict | None, target: dict | None, rate: float) -> dict | None:
+    """A curve between two nodes, its rate labelled at its middle (distinct per edge)."""
     if source is None or target is None:
         return None
     x1, y1 = source["x"] + NODE_W, source["y"] + NODE_H / 2
@@ -140,9 +144,9 @@ def _edge(source: dict | None, target: dict | None, rate: float, near: str) -> d
     mid = (x1 + x2) / 2
     return {
         "path": f"M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}",
-        "lx": x1 + 10 if near == "source" else x2 - 10,
-        "ly": (y1 if near == "source" else y2) - 6,
-        "anchor": "start" if near == "source" else "end",
+        "lx": mid,
+        "ly": (y1 + y2) / 2 + 4,
+        "anchor": "middle",
         "rate": rate,
         "active": rate > 0,
     }
