@@ -1,4 +1,10 @@
-"""The one door to Redis: every client EventFlow uses is made here."""
+"""The one door to Redis: every client EventFlow uses is made here.
+
+``REDIS_URL`` names one server (``redis://``, ``rediss://``, ``unix://``) or,
+with the ``redis+cluster://`` (``rediss+cluster://``) scheme, any node of a
+Redis Cluster; then every client is a ``RedisCluster``. A topic's keys share a
+hash tag, so each script and transaction touches one slot.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,19 @@ import threading
 from typing import Any
 
 import redis
+from redis.cluster import RedisCluster
 
 from . import conf
 
 _lock = threading.Lock()
-_clients: dict[tuple[str, bool], redis.Redis] = {}
+_clients: dict[tuple[str, bool], Any] = {}
+
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+
+
+def resolved_url() -> str:
+    """The Redis URL in use, starting the embedded server first when it is the one."""
+    return _url()
 
 
 def _url() -> str:
@@ -20,6 +34,15 @@ def _url() -> str:
 
         embedded.ensure_running()
     return conf.get("REDIS_URL")
+
+
+def is_cluster_url(url: str) -> bool:
+    return url.startswith(CLUSTER_SCHEMES)
+
+
+def is_cluster(client: Any) -> bool:
+    """True for a Redis Cluster client: multi-topic commands must then go topic by topic."""
+    return isinstance(client, RedisCluster)
 
 
 def get_redis(*, blocking: bool = False) -> redis.Redis:
@@ -35,14 +58,16 @@ def get_redis(*, blocking: bool = False) -> redis.Redis:
         with _lock:
             client = _clients.get(key)
             if client is None:
-                client = redis.Redis.from_url(
-                    _url(),
-                    socket_timeout=None if blocking else 5,
-                    socket_connect_timeout=2,
-                    health_check_interval=30,
-                )
+                client = _make_client(_url(), blocking)
                 _clients[key] = client
     return client
+
+
+def _make_client(url: str, blocking: bool) -> Any:
+    options: dict[str, Any] = {"socket_timeout": None if blocking else 5, "socket_connect_timeout": 2}
+    if is_cluster_url(url):
+        return RedisCluster.from_url(url.replace("+cluster", "", 1), **options)
+    return redis.Redis.from_url(url, health_check_interval=30, **options)
 
 
 def reset() -> None:
@@ -51,6 +76,61 @@ def reset() -> None:
         for client in _clients.values():
             client.close()
         _clients.clear()
+
+
+def call(client: Any, *args: Any) -> Any:
+    """Run one command and return its raw reply, with the least client overhead.
+
+    On a plain client this borrows a pooled connection, writes the command and
+    reads the reply: redis-py's own path adds retries and bookkeeping that
+    cost more than the round trip on loopback. It never retries: a retried
+    write whose reply was lost could store twice, so a connection error is the
+    caller's to report. Other clients (a cluster) take redis-py's path.
+    """
+    if type(client) is not redis.Redis or client.connection is not None:
+        return client.execute_command(*args)
+    pool = client.connection_pool
+    conn = pool.get_connection()
+    try:
+        conn.send_command(*args)
+        return conn.read_response()
+    except redis.ResponseError:
+        raise  # an error reply leaves the connection in step
+    except BaseException:
+        conn.disconnect()  # the reply may still be in flight: never reuse this connection
+        raise
+    finally:
+        pool.release(conn)
+
+
+def call_many(client: Any, commands: list[tuple]) -> list[Any]:
+    """Send several commands in one round trip; return their raw replies in order.
+
+    An error reply comes back as the exception object in its place (nothing
+    is raised for it), so one failed command does not hide the others' replies.
+    """
+    if type(client) is not redis.Redis or client.connection is not None:
+        pipe = client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        return pipe.execute(raise_on_error=False)
+    pool = client.connection_pool
+    conn = pool.get_connection()
+    try:
+        conn.send_packed_command(conn.pack_commands(commands))
+        return [_reply(conn) for _ in commands]
+    except BaseException:
+        conn.disconnect()
+        raise
+    finally:
+        pool.release(conn)
+
+
+def _reply(conn: Any) -> Any:
+    try:
+        return conn.read_response()
+    except redis.ResponseError as error:
+        return error
 
 
 class LuaScript:
@@ -62,6 +142,10 @@ class LuaScript:
 
     def __call__(self, client: Any, keys: list[str], args: list[Any]) -> Any:
         try:
-            return client.evalsha(self.sha, len(keys), *keys, *args)
+            return call(client, *self.command(keys, args))
         except redis.exceptions.NoScriptError:
-            return client.eval(self.source, len(keys), *keys, *args)
+            return call(client, "EVAL", self.source, len(keys), *keys, *args)
+
+    def command(self, keys: list[str], args: list[Any]) -> tuple:
+        """The EVALSHA command, for ``call_many``; run the script itself if it answers NOSCRIPT."""
+        return ("EVALSHA", self.sha, len(keys), *keys, *args)

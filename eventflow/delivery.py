@@ -20,7 +20,7 @@ import orjson
 import redis
 
 from . import keys
-from .connection import LuaScript
+from .connection import LuaScript, call, call_many, is_cluster
 
 logger = logging.getLogger(__name__)
 
@@ -112,10 +112,58 @@ def ensure_group(client: redis.Redis, topic: str, consumer: str, start: str = "$
 def read_new(
     client: redis.Redis, consumer: str, worker: str, topics: tuple[str, ...], count: int, block_ms: int | None
 ) -> list[Delivery]:
-    """Read events no member of the group has seen yet, from all given topics."""
-    streams = {keys.stream(t): ">" for t in topics}
-    replies = client.xreadgroup(keys.group(consumer), worker, streams, count=count, block=block_ms)
+    """Read events no member of the group has seen yet, from all given topics.
+
+    On a Redis Cluster the topics' streams live on different slots, so it
+    reads topic by topic there (blocking on one at a time, in turn).
+    """
+    if is_cluster(client) and len(topics) > 1:
+        work = take(client, consumer, worker, topics, count, 0.0, schedules=False)
+        if work or block_ms is None:
+            return work
+        topics = (topics[int(time.monotonic() * 1000 / max(1, block_ms)) % len(topics)],)
+    replies = call(client, *_xreadgroup(consumer, worker, topics, count, block_ms))
     return _deliveries(replies or [], attempt=1)
+
+
+def take(
+    client: redis.Redis,
+    consumer: str,
+    worker: str,
+    topics: tuple[str, ...],
+    count: int,
+    lease_seconds: float,
+    *,
+    schedules: bool = True,
+) -> list[Delivery]:
+    """Due retries and replays from every lane's schedule, then new events: one round trip, no waiting."""
+    commands: list[tuple] = []
+    if schedules:
+        now = time.time()
+        for topic in topics:
+            lane = [keys.retry_schedule(topic, consumer), keys.retry_payloads(topic, consumer)]
+            commands.append(_CLAIM_DUE.command(lane, [now, now + lease_seconds, count]))
+    lanes = [(t,) for t in topics] if is_cluster(client) else [topics]
+    commands += [_xreadgroup(consumer, worker, lane, count, None) for lane in lanes]
+    replies = call_many(client, commands)
+    work: list[Delivery] = []
+    for index, reply in enumerate(replies):
+        if isinstance(reply, redis.exceptions.NoScriptError):
+            work += claim_due(client, topics[index], consumer, lease_seconds, count)
+        elif isinstance(reply, Exception):
+            raise reply
+        elif schedules and index < len(topics):
+            work += _claimed(client, topics[index], consumer, reply)
+        else:
+            work += _deliveries(reply or [], attempt=1)
+    return work
+
+
+def _xreadgroup(consumer: str, worker: str, topics: tuple[str, ...], count: int, block_ms: int | None) -> tuple:
+    command: list[Any] = ["XREADGROUP", "GROUP", keys.group(consumer), worker, "COUNT", count]
+    if block_ms is not None:
+        command += ["BLOCK", block_ms]
+    return (*command, "STREAMS", *[keys.stream(t) for t in topics], *[">"] * len(topics))
 
 
 def claim_due(client: redis.Redis, topic: str, consumer: str, lease_seconds: float, count: int) -> list[Delivery]:
@@ -126,6 +174,10 @@ def claim_due(client: redis.Redis, topic: str, consumer: str, lease_seconds: flo
         [keys.retry_schedule(topic, consumer), keys.retry_payloads(topic, consumer)],
         [now, now + lease_seconds, count],
     )
+    return _claimed(client, topic, consumer, reply)
+
+
+def _claimed(client: redis.Redis, topic: str, consumer: str, reply: list) -> list[Delivery]:
     deliveries = []
     for member, raw in zip(reply[::2], reply[1::2], strict=True):
         member = member.decode()
@@ -190,11 +242,13 @@ class Settlement:
 
     def finish(self, item: Delivery, tally: str) -> None:
         """Remove a delivery for good (handled, skipped or dead-lettered) and count it."""
-        if item.from_schedule:
+        if item.member:
             self._unscheduled.setdefault(item.topic, []).append(item.member)
         else:
             self._acks.setdefault(item.topic, []).append(item.stream_id)
-        self.tally(item.topic, tally)
+        key = (item.topic, tally)
+        tallies = self._tallies
+        tallies[key] = tallies.get(key, 0) + 1
 
     def retry(self, item: Delivery, due: float) -> None:
         """Move a failed attempt to the lane's schedule (released from the stream)."""
@@ -238,17 +292,31 @@ def schedule_replay(
     pipe.execute()
 
 
-def _deliveries(replies: list, attempt: int) -> list[Delivery]:
+def _deliveries(replies: list | dict, attempt: int) -> list[Delivery]:
+    """Deliveries from an XREADGROUP reply (raw nested lists, or redis-py's parsed forms)."""
     deliveries = []
-    for stream_key, entries in replies:
+    append = deliveries.append
+    loads = orjson.loads
+    for stream_key, entries in replies.items() if isinstance(replies, dict) else replies:
         topic = _topic_of(stream_key)
+        if entries and isinstance(entries[0], list) and entries[0] and isinstance(entries[0][0], list):
+            entries = entries[0]  # RESP3 shape: {stream: [[entries]]}
         for sid, fields in entries:
-            if not fields:  # trimmed while pending: nothing left to deliver
+            payload = _payload(fields)
+            if payload is None:  # trimmed while pending: nothing left to deliver
                 continue
-            deliveries.append(
-                Delivery(topic=topic, envelope=orjson.loads(fields[b"e"]), attempt=attempt, stream_id=sid.decode())
-            )
+            append(Delivery(topic, loads(payload), attempt, sid.decode()))
     return deliveries
+
+
+def _payload(fields: list | dict | None) -> bytes | None:
+    if not fields:
+        return None
+    if isinstance(fields, dict):
+        return fields.get(b"e")
+    if fields[0] == b"e":
+        return fields[1]
+    return dict(zip(fields[::2], fields[1::2])).get(b"e")
 
 
 def _topic_of(stream_key: bytes | str) -> str:

@@ -2,44 +2,97 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import FrozenInstanceError
 from typing import Any
 
 import orjson
 
-_ATTRIBUTES = {"specversion", "id", "source", "type", "time", "topic", "key", "subject", "data"}
+_ATTRIBUTES = frozenset({"specversion", "id", "source", "type", "time", "topic", "key", "subject", "data"})
+_set = object.__setattr__
 
 
-@dataclass(frozen=True, slots=True)
 class Event:
-    """One delivery of an immutable event; ``attempt`` counts from 1."""
+    """One delivery of an immutable event; ``attempt`` counts from 1.
 
-    id: str
-    type: str
-    source: str
-    topic: str
-    time: str
-    data: Any
-    key: str | None = None
-    subject: str | None = None
-    attempt: int = 1
-    stream_id: str = ""
-    extensions: dict[str, Any] = field(default_factory=dict)
+    It reads its attributes from the stored envelope on access, so a worker
+    hands an event to a handler without copying the envelope apart first (the
+    delivery hot path makes one per event).
+    """
+
+    __slots__ = ("_envelope", "attempt", "stream_id")
+
+    _envelope: dict
+    attempt: int
+    stream_id: str
+
+    def __init__(
+        self,
+        id: str,
+        type: str,
+        source: str,
+        topic: str,
+        time: str,
+        data: Any,
+        key: str | None = None,
+        subject: str | None = None,
+        attempt: int = 1,
+        stream_id: str = "",
+        extensions: dict[str, Any] | None = None,
+    ) -> None:
+        envelope = {**(extensions or {}), "id": id, "type": type, "source": source, "topic": topic, "time": time}
+        envelope["data"] = data
+        if key is not None:
+            envelope["key"] = key
+        if subject is not None:
+            envelope["subject"] = subject
+        _set(self, "_envelope", envelope)
+        _set(self, "attempt", attempt)
+        _set(self, "stream_id", stream_id)
 
     @classmethod
     def from_envelope(cls, envelope: dict, *, attempt: int = 1, stream_id: str = "") -> Event:
-        return cls(
-            id=envelope["id"],
-            type=envelope["type"],
-            source=envelope["source"],
-            topic=envelope["topic"],
-            time=envelope["time"],
-            data=envelope.get("data"),
-            key=envelope.get("key"),
-            subject=envelope.get("subject"),
-            attempt=attempt,
-            stream_id=stream_id,
-            extensions={k: v for k, v in envelope.items() if k not in _ATTRIBUTES},
+        event = object.__new__(cls)
+        _set(event, "_envelope", envelope)
+        _set(event, "attempt", attempt)
+        _set(event, "stream_id", stream_id)
+        return event
+
+    id = property(lambda self: self._envelope["id"])
+    type = property(lambda self: self._envelope["type"])
+    source = property(lambda self: self._envelope["source"])
+    topic = property(lambda self: self._envelope["topic"])
+    time = property(lambda self: self._envelope["time"])
+    data = property(lambda self: self._envelope.get("data"))
+    key = property(lambda self: self._envelope.get("key"))
+    subject = property(lambda self: self._envelope.get("subject"))
+
+    @property
+    def extensions(self) -> dict[str, Any]:
+        return {k: v for k, v in self._envelope.items() if k not in _ATTRIBUTES}
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def _fields(self) -> tuple:
+        return (self.id, self.type, self.source, self.topic, self.time, self.data, self.key, self.subject,
+                self.attempt, self.stream_id, self.extensions)  # fmt: skip
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._fields() == other._fields()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((self.id, self.topic, self.attempt, self.stream_id))
+
+    def __repr__(self) -> str:
+        return (
+            f"Event(id={self.id!r}, type={self.type!r}, source={self.source!r}, topic={self.topic!r}, "
+            f"time={self.time!r}, data={self.data!r}, key={self.key!r}, subject={self.subject!r}, "
+            f"attempt={self.attempt!r}, stream_id={self.stream_id!r}, extensions={self.extensions!r})"
         )
 
 

@@ -23,6 +23,11 @@ def dedup(topic: str, producer: str, event_id: str) -> str:
     return f"{_prefix()}{{{topic}}}:dedup:{producer}:{event_id}"
 
 
+def auth_generation(topic: str) -> str:
+    """Bumped whenever producers change; cached token checks for the topic are then stale."""
+    return f"{_prefix()}{{{topic}}}:authgen"
+
+
 def retry_schedule(topic: str, consumer: str) -> str:
     """Sorted set of a consumer's deliveries waiting for their retry time (score)."""
     return f"{_prefix()}{{{topic}}}:retry:{consumer}"

@@ -19,20 +19,26 @@ from .errors import BrokerUnavailable, Forbidden, InvalidEvent, TooLarge, Unknow
 from .topics import TopicSpec, get_spec
 from .validation import from_simple, seal
 
-# KEYS: stream, counters, then one dedup key per event that carries one.
-# ARGV: dedup ttl, producer, count, then per event: has-dedup-key ("1"/"0"), payload.
-# Returns per event its stream id, or "dup:<original stream id>".
+# KEYS: stream, counters, guard, then one dedup key per event that carries one.
+# ARGV: dedup ttl, producer, count, expected guard value ("" = no guard), then per
+# event: has-dedup-key ("1"/"0"), payload.
+# Returns per event its stream id, or "dup:<original stream id>". A guard (the
+# HTTP path's token-cache generation for the topic) that no longer holds
+# refuses the whole batch with a STALE error, storing nothing.
 # No trimming here: retention.py trims, counting what consumers had not acked.
 _STORE = LuaScript(
     """
+if ARGV[4] ~= '' and (redis.call('GET', KEYS[3]) or '0') ~= ARGV[4] then
+  return redis.error_reply('STALE the token cache is out of date')
+end
 local ttl = tonumber(ARGV[1])
 local n = tonumber(ARGV[3])
 local results = {}
-local k = 3
+local k = 4
 local stored = 0
 for i = 1, n do
-  local has_key = ARGV[2 + 2 * i]
-  local payload = ARGV[3 + 2 * i]
+  local has_key = ARGV[3 + 2 * i]
+  local payload = ARGV[4 + 2 * i]
   local dedup = nil
   local seen = false
   if has_key == "1" then
@@ -109,39 +115,65 @@ def require_topic(name: str) -> TopicSpec:
 
 def store(spec: TopicSpec, attributes: list[dict], *, source: str) -> PublishResult:
     """Seal events and write them to the topic's stream in one atomic step."""
+    batch = prepare(spec, attributes, source=source)
+    if conf.get("SYNC"):
+        from .sync import deliver_inline
+
+        return deliver_inline(spec, batch.envelopes)
+    try:
+        replies = _STORE(get_redis(), batch.keys, batch.args)
+    except redis.RedisError as exc:
+        raise unavailable(exc) from exc
+    return batch.result(replies)
+
+
+@dataclass(slots=True)
+class Batch:
+    """Sealed events and the script call that stores them (shared by the sync and async paths)."""
+
+    envelopes: list[dict]
+    keys: list[str]
+    args: list[Any]
+
+    def result(self, replies: list) -> PublishResult:
+        result = PublishResult(ids=[e["id"] for e in self.envelopes], stream_ids=[])
+        stream_ids = result.stream_ids
+        for envelope, reply in zip(self.envelopes, replies):
+            reply = reply.decode() if isinstance(reply, bytes) else reply
+            if reply.startswith("dup:"):
+                result.duplicates.append(envelope["id"])
+                reply = reply[4:]
+            stream_ids.append(reply)
+        return result
+
+
+def prepare(spec: TopicSpec, attributes: list[dict], *, source: str, guard: str = "") -> Batch:
+    """Check and seal a batch; raise the ``PublishError`` a bad one deserves.
+
+    ``guard``, when given, is the value the topic's token-cache generation
+    must still have for the store to happen (see ``asgi_publish``).
+    """
     if not attributes:
         raise InvalidEvent("the batch holds no events", code="empty_batch")
     limit = conf.get("MAX_BATCH_EVENTS")
     if len(attributes) > limit:
         raise TooLarge(f"{len(attributes)} events is over the batch limit of {limit}")
+    name = spec.name
+    script_keys = [keys.stream(name), keys.counters(name), keys.auth_generation(name)]
+    args: list[Any] = [conf.get("DEDUP_WINDOW"), source, len(attributes), guard]
+    envelopes = []
     single = len(attributes) == 1
-    sealed = [seal(a, topic=spec, source=source, index=None if single else i) for i, a in enumerate(attributes)]
-    if conf.get("SYNC"):
-        from .sync import deliver_inline
-
-        return deliver_inline(spec, [envelope for envelope, _ in sealed])
-    return _write(spec, sealed, source, explicit_ids=[a.get("id") is not None for a in attributes])
-
-
-def _write(spec: TopicSpec, sealed: list[tuple[dict, bytes]], source: str, explicit_ids: list[bool]) -> PublishResult:
-    script_keys = [keys.stream(spec.name), keys.counters(spec.name)]
-    args: list[Any] = [conf.get("DEDUP_WINDOW"), source, len(sealed)]
-    for (envelope, payload), explicit in zip(sealed, explicit_ids):
+    for index, raw in enumerate(attributes):
+        envelope, payload = seal(raw, topic=spec, source=source, index=None if single else index)
+        envelopes.append(envelope)
         # Generated ids are fresh by construction; only producers' own ids need a dedup key.
-        if explicit:
-            script_keys.append(keys.dedup(spec.name, source, envelope["id"]))
-        args.extend(("1" if explicit else "0", payload))
-    try:
-        replies = _STORE(get_redis(), script_keys, args)
-    except redis.RedisError as exc:
-        raise BrokerUnavailable(f"the event store is unreachable ({type(exc).__name__}); nothing was accepted") from exc
-    result = PublishResult(ids=[], stream_ids=[])
-    for (envelope, _), reply in zip(sealed, replies):
-        reply = reply.decode() if isinstance(reply, bytes) else reply
-        result.ids.append(envelope["id"])
-        if reply.startswith("dup:"):
-            result.duplicates.append(envelope["id"])
-            result.stream_ids.append(reply[4:])
+        if raw.get("id") is not None:
+            script_keys.append(keys.dedup(name, source, envelope["id"]))
+            args += ("1", payload)
         else:
-            result.stream_ids.append(reply)
-    return result
+            args += ("0", payload)
+    return Batch(envelopes, script_keys, args)
+
+
+def unavailable(exc: Exception) -> BrokerUnavailable:
+    return BrokerUnavailable(f"the event store is unreachable ({type(exc).__name__}); nothing was accepted")

@@ -50,8 +50,10 @@ class ConsumerRunner:
         client = get_redis(blocking=block_ms is not None)
         self._ensure_groups(client)
         batch = self._batch
-        work = self._claim_schedules(client, batch) + self._reclaim(client, batch)
-        work += delivery.read_new(client, spec.name, self.worker_name, spec.topics, batch, None if work else block_ms)
+        work = self._reclaim(client, batch)
+        work += delivery.take(client, spec.name, self.worker_name, spec.topics, batch, spec.ack_timeout)
+        if not work and block_ms is not None:
+            work = delivery.read_new(client, spec.name, self.worker_name, spec.topics, batch, block_ms)
         if work:
             started = time.monotonic()
             self.handle(handler, work)
@@ -75,11 +77,26 @@ class ConsumerRunner:
         """Run the handler on each delivery, then write every outcome in one round trip."""
         settlement = Settlement(self.spec.name)
         self.in_flight = len(work)
+        plain = self._plain_delivery
         for item in work:
-            self._handle_one(handler, item, settlement)
+            if plain(item):
+                # The common case, kept short: a first or retried attempt of a wanted event.
+                outcome = invoke(
+                    handler, Event.from_envelope(item.envelope, attempt=item.attempt, stream_id=item.stream_id)
+                )
+                if outcome.ok:
+                    settlement.finish(item, "acked")
+                else:
+                    self._failed(item, outcome, settlement)
+            else:
+                self._handle_one(handler, item, settlement)
             self.in_flight -= 1
         settlement.flush(get_redis())
         self.handled += len(work)
+
+    def _plain_delivery(self, item: Delivery) -> bool:
+        spec = self.spec
+        return item.failed_event is None and item.attempt <= spec.max_attempts and not spec.type_patterns
 
     def _handle_one(self, handler: Handler, item: Delivery, settlement: Settlement) -> None:
         spec = self.spec
@@ -101,6 +118,10 @@ class ConsumerRunner:
             if item.failed_event is not None:
                 failures.resolve(item.failed_event)
             return
+        self._failed(item, outcome, settlement)
+
+    def _failed(self, item: Delivery, outcome: Outcome, settlement: Settlement) -> None:
+        spec = self.spec
         settlement.tally(item.topic, "errors")
         if item.attempt < spec.max_attempts:
             settlement.retry(item, time.time() + spec.retry_delay(item.attempt))
@@ -118,12 +139,6 @@ class ConsumerRunner:
                 if delivery.ensure_group(client, topic, self.spec.name, start="0"):
                     logger.info("created group %s on topic %s", self.spec.name, topic)
                 self._groups_ready.add(topic)
-
-    def _claim_schedules(self, client: redis.Redis, count: int) -> list[Delivery]:
-        work: list[Delivery] = []
-        for topic in self.spec.topics:
-            work += delivery.claim_due(client, topic, self.spec.name, self.spec.ack_timeout, count)
-        return work
 
     def _reclaim(self, client: redis.Redis, count: int) -> list[Delivery]:
         now = time.monotonic()
