@@ -50,17 +50,17 @@ def note(event: Event, consumer: str, name: str) -> None:
     store().rpush(store_key(name), row)
 
 
-def work(event: Event) -> None:
-    """Take 0–20 ms, as a real handler would (``sleep_ms`` in the data overrides it)."""
+def work(event: Event, consumer: str) -> None:
+    """Take 0–20 ms, as a real handler would (``sleep_ms`` or ``sleep_ms:<consumer>`` in the data decide)."""
     data = event.data if isinstance(event.data, dict) else {}
-    milliseconds = data.get("sleep_ms")
+    milliseconds = data.get(f"sleep_ms:{consumer}", data.get("sleep_ms"))
     time.sleep((random.uniform(0, 20) if milliseconds is None else float(milliseconds)) / 1000)
 
 
 def _at_least_once(consumer: str) -> Handler:
     def handle(event: Event) -> None:
         note(event, consumer, "deliveries")
-        work(event)
+        work(event, consumer)
         note(event, consumer, "effects")
 
     return handle
@@ -78,7 +78,7 @@ def _exactly_once(consumer: str) -> Handler:
 
     def handle(event: Event) -> None:
         note(event, consumer, "deliveries")
-        work(event)  # outside the transaction: a stopped worker holds no database lock
+        work(event, consumer)  # outside the transaction: a stopped worker holds no database lock
         commit(event)
 
     return handle
