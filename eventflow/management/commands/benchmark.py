@@ -1,0 +1,61 @@
+"""``manage.py benchmark [--quick] [--json PATH]``: EventFlow's hot paths beside their limits.
+
+Runs against the configured Redis (``REDIS_URL``) or the embedded one, over
+loopback only, in a throwaway namespace it removes afterwards. ``--quick`` is
+a smoke run for CI (small counts; its figures mean little).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+from django.core.management.base import BaseCommand
+
+from eventflow.bench import runner
+from eventflow.bench.table import render
+
+
+class Command(BaseCommand):
+    help = "Measure publishing, delivery, latency and the monitor beside their limits; print one table."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--quick", action="store_true", help="a fast smoke run (small counts, for CI)")
+        parser.add_argument("--json", metavar="PATH", help="also write the table as JSON to PATH")
+
+    def handle(self, *args, quick: bool, json: str | None, **options) -> None:
+        started = time.time()
+        rows = runner.run(quick, say=lambda line: self.stderr.write(line))
+        title = f"EventFlow benchmark ({'quick' if quick else 'full'}), {time.time() - started:.0f} s"
+        self.stdout.write(render(rows, title))
+        if json:
+            _write_json(Path(json), rows, quick, started)
+
+
+def _write_json(path: Path, rows: list, quick: bool, started: float) -> None:
+    from eventflow.connection import get_redis
+
+    document = {
+        "mode": "quick" if quick else "full",
+        "started_at": started,
+        "seconds": time.time() - started,
+        "machine": {"python": platform.python_version(), "cpus": _cpus(), "redis": _redis_version(get_redis)},
+        "rows": [row.as_dict() for row in rows],
+    }
+    path.write_text(json.dumps(document, indent=2, ensure_ascii=False))
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
+
+
+def _redis_version(get_redis) -> str:
+    try:
+        info = get_redis().info("server")
+    except Exception:  # noqa: BLE001 - the version is a nicety
+        return "unknown"
+    return f"{info.get('redis_version', '?')} ({info.get('server_name', 'redis')})"
