@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import weakref
 from typing import Any
 
 import redis
@@ -76,6 +77,52 @@ def reset() -> None:
         for client in _clients.values():
             client.close()
         _clients.clear()
+        _async_clients.clear()
+
+
+# Per event loop (weakly: a closed loop's clients go with it), then per URL.
+_async_clients: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def get_async_redis() -> Any:
+    """The asyncio client for the running event loop (one per loop: connections belong to it)."""
+    import asyncio
+
+    import redis.asyncio
+
+    url = conf.get("REDIS_URL")
+    clients = _async_clients.setdefault(asyncio.get_running_loop(), {})
+    client = clients.get(url)
+    if client is None:
+        options: dict[str, Any] = {"socket_timeout": 5, "socket_connect_timeout": 2}
+        if is_cluster_url(url):
+            from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+
+            client = AsyncRedisCluster.from_url(url.replace("+cluster", "", 1), **options)
+        else:
+            client = redis.asyncio.Redis.from_url(_url(), **options)
+        clients[url] = client
+    return client
+
+
+async def acall(client: Any, *args: Any) -> Any:
+    """``call`` for an asyncio client: one command, raw reply, no retries."""
+    import redis.asyncio
+
+    if type(client) is not redis.asyncio.Redis:
+        return await client.execute_command(*args)
+    pool = client.connection_pool
+    conn = await pool.get_connection()
+    try:
+        await conn.send_command(*args)
+        return await conn.read_response()
+    except redis.ResponseError:
+        raise
+    except BaseException:
+        await conn.disconnect()
+        raise
+    finally:
+        await pool.release(conn)
 
 
 def call(client: Any, *args: Any) -> Any:

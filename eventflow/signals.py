@@ -9,12 +9,24 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
 from . import topics
-from .models import Consumer, Topic
+from .models import Consumer, Producer, Topic
 
 logger = logging.getLogger(__name__)
 
 post_save.connect(topics.clear_cache, sender=Topic, dispatch_uid="eventflow-topic-saved")
 post_delete.connect(topics.clear_cache, sender=Topic, dispatch_uid="eventflow-topic-deleted")
+
+
+def _expire_token_checks(*args, **kwargs) -> None:
+    """Producers changed (revoked, rotated, topics): the thin publish path's cached checks are stale."""
+    from .asgi_publish import expire_token_checks
+
+    expire_token_checks()
+
+
+post_save.connect(_expire_token_checks, sender=Producer, dispatch_uid="eventflow-producer-saved")
+post_delete.connect(_expire_token_checks, sender=Producer, dispatch_uid="eventflow-producer-deleted")
+m2m_changed.connect(_expire_token_checks, sender=Producer.topics.through, dispatch_uid="eventflow-producer-topics")
 
 
 @receiver(m2m_changed, sender=Consumer.topics.through, dispatch_uid="eventflow-subscriptions")

@@ -39,6 +39,14 @@ def get_spec(name: str) -> TopicSpec | None:
     return spec
 
 
+def peek(name: str) -> TopicSpec | None:
+    """The cached spec if it is fresh, without touching the database (for async callers)."""
+    cached = _cache.get(name)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    return None
+
+
 def clear_cache(*args: Any, **kwargs: Any) -> None:
     _cache.clear()
 
