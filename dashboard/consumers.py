@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import parse_qs
 
 import orjson
 from channels.db import database_sync_to_async
@@ -22,10 +23,16 @@ MAX_MESSAGE_BYTES = 2048  # the browser only ever sends a small filter form
 REFRESH_WATCH_AFTER = 10.0
 
 
+def _stream_id(value: str) -> tuple[int, int]:
+    ms, _, seq = value.partition("-")
+    return (int(ms), int(seq or 0)) if ms.isdigit() and (seq or "0").isdigit() else (0, 0)
+
+
 class TailFilter:
     """What one socket wants to see of a topic's live tail."""
 
-    def __init__(self) -> None:
+    def __init__(self, after: str = "") -> None:
+        self.after = _stream_id(after)  # rows up to here are on the page already
         self.type = self.key = self.text = ""
         self.paused = False
         self.held = 0  # rows not shown while paused or filtered out
@@ -36,6 +43,14 @@ class TailFilter:
         self.key = str(form.get("tail-key") or "").strip()[:200]
         self.text = str(form.get("tail-text") or "").strip().lower()[:200]
         self.paused = bool(form.get("tail-paused"))
+
+    def is_new(self, row: dict) -> bool:
+        """True once per row: rows at or before ``after`` are dropped."""
+        position = _stream_id(row["id"])
+        if position <= self.after:
+            return False
+        self.after = position
+        return True
 
     def accepts(self, row: dict) -> bool:
         return (
@@ -54,7 +69,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.close()  # before accept: the handshake is refused (HTTP 403)
             return
         self.group = live.group_name(self.page, self.name)
-        self.tail = TailFilter()
+        query = parse_qs(self.scope.get("query_string", b"").decode())
+        self.tail = TailFilter(after=(query.get("after") or [""])[0])
         self._watched_at = 0.0
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
@@ -86,8 +102,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def live_tail(self, message: dict) -> None:
         self.tail.skipped += message["skipped"]
-        rows = [row for row in message["rows"] if self.tail.accepts(row)]
-        self.tail.held += len(message["rows"]) - len(rows)
+        fresh = [row for row in reversed(message["rows"]) if self.tail.is_new(row)][::-1]
+        if not fresh:
+            return
+        rows = [row for row in fresh if self.tail.accepts(row)]
+        self.tail.held += len(fresh) - len(rows)
         if self.tail.paused:
             self.tail.held += len(rows)
             rows = []

@@ -33,6 +33,7 @@ FRAGMENTS = "live.fragments"  # {"html": str}: out-of-band swaps, forwarded as t
 TAIL = "live.tail"  # {"topic", "rows": [{"type", "key", "text", "html"}], "skipped"}
 WATCH_SECONDS = 30.0  # a page stays watched this long after its socket last said so
 ROW_PUSH_LIMIT = 200  # failed-event rows pushed per step
+TAIL_LOOKBACK = 5.0  # seconds a newly watched topic's tail starts in the past
 TAIL_LIMIT = 10  # rows per topic per tail step; the rest are counted as skipped
 
 
@@ -95,6 +96,7 @@ def tail_row(topic: str, stream_id: str, envelope: dict) -> dict:
     )
     text = f"{envelope.get('type', '')} {envelope.get('key', '')} {envelope.get('data', '')}"
     return {
+        "id": stream_id,
         "type": str(envelope.get("type", "")),
         "key": str(envelope.get("key") or ""),
         "text": text[:2000].lower(),
@@ -146,12 +148,14 @@ class Bridge:
     def _tails(self, client: Any, topics: set[str]) -> list[tuple[str, dict]]:
         messages = []
         for topic in sorted(topics):
-            after, seen_total = self._cursors.get(topic, (None, -1))
+            # A newly watched topic starts a little in the past: the page that asked
+            # may have rendered before its newest events; sockets drop what they have.
+            after, seen_total = self._cursors.get(topic, (f"{int((time.time() - TAIL_LOOKBACK) * 1000)}-0", -1))
             total = monitor.published_total(client, topic)
             events, cursor = monitor.read_tail(client, topic, after, TAIL_LIMIT)
             self._cursors[topic] = (cursor, total)
-            if after is None or not events:
-                continue  # the first step only sets the cursor: the page rendered the newest rows
+            if not events:
+                continue
             skipped = max(0, total - seen_total - len(events)) if seen_total >= 0 else 0
             rows = [tail_row(topic, sid, envelope) for sid, envelope in events]
             messages.append((group_name("topic", topic), {"type": TAIL, "rows": rows, "skipped": skipped}))

@@ -42,11 +42,13 @@ def overview(request: HttpRequest) -> HttpResponse:
 def topic_page(request: HttpRequest, name: str) -> HttpResponse:
     topic = get_object_or_404(Topic, name=name)
     context = state.topic(monitor.load_snapshot(), name) or {"topic": {"name": name}}
+    tail = _first_tail(name)
+    newest = tail[0]["stream_id"] if tail else "0-0"
     context.update(
         topic_name=name,
         topic_obj=topic,
-        ws_path=f"/ws/live/topic/{name}/",
-        tail=_first_tail(name),
+        ws_path=f"/ws/live/topic/{name}/?after={newest}",
+        tail=tail,
         browse=_browse(name, request.GET),
         publish=_publish_form({}),
     )

@@ -168,3 +168,29 @@ def test_a_standby_monitor_pushes_nothing(transactional_db, orders, billing):
     leader, standby = live.Bridge(), live.Bridge()
     assert leader.collect()
     assert standby.collect() == []
+
+
+def test_a_newly_watched_tail_catches_events_published_while_the_page_loaded(
+    transactional_db, client, staff_user, orders
+):
+    headers = session_headers(client, staff_user)
+    publish("orders", {"n": 1}, type="already.on.page")
+    from eventflow import keys
+    from eventflow.connection import get_redis
+
+    rendered = get_redis().xrange(keys.stream("orders"))[-1][0].decode()
+    bridge = live.Bridge()
+
+    async def scenario() -> str:
+        socket, _ = await _open(f"/ws/live/topic/orders/?after={rendered}", headers)
+        await socket.receive_from(timeout=5)
+        await sync_to_async(publish)("orders", {"n": 2}, type="published.meanwhile")
+        bridge._next_sample = float("inf")
+        await bridge.run_once()  # the first tail step for this topic
+        message = await socket.receive_from(timeout=5)
+        await socket.disconnect()
+        return message
+
+    message = async_to_sync(scenario)()
+    assert "published.meanwhile" in message
+    assert "already.on.page" not in message
