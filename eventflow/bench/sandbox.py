@@ -72,6 +72,12 @@ class Sandbox:
         producer.topics.add(*topic_rows)
         return self.token
 
+    def producer_for(self, topic_row: Any) -> None:
+        """Allow the run's producer on one more topic."""
+        from ..models import Producer
+
+        Producer.objects.get(name=self.name("producer")).topics.add(topic_row)
+
     def consumer(self, what: str, handler: str, *topic_rows: Any, **options: Any):
         from ..models import Consumer
 
