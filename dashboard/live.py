@@ -23,7 +23,7 @@ from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from eventflow import keys, monitor
+from eventflow import inspection, keys, monitor
 from eventflow.connection import get_redis
 from eventflow.models import FailedEvent
 
@@ -151,8 +151,8 @@ class Bridge:
             # A newly watched topic starts a little in the past: the page that asked
             # may have rendered before its newest events; sockets drop what they have.
             after, seen_total = self._cursors.get(topic, (f"{int((time.time() - TAIL_LOOKBACK) * 1000)}-0", -1))
-            total = monitor.published_total(client, topic)
-            events, cursor = monitor.read_tail(client, topic, after, TAIL_LIMIT)
+            total = inspection.published_total(client, topic)
+            events, cursor = inspection.read_tail(client, topic, after, TAIL_LIMIT)
             self._cursors[topic] = (cursor, total)
             if not events:
                 continue

@@ -121,12 +121,12 @@ def read(client: redis.Redis, flow: Flow) -> Reading:
         first.append(("xlen", (keys.stream(topic),)))
     first += [("zcard", (keys.retry_schedule(t, c),)) for t, c in lanes]
     first.append(("zrangebyscore", (keys.workers(), time.time() - conf.get("HEARTBEAT_TTL"), "+inf", 0, 1000)))
-    replies = _pipelined(client, first)
+    replies = pipelined(client, first)
     reading = Reading(at=time.time(), counters={}, lengths={}, lanes={}, workers=[])
     groups = {}
     for i, topic in enumerate(topics):
         reading.counters[topic] = _decode_counters(replies[3 * i])
-        groups[topic] = _groups_by_name(replies[3 * i + 1])
+        groups[topic] = groups_by_name(replies[3 * i + 1])
         reading.lengths[topic] = replies[3 * i + 2] if isinstance(replies[3 * i + 2], int) else 0
     offset = 3 * len(topics)
     for j, (topic, consumer) in enumerate(lanes):
@@ -137,7 +137,7 @@ def read(client: redis.Redis, flow: Flow) -> Reading:
     return reading
 
 
-def _pipelined(client: redis.Redis, commands: list[tuple[str, tuple]]) -> list[Any]:
+def pipelined(client: redis.Redis, commands: list[tuple[str, tuple]]) -> list[Any]:
     """Run commands in chunked pipelines; an error reply comes back as the exception."""
     replies: list[Any] = []
     chunk = setting("PIPELINE_CHUNK")
@@ -155,7 +155,7 @@ def _decode_counters(reply: Any) -> dict[str, int]:
     return {k.decode(): int(v) for k, v in reply.items()}
 
 
-def _groups_by_name(reply: Any) -> dict[str, dict]:
+def groups_by_name(reply: Any) -> dict[str, dict]:
     if not isinstance(reply, list):
         return {}  # no stream yet
     return {g["name"].decode() if isinstance(g["name"], bytes) else g["name"]: g for g in reply}
@@ -180,7 +180,7 @@ def _lane(counters: dict[str, int], group: dict | None, consumer: str) -> Lane:
 def _read_pending_ages(client: redis.Redis, reading: Reading) -> None:
     waiting = [lane for lane in reading.lanes.items() if lane[1].pending > 0]
     commands = [("xpending_range", (keys.stream(t), keys.group(c), "-", "+", 1)) for (t, c), _ in waiting]
-    for ((_, _), lane), reply in zip(waiting, _pipelined(client, commands)):
+    for ((_, _), lane), reply in zip(waiting, pipelined(client, commands)):
         if isinstance(reply, list) and reply:
             lane.oldest_pending = reply[0]["time_since_delivered"] / 1000
 
@@ -444,83 +444,3 @@ def failed_counts() -> dict[str, int]:
         .order_by()
     )
     return dict(rows)
-
-
-# --- the live tail and one event's deliveries ------------------------------------------
-
-
-def read_tail(client: redis.Redis, topic: str, after: str | None, limit: int) -> tuple[list[tuple[str, dict]], str]:
-    """The newest events after stream id ``after`` (newest first, at most ``limit``).
-
-    Returns the events and the id to continue from. With ``after=None`` it
-    starts at the newest events.
-    """
-    low = "-" if after is None else f"({after}"
-    entries = client.xrevrange(keys.stream(topic), max="+", min=low, count=limit)
-    events = [(sid.decode(), orjson.loads(fields[b"e"])) for sid, fields in entries if b"e" in fields]
-    cursor = entries[0][0].decode() if entries else after
-    return events, cursor or "0-0"
-
-
-def published_total(client: redis.Redis, topic: str) -> int:
-    return int(client.hget(keys.counters(topic), "published") or 0)
-
-
-def find_event(client: redis.Redis, topic: str, stream_id: str) -> dict | None:
-    entries = client.xrange(keys.stream(topic), min=stream_id, max=stream_id, count=1)
-    return orjson.loads(entries[0][1][b"e"]) if entries and b"e" in entries[0][1] else None
-
-
-def delivery_matrix(client: redis.Redis, topic: str, stream_id: str, event_id: str, consumers: list[str]) -> list[dict]:
-    """Where one event stands with every subscribed consumer.
-
-    ``state`` is one of: acked, pending (with idle seconds and delivery count),
-    retrying (waiting in the retry schedule), failed (a FailedEvent row, with
-    its status), not yet delivered.
-    """
-    from .models import FailedEvent
-
-    rows = dict(
-        FailedEvent.objects.filter(topic__name=topic, event_id=event_id, consumer__name__in=consumers).values_list(
-            "consumer__name", "status"
-        )
-    )
-    groups = _groups_by_name(_pipelined(client, [("xinfo_groups", (keys.stream(topic),))])[0])
-    commands: list[tuple[str, tuple]] = []
-    for consumer in consumers:
-        commands.append(("xpending_range", (keys.stream(topic), keys.group(consumer), stream_id, stream_id, 1)))
-        commands.append(("zscore", (keys.retry_schedule(topic, consumer), stream_id)))
-    replies = _pipelined(client, commands)
-    matrix = []
-    for i, consumer in enumerate(consumers):
-        pending, retry_due = replies[2 * i], replies[2 * i + 1]
-        matrix.append(_delivery_state(consumer, stream_id, groups.get(consumer), pending, retry_due, rows))
-    return matrix
-
-
-def _delivery_state(consumer: str, sid: str, group: dict | None, pending: Any, retry_due: Any, rows: dict) -> dict:
-    state: dict[str, Any] = {"consumer": consumer}
-    if consumer in rows:
-        state.update(state="failed", status=rows[consumer])
-    elif isinstance(pending, list) and pending:
-        entry = pending[0]
-        state.update(state="pending", idle=entry["time_since_delivered"] / 1000, deliveries=entry["times_delivered"])
-    elif retry_due is not None and not isinstance(retry_due, Exception):
-        state.update(state="retrying", due_in=max(0.0, float(retry_due) - time.time()))
-    elif group is not None and _id_at_or_before(sid, group.get("last-delivered-id")):
-        state.update(state="acked")
-    else:
-        state.update(state="not yet delivered")
-    return state
-
-
-def _id_at_or_before(sid: str, last: Any) -> bool:
-    if last is None:
-        return False
-    last = last.decode() if isinstance(last, bytes) else str(last)
-
-    def parts(value: str) -> tuple[int, int]:
-        ms, _, seq = value.partition("-")
-        return int(ms), int(seq or 0)
-
-    return parts(sid) <= parts(last)

@@ -10,7 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
 
-from eventflow import keys, monitor
+from eventflow import inspection, keys, monitor
 from eventflow.connection import get_redis
 from eventflow.errors import PublishError
 from eventflow.models import Consumer, FailedEvent, Topic
@@ -56,7 +56,7 @@ def topic_page(request: HttpRequest, name: str) -> HttpResponse:
 
 
 def _first_tail(topic: str) -> list[dict]:
-    events, _ = monitor.read_tail(get_redis(), topic, None, TAIL_ROWS)
+    events, _ = inspection.read_tail(get_redis(), topic, None, TAIL_ROWS)
     return [{"stream_id": sid, "event": envelope} for sid, envelope in events]
 
 
@@ -116,7 +116,7 @@ def event_detail(request: HttpRequest, name: str, stream_id: str) -> HttpRespons
     if not _valid_id(stream_id):
         raise Http404("no such event")
     client = get_redis()
-    envelope = monitor.find_event(client, name, stream_id)
+    envelope = inspection.find_event(client, name, stream_id)
     if envelope is None:
         raise Http404("this event is no longer in the stream")
     consumers = list(topic.consumers.order_by("name").values_list("name", flat=True))
@@ -124,7 +124,7 @@ def event_detail(request: HttpRequest, name: str, stream_id: str) -> HttpRespons
         "topic_name": name,
         "stream_id": stream_id,
         "event": envelope,
-        "matrix": monitor.delivery_matrix(client, name, stream_id, str(envelope.get("id", "")), consumers),
+        "matrix": inspection.delivery_matrix(client, name, stream_id, str(envelope.get("id", "")), consumers),
     }
     return render_region(request, "dashboard/event.html", context, ("delivery-matrix",))
 

@@ -6,7 +6,7 @@ import time
 
 import orjson
 
-from eventflow import keys
+from eventflow import inspection, keys
 from eventflow import monitor as monitor_module
 from eventflow.connection import get_redis
 from eventflow.models import FailedEvent
@@ -139,7 +139,7 @@ def test_the_delivery_matrix_says_where_an_event_stands_with_each_consumer(order
     client = get_redis()
 
     def states() -> dict:
-        rows = monitor_module.delivery_matrix(client, "orders", sid, event_id, ["billing", "shipping"])
+        rows = inspection.delivery_matrix(client, "orders", sid, event_id, ["billing", "shipping"])
         return {row["consumer"]: row["state"] for row in rows}
 
     assert states() == {"billing": "not yet delivered", "shipping": "not yet delivered"}
@@ -157,8 +157,8 @@ def test_the_tail_reads_newest_first_from_a_cursor(orders):
     for n in range(5):
         publish("orders", {"n": n}, type="order.created")
     client = get_redis()
-    events, cursor = monitor_module.read_tail(client, "orders", None, 2)
+    events, cursor = inspection.read_tail(client, "orders", None, 2)
     assert [e["data"]["n"] for _, e in events] == [4, 3]
     publish("orders", {"n": 5}, type="order.created")
-    events, _ = monitor_module.read_tail(client, "orders", cursor, 10)
+    events, _ = inspection.read_tail(client, "orders", cursor, 10)
     assert [e["data"]["n"] for _, e in events] == [5]

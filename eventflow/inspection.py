@@ -1,0 +1,91 @@
+"""Looking into one topic's stream: its newest events, one event, and where that event
+stands with each subscribed consumer (the dashboard's live tail and event page).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+import redis
+
+from . import keys
+from .monitor import groups_by_name, pipelined
+
+
+def read_tail(client: redis.Redis, topic: str, after: str | None, limit: int) -> tuple[list[tuple[str, dict]], str]:
+    """The newest events after stream id ``after`` (newest first, at most ``limit``).
+
+    Returns the events and the id to continue from. With ``after=None`` it
+    starts at the newest events.
+    """
+    low = "-" if after is None else f"({after}"
+    entries = client.xrevrange(keys.stream(topic), max="+", min=low, count=limit)
+    events = [(sid.decode(), orjson.loads(fields[b"e"])) for sid, fields in entries if b"e" in fields]
+    cursor = entries[0][0].decode() if entries else after
+    return events, cursor or "0-0"
+
+
+def published_total(client: redis.Redis, topic: str) -> int:
+    return int(client.hget(keys.counters(topic), "published") or 0)
+
+
+def find_event(client: redis.Redis, topic: str, stream_id: str) -> dict | None:
+    entries = client.xrange(keys.stream(topic), min=stream_id, max=stream_id, count=1)
+    return orjson.loads(entries[0][1][b"e"]) if entries and b"e" in entries[0][1] else None
+
+
+def delivery_matrix(client: redis.Redis, topic: str, stream_id: str, event_id: str, consumers: list[str]) -> list[dict]:
+    """Where one event stands with every subscribed consumer.
+
+    ``state`` is one of: acked, pending (with idle seconds and delivery count),
+    retrying (waiting in the retry schedule), failed (a FailedEvent row, with
+    its status), not yet delivered.
+    """
+    from .models import FailedEvent
+
+    rows = dict(
+        FailedEvent.objects.filter(topic__name=topic, event_id=event_id, consumer__name__in=consumers).values_list(
+            "consumer__name", "status"
+        )
+    )
+    groups = groups_by_name(pipelined(client, [("xinfo_groups", (keys.stream(topic),))])[0])
+    commands: list[tuple[str, tuple]] = []
+    for consumer in consumers:
+        commands.append(("xpending_range", (keys.stream(topic), keys.group(consumer), stream_id, stream_id, 1)))
+        commands.append(("zscore", (keys.retry_schedule(topic, consumer), stream_id)))
+    replies = pipelined(client, commands)
+    matrix = []
+    for i, consumer in enumerate(consumers):
+        pending, retry_due = replies[2 * i], replies[2 * i + 1]
+        matrix.append(_delivery_state(consumer, stream_id, groups.get(consumer), pending, retry_due, rows))
+    return matrix
+
+
+def _delivery_state(consumer: str, sid: str, group: dict | None, pending: Any, retry_due: Any, rows: dict) -> dict:
+    state: dict[str, Any] = {"consumer": consumer}
+    if consumer in rows:
+        state.update(state="failed", status=rows[consumer])
+    elif isinstance(pending, list) and pending:
+        entry = pending[0]
+        state.update(state="pending", idle=entry["time_since_delivered"] / 1000, deliveries=entry["times_delivered"])
+    elif retry_due is not None and not isinstance(retry_due, Exception):
+        state.update(state="retrying", due_in=max(0.0, float(retry_due) - time.time()))
+    elif group is not None and _id_at_or_before(sid, group.get("last-delivered-id")):
+        state.update(state="acked")
+    else:
+        state.update(state="not yet delivered")
+    return state
+
+
+def _id_at_or_before(sid: str, last: Any) -> bool:
+    if last is None:
+        return False
+    last = last.decode() if isinstance(last, bytes) else str(last)
+
+    def parts(value: str) -> tuple[int, int]:
+        ms, _, seq = value.partition("-")
+        return int(ms), int(seq or 0)
+
+    return parts(sid) <= parts(last)
