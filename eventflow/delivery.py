@@ -280,16 +280,12 @@ class Settlement:
         pipe.execute()
 
 
-def schedule_replay(
-    client: redis.Redis, consumer: str, topic: str, envelope: dict, failed_event: int, stream_id: str
-) -> None:
-    """Queue a failed event again for one consumer only, due at once."""
+def queue_replay(pipe: Any, consumer: str, topic: str, envelope: dict, failed_event: int, stream_id: str) -> None:
+    """Queue (on ``pipe``) a failed event again for one consumer only, due at once."""
     member = f"replay:{failed_event}"
     entry = {"e": envelope, "attempt": 1, "stream_id": stream_id, "failed_event": failed_event}
-    pipe = client.pipeline(transaction=False)
     pipe.hset(keys.retry_payloads(topic, consumer), member, orjson.dumps(entry))
     pipe.zadd(keys.retry_schedule(topic, consumer), {member: time.time()})
-    pipe.execute()
 
 
 def _deliveries(replies: list | dict, attempt: int) -> list[Delivery]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -10,7 +10,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from .connection import get_redis
-from .delivery import Delivery, schedule_replay
+from .delivery import Delivery, queue_replay
 from .models import Consumer, FailedEvent, Topic
 
 Status = FailedEvent.Status
@@ -67,51 +67,73 @@ class ReplayRefused(Exception):
     """The failed event cannot be replayed now; the message says why."""
 
 
+REPLAYABLE = (Status.FAILED, Status.FAILED_AGAIN)
+_CHUNK = 500
+
+
 def replay(failed_event: FailedEvent, user: Any = None) -> None:
-    """Send one failed event again to its consumer only.
+    """Send one failed event again to its consumer only, or raise ReplayRefused."""
+    sent, problems = replay_many([failed_event], user)
+    if not sent:
+        raise ReplayRefused(problems[0] if problems else f"failed event {failed_event.pk} is gone")
 
-    The status flip is a conditional update, so a double click replays once.
+
+def replay_many(
+    rows: QuerySet[FailedEvent] | Iterable[FailedEvent],
+    user: Any = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[int, list[str]]:
+    """Replay every replayable row to its own consumer; return how many went and why others did not.
+
+    Works in chunks: one conditional UPDATE flips a chunk to ``replaying`` (so
+    a double click replays once), one pipeline queues it in Redis.
+    ``progress(sent_so_far)`` is called after each chunk.
     """
-    consumer: Consumer = failed_event.consumer
-    if not consumer.topics.filter(pk=failed_event.topic_id).exists():
-        raise ReplayRefused(f"consumer {consumer.name!r} no longer subscribes to {failed_event.topic.name!r}")
-    replayable = [Status.FAILED, Status.FAILED_AGAIN]
-    flipped = FailedEvent.objects.filter(pk=failed_event.pk, status__in=replayable).update(
-        status=Status.REPLAYING,
-        replayed_by=user if user is not None and user.is_authenticated else None,
-        replayed_at=timezone.now(),
-        replay_count=F("replay_count") + 1,
-    )
-    if not flipped:
-        raise ReplayRefused(
-            f"failed event {failed_event.pk} is {failed_event.get_status_display().lower()}, not replayable"
-        )
-    try:
-        schedule_replay(
-            get_redis(),
-            consumer.name,
-            failed_event.topic.name,
-            failed_event.event,
-            failed_event.pk,
-            failed_event.stream_id,
-        )
-    except Exception:
-        # Nothing was queued: put the row back so the operator can try again.
-        FailedEvent.objects.filter(pk=failed_event.pk).update(status=failed_event.status)
-        raise
-
-
-def replay_many(rows: QuerySet[FailedEvent] | Iterable[FailedEvent], user: Any = None) -> tuple[int, list[str]]:
-    """Replay every replayable row; return how many went and why others did not."""
+    pks = list(rows.values_list("pk", flat=True)) if isinstance(rows, QuerySet) else [row.pk for row in rows]
+    subscribed = set(Consumer.topics.through.objects.values_list("consumer_id", "topic_id"))
+    by = user if user is not None and user.is_authenticated else None
     sent, problems = 0, []
-    for row in rows:
-        try:
-            replay(row, user)
-        except ReplayRefused as exc:
-            problems.append(str(exc))
-        else:
-            sent += 1
+    for start in range(0, len(pks), _CHUNK):
+        chunk_sent, chunk_problems = _replay_chunk(pks[start : start + _CHUNK], subscribed, by)
+        sent += chunk_sent
+        problems += chunk_problems
+        if progress is not None:
+            progress(sent)
     return sent, problems
+
+
+def _replay_chunk(pks: list[int], subscribed: set[tuple[int, int]], by: Any) -> tuple[int, list[str]]:
+    rows = FailedEvent.objects.filter(pk__in=pks).select_related("consumer", "topic")
+    eligible, problems = [], []
+    for row in rows:
+        if row.status not in REPLAYABLE:
+            problems.append(f"failed event {row.pk} is {row.get_status_display().lower()}, not replayable")
+        elif (row.consumer_id, row.topic_id) not in subscribed:
+            problems.append(f"consumer {row.consumer.name!r} no longer subscribes to {row.topic.name!r}")
+        else:
+            eligible.append(row)
+    marker = timezone.now()  # tells the rows this call flipped from any a concurrent call did
+    FailedEvent.objects.filter(pk__in=[row.pk for row in eligible], status__in=REPLAYABLE).update(
+        status=Status.REPLAYING, replayed_by=by, replayed_at=marker, replay_count=F("replay_count") + 1
+    )
+    flipped = set(
+        FailedEvent.objects.filter(
+            pk__in=[row.pk for row in eligible], status=Status.REPLAYING, replayed_at=marker
+        ).values_list("pk", flat=True)
+    )
+    mine = [row for row in eligible if row.pk in flipped]
+    problems += [f"failed event {row.pk} is already replaying" for row in eligible if row.pk not in flipped]
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        for row in mine:
+            queue_replay(pipe, row.consumer.name, row.topic.name, row.event, row.pk, row.stream_id)
+        pipe.execute()
+    except Exception:
+        # Nothing was queued: put the rows back so the operator can try again.
+        for row in mine:
+            FailedEvent.objects.filter(pk=row.pk).update(status=row.status, replay_count=row.replay_count)
+        raise
+    return len(mine), problems
 
 
 def discard(rows: QuerySet[FailedEvent]) -> int:
