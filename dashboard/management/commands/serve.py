@@ -96,7 +96,7 @@ class Command(BaseCommand):
     def _children(self, host: str, port: int, workers: int, local_url: str, rate: float | None) -> list[Child]:
         web = Child("web", [sys.executable, "-m", "daphne", "-v", "0", "-b", host, "-p", str(port), ASGI_APPLICATION])
         children = [web] + [Child(f"worker-{n}", manage_py("runconsumers")) for n in range(1, workers + 1)]
-        # The live monitor joins here when it exists (dashboard issue).
+        children.append(Child("monitor", manage_py("monitor")))
         if rate is not None:
             from dashboard.demo.flow import ensure_admin, ensure_demo_flow
 
