@@ -142,6 +142,9 @@ def _bulk_selection(request: HttpRequest):
     rows = FailedEvent.objects.select_related("consumer", "topic").filter(
         status__in=[FailedEvent.Status.FAILED, FailedEvent.Status.FAILED_AGAIN]
     )
+    for name in ("consumer", "topic"):
+        if query.get(name) is not None and not isinstance(query[name], str):
+            raise MalformedRequest(f"'{name}' must be a name")
     ids = query.get("ids") or []
     if ids:
         if not isinstance(ids, list) or not all(str(i).isdigit() for i in ids):
@@ -154,6 +157,28 @@ def _bulk_selection(request: HttpRequest):
     if query.get("topic"):
         rows = rows.filter(topic__name=str(query["topic"]))
     return rows
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A refused CSRF check: a JSON error for the API's views, Django's page elsewhere.
+
+    Install it as ``CSRF_FAILURE_VIEW = "eventflow.api.csrf_failure"``.
+    """
+    match = request.resolver_match
+    if match is not None and "eventflow" in match.namespaces:
+        message = f"CSRF check failed: {reason}" if reason else "CSRF check failed"
+        return json_response({"error": {"code": "csrf_failed", "message": message}}, status=403)
+    from django.views.csrf import csrf_failure as django_csrf_failure
+
+    return django_csrf_failure(request, reason=reason)
+
+
+@csrf_exempt  # it changes nothing; a POST to a mistyped URL deserves the 404, not a CSRF page
+def not_found(request: HttpRequest, path: str = "") -> HttpResponse:
+    """Any other path under the API: a JSON 404 (API clients never get an HTML page)."""
+    return json_response(
+        {"error": {"code": "not_found", "message": f"no API endpoint at {request.path[:200]!r}"}}, status=404
+    )
 
 
 def health(request: HttpRequest) -> HttpResponse:

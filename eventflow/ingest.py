@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -77,7 +78,33 @@ def load_json(body: bytes) -> Any:
         raise MalformedRequest(f"malformed JSON: {exc}", code="malformed_json") from None
     if _may_repeat_keys(body, document):
         _refuse_repeated_keys(body)
+    if _LONG_NUMBER.search(body):
+        _refuse_inexact_integers(body)
     return document
+
+
+# orjson reads an integer past 64 bits as a float, silently changing it (2**64 becomes
+# 1.8446744073709552e19). Any such integer has 19 digits or more, so the exact check
+# runs only for bodies that hold a run of 19 digits (in a string too: it decides).
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")
+_EXACT_INTEGERS = range(-(2**63), 2**64)
+
+
+def _refuse_inexact_integers(body: bytes) -> None:
+    try:
+        json.loads(body, parse_int=_exact_int, parse_float=_ignore)
+    except (ValueError, RecursionError) as exc:
+        raise MalformedRequest(
+            f"a number in the body cannot be stored exactly ({str(exc)[:100]}); send it as a string",
+            code="number_out_of_range",
+        ) from None
+
+
+def _exact_int(text: str) -> int:
+    value = int(text)
+    if value not in _EXACT_INTEGERS:
+        raise ValueError(f"the integer {text[:30]}… is outside the 64-bit range")
+    return value
 
 
 def _check_utf8(body: bytes) -> None:

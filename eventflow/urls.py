@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, re_path
 
-from . import api
+from . import api, openapi
 
 app_name = "eventflow"
 
@@ -13,4 +13,7 @@ urlpatterns = [
     path("failed-events/<int:pk>/replay", api.replay_one, name="replay"),
     path("failed-events/replay", api.replay_bulk, name="replay-bulk"),
     path("health", api.health, name="health"),
+    path("openapi.json", openapi.openapi_json, name="openapi"),
+    # Last: anything else under the API prefix (an empty or slashed topic name, a typo) gets a JSON 404.
+    re_path(r"^(?P<path>.*)\Z", api.not_found, name="not-found"),
 ]
