@@ -110,6 +110,8 @@ async def _publish(topic: str, identity: Identity, guard: str, meta: dict, body:
     body = _checked_body(meta, body)
     headers = {name.lower(): value for name, value in HttpHeaders(meta).items()}
     events = ingest.parse(meta.get("CONTENT_TYPE", ""), headers, body, max_events=conf.get("MAX_BATCH_EVENTS"))
+    if identity.max_events_per_second:  # the view's per-producer limit (429), at the view's step
+        await sync_to_async(tokens.spend_rate)(identity, len(events))
     batch = prepare(spec, events, source=identity.name, guard=guard)
     try:
         replies = await _store(batch.keys, batch.args)
@@ -244,6 +246,8 @@ async def _send_json(send: Any, status: int, payload: dict) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if status == 503:
         headers.append((b"retry-after", str(conf.get("RETRY_AFTER_SECONDS")).encode()))
+    elif status == 429:
+        headers.append((b"retry-after", b"1"))  # limits count per wall-clock second, as in api.error_response
     await send({"type": "http.response.start", "status": status, "headers": headers + _SECURITY_HEADERS})
     await send({"type": "http.response.body", "body": body})
 

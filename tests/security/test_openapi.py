@@ -10,8 +10,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT
-
 # Every answer a request that breaks the description may get; 413 is how limits (maxItems) refuse.
 REFUSALS = [400, 401, 403, 404, 405, 409, 413, 415, 422, 429]
 CHECKS = [
@@ -72,7 +70,7 @@ def test_schemathesis_finds_no_server_error_and_no_answer_off_the_description(
     ]
     command += ["--header", f"Cookie: sessionid={session}; csrftoken={csrf}", "--header", f"X-CSRFToken: {csrf}"]
     run = subprocess.run(
-        command, cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "NO_COLOR": "1"}
+        command, cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**os.environ, "NO_COLOR": "1"}
     )
 
     report = "\n".join(line for line in run.stdout.splitlines() if len(line) < 300)
