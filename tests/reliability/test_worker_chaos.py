@@ -45,7 +45,7 @@ def test_workers_killed_at_random_lose_nothing(scenario, fleet):
     url = processes.web()
     for _ in range(3):
         processes.worker()
-    total, chaos_seconds, min_kills = sized(1_000, 50_000), sized(8, 110), sized(3, 40)
+    total, chaos_seconds, min_kills = sized(1_000, 50_000), sized(6, 110), sized(3, 40)
     ledger, rng = Ledger(), random.Random(4)
     publisher = threading.Thread(target=publish_steadily, args=(url, token, ledger, total, chaos_seconds))
     started = time.monotonic()
