@@ -74,6 +74,7 @@ class Topic(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [("publish_test_event", "Can publish test events from the dashboard")]
 
     def __str__(self) -> str:
         return self.name

@@ -31,6 +31,7 @@ from django.db.models import Count
 
 from . import conf, health, keys
 from .connection import get_redis
+from .status import broker_status
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ DEFAULTS = {
     "SNAPSHOT_TTL": 10,  # seconds a stored snapshot counts as current
     "PIPELINE_CHUNK": 1000,  # commands per pipelined round trip
     "SPARK_POINTS": 60,
+    "BROKER_EVERY": 10.0,  # seconds between reads of the server's durability mode
 }
 REPLAYABLE = ("failed", "failed_again")
 
@@ -100,6 +102,7 @@ class Lane:
     acked: int = 0
     errors: int = 0
     dead: int = 0
+    trimmed: int = 0  # events retention cut before this consumer acknowledged them
 
 
 @dataclass(slots=True)
@@ -170,6 +173,7 @@ def _lane(counters: dict[str, int], group: dict | None, consumer: str) -> Lane:
         acked=counters.get(f"acked:{consumer}", 0) + counters.get(f"skipped:{consumer}", 0),
         errors=counters.get(f"errors:{consumer}", 0),
         dead=counters.get(f"dead:{consumer}", 0),
+        trimmed=counters.get(f"trimmed:{consumer}", 0),
     )
     if group is not None:
         lane.pending = int(group.get("pending") or 0)
@@ -271,11 +275,19 @@ class Monitor:
         self._previous: Reading | None = None
         self._sparks: dict[str, deque[float]] = {}
         self._minute = -1
+        self._broker: dict = {}
+        self._broker_at = 0.0
 
     def flow(self) -> Flow:
         if self._flow is None or time.monotonic() - self._flow_at > self.flow_refresh:
             self._flow, self._flow_at = load_flow(), time.monotonic()
         return self._flow
+
+    def broker(self, client: redis.Redis) -> dict:
+        """The server's kind and durability mode, read every ``BROKER_EVERY`` seconds (it rarely changes)."""
+        if time.monotonic() - self._broker_at > setting("BROKER_EVERY") or not self._broker:
+            self._broker, self._broker_at = broker_status(client), time.monotonic()
+        return self._broker
 
     def is_leader(self, client: redis.Redis) -> bool:
         """Hold the leader key (or take it if free); only the leader samples."""
@@ -293,6 +305,7 @@ class Monitor:
         flow = self.flow()
         reading = read(client, flow)
         snapshot = build_snapshot(flow, reading, self._previous, self.tracker, self._sparks)
+        snapshot["broker"] = self.broker(client)
         self._previous = reading
         self.tracker.forget_others(set(flow.consumers))
         if store:
@@ -342,6 +355,7 @@ def build_snapshot(
             "consumers": len(consumers),
             "workers": len(reading.workers),
             "unhealthy": sum(1 for c in consumers if c["status"] != health.Status.OK),
+            "trimmed": sum(c["trimmed"] for c in consumers),
         },
         "topics": topics,
         "producers": [{"name": n, "topics": list(t)} for n, t in flow.producers.items()],
@@ -414,6 +428,7 @@ def _consumer_state(
         "errors_in_window": window.errors,
         "acked": acked,
         "dead": sum(x.dead for x in lanes),
+        "trimmed": sum(x.trimmed for x in lanes),
         "failed": failed,
         "workers": len(workers),
         "in_flight": sum(int(w["consumers"][config.name].get("in_flight", 0)) for w in workers),

@@ -138,7 +138,9 @@ def staff_user(db, django_user_model):
 
     user = django_user_model.objects.create_user("operator", password="operator-pass-1", is_staff=True)
     user.user_permissions.add(
-        *Permission.objects.filter(codename__in=["replay_failedevent", "view_failedevent", "change_failedevent"])
+        *Permission.objects.filter(
+            codename__in=["replay_failedevent", "view_failedevent", "change_failedevent", "publish_test_event"]
+        )
     )
     return user
 

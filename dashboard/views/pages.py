@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 import orjson
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
@@ -94,6 +95,8 @@ def _publish_form(values: dict, *, message: str = "", error: str = "") -> dict:
 @require_POST
 def publish_test_event(request: HttpRequest, name: str) -> HttpResponse:
     """Publish one event from the topic page's form, as the ``dashboard`` source."""
+    if not request.user.has_perm("eventflow.publish_test_event"):
+        raise PermissionDenied("publishing test events takes the 'Can publish test events' permission")
     get_object_or_404(Topic, name=name)
     values = {k: request.POST.get(k, "") for k in ("type", "key", "data")}
     try:

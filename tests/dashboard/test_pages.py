@@ -42,6 +42,29 @@ def test_the_overview_lists_consumers_with_status_and_reason(operator, orders, b
     assert "no live worker; backlog 1" in html
 
 
+def test_the_overview_shows_the_durability_mode_and_warns_when_redis_keeps_nothing(operator, orders, settings):
+    from eventflow.status import broker_status
+
+    html = operator.get("/").content.decode()
+
+    durability = broker_status()["durability"]
+    assert f'<span class="stat-value">{durability}</span><span class="stat-label"' in html
+    assert ("keeps nothing on disk" in html) == (durability == "none")
+
+
+def test_the_overview_raises_events_retention_cut_before_a_consumer_acked_them(operator, orders, billing):
+    from eventflow import publish_batch, retention
+
+    subscribe(billing)
+    publish_batch("orders", [{"type": "order.created", "data": {"n": n}} for n in range(12)])
+
+    retention.trim("orders", max_events=5, max_age_seconds=None)
+    html = operator.get("/").content.decode()
+
+    assert "Retention cut 7 events before their consumers acknowledged them" in html
+    assert ">lost 7</span>" in html
+
+
 def test_an_htmx_request_gets_only_the_partial_it_targets(operator, orders, billing):
     response = htmx_get(operator, "/", "consumer-table")
     html = response.content.decode()
@@ -138,3 +161,14 @@ def test_the_consumer_page_shows_health_charts_and_workers(operator, orders, bil
 def test_unknown_topics_and_consumers_are_404(operator, db):
     assert operator.get("/topics/nope/").status_code == 404
     assert operator.get("/consumers/nope/").status_code == 404
+
+
+def test_publishing_a_test_event_takes_a_named_permission(client, orders, django_user_model):
+    clerk = django_user_model.objects.create_user("clerk", password="pw-12345678", is_staff=True)
+    client.force_login(clerk)
+
+    assert "takes the “Can publish test events" in client.get("/topics/orders/").content.decode()
+    reply = client.post("/topics/orders/publish", {"type": "test.ping", "data": "{}"})
+
+    assert reply.status_code == 403
+    assert get_redis().exists(keys.stream("orders")) == 0
