@@ -7,6 +7,10 @@ from django.urls import include, path
 from . import views
 from .views.security import with_csp
 
+admin.site.site_header = "EventFlow administration"
+admin.site.site_title = "EventFlow admin"
+admin.site.index_title = "Flow configuration"
+
 urlpatterns = [
     path("", views.overview, name="overview"),
     path("topics/<str:name>/", views.topic_page, name="topic"),

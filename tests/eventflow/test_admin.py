@@ -102,6 +102,12 @@ def test_its_changelist_loads_for_a_superuser(admin_client, model, failed_event,
     assert response.status_code == 200
 
 
+def test_admin_pages_carry_a_content_security_policy(admin_client, db):
+    policy = admin_client.get("/admin/eventflow/topic/")["Content-Security-Policy"]
+
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+
+
 @pytest.mark.parametrize("model", ["topic", "producer", "consumer"])
 def test_its_add_form_loads_for_a_superuser(admin_client, model):
     assert admin_client.get(reverse(f"admin:eventflow_{model}_add")).status_code == 200
