@@ -63,9 +63,9 @@ def start_recorder(sandbox: Sandbox, label: str) -> tuple[Any, Any]:
     return topic, proc
 
 
-def python_latency(sandbox: Sandbox, rate: float, seconds: float) -> tuple[list[float], float]:
+def python_latency(sandbox: Sandbox, rate: float, seconds: float, run: int = 0) -> tuple[list[float], float]:
     """Publish→handler latencies (seconds) for Python ``publish`` at ``rate``; and the rate achieved."""
-    topic, proc = start_recorder(sandbox, "latency-python")
+    topic, proc = start_recorder(sandbox, f"latency-python{run}")
     try:
         achieved = paced(rate, seconds, lambda i: publish(topic.name, {"t": time.time(), "i": i}, type="tick"))
         publish(topic.name, {"flush": True}, type="flush")
@@ -78,6 +78,7 @@ def python_latency(sandbox: Sandbox, rate: float, seconds: float) -> tuple[list[
 def raw_latency(sandbox: Sandbox, rate: float, seconds: float) -> list[float]:
     """The same, for plain XADD read by a plain blocking XREADGROUP in another process."""
     stream = f"{sandbox.prefix}{{raw-latency}}:stream"
+    get_redis().unlink(stream, key("raw-latency") + ":ready")
     client = get_redis()
     client.xgroup_create(stream, "raw", id="$", mkstream=True)
     expected = int(rate * seconds)
@@ -94,8 +95,8 @@ def raw_latency(sandbox: Sandbox, rate: float, seconds: float) -> list[float]:
 
 def measure(sandbox: Sandbox, plan: Any) -> list[Row]:
     ours, raw, achieved = [], [], []
-    for _ in range(plan.runs):
-        values, rate = python_latency(sandbox, plan.latency_rate, plan.latency_seconds)
+    for run in range(plan.runs):
+        values, rate = python_latency(sandbox, plan.latency_rate, plan.latency_seconds, run)
         ours.append(percentile(values, 99) * 1000)
         achieved.append(rate)
         raw.append(percentile(raw_latency(sandbox, plan.latency_rate, plan.latency_seconds), 99) * 1000)

@@ -58,6 +58,8 @@ class Sandbox:
     def topic(self, what: str, **options: Any):
         from ..models import Topic
 
+        # No retention limit unless asked: a benchmark's backlog must not be trimmed under it.
+        options.setdefault("retention_max_events", None)
         topic = Topic.objects.create(name=self.name(what), **options)
         self._names.append(topic.name)
         return topic
