@@ -8,6 +8,7 @@ different slots.
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import subprocess
@@ -38,14 +39,23 @@ pytestmark = [
 
 
 def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+    """Ports free for a node and for its cluster bus (port + 10000, so below 55536)."""
+    ports: list[int] = []
+    for candidate in random.sample(range(20_000, 45_000), 200):
+        if all(_is_free(p) for p in (candidate, candidate + 10_000)):
+            ports.append(candidate)
+        if len(ports) == count:
+            return ports
+    raise RuntimeError("no free ports for a cluster")
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 @pytest.fixture(scope="module")
