@@ -35,9 +35,18 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = Path(os.environ.get("EVENTFLOW_SCREENSHOTS", "/tmp/eventflow-screens"))
 
-# Playwright's sync API keeps an event loop in this thread; the ORM calls the
-# tests make between browser steps are still plain synchronous calls.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+@pytest.fixture(autouse=True, scope="session")
+def allow_orm_beside_playwright() -> Iterator[None]:
+    """Playwright's sync API keeps an event loop in this thread; the ORM calls the
+    tests make between browser steps are still plain synchronous calls."""
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    yield
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:

@@ -63,6 +63,7 @@ def test_screenshots_of_every_page(page, server, monitor_process, spawn_worker, 
         expect(page.locator("#consumer-health .badge")).to_have_text("STALLED")
         screenshot(page, "5-consumer-ledger")
         page.goto("/failed/")
+        expect(page.locator("#conn")).to_have_attribute("data-state", "live")  # htmx has wired the page
         page.get_by_role("button", name="Replay all matching…").click()
         expect(page.locator("#replay-confirm")).to_contain_text("Replay")
         screenshot(page, "6-failed")

@@ -36,6 +36,7 @@ KNOWN_GAPS: dict[str, str] = {}  # route name → why it is still open; empty: n
 
 def production_env(tmp_path) -> dict[str, str]:
     env = dict(os.environ, DEBUG="false", SECRET_KEY=secrets.token_urlsafe(60), ALLOWED_HOSTS="eventflow.example.com")
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # a test runner's switch, never a deployment's
     env.update(SECURE_SSL_REDIRECT="true", SECURE_HSTS_SECONDS="31536000", SECURE_HSTS_INCLUDE_SUBDOMAINS="true")
     env.update(SECURE_HSTS_PRELOAD="true", SESSION_COOKIE_SECURE="true", CSRF_COOKIE_SECURE="true")
     env.update(REDIS_URL="redis://127.0.0.1:6379/0", DATABASE_URL=f"sqlite:///{tmp_path / 'prod.sqlite3'}")
