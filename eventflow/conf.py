@@ -21,7 +21,6 @@ DEFAULTS: dict[str, Any] = {
     "BATCH_SECONDS": 0.5,
     "HEARTBEAT_INTERVAL": 2.0,
     "HEARTBEAT_TTL": 10,
-    "IDLE_POLL_MAX": 0.05,
     "SHUTDOWN_GRACE": 10.0,
     "RECLAIM_INTERVAL": 1.0,
     "CONFIG_REFRESH_INTERVAL": 2.0,
@@ -29,6 +28,14 @@ DEFAULTS: dict[str, Any] = {
     "TOPIC_CACHE_SECONDS": 1.0,
     "RETENTION_INTERVAL": 5.0,
     "PRODUCER_SOURCE": "python",
+    # The monitor (eventflow.monitor)
+    "MONITOR_HEALTH_WINDOW": 60.0,  # seconds of the sliding window behind LAGGING and FAILING
+    "MONITOR_HISTORY_SECONDS": 900,  # per-second readings kept per topic
+    "MONITOR_HISTORY_MINUTES": 1440,  # per-minute readings kept per topic
+    "MONITOR_SNAPSHOT_TTL": 10,  # seconds a stored snapshot counts as current
+    "MONITOR_PIPELINE_CHUNK": 1000,  # commands per pipelined round trip
+    "MONITOR_SPARK_POINTS": 60,
+    "MONITOR_BROKER_EVERY": 10.0,  # seconds between reads of the server's durability mode
 }
 
 

@@ -26,7 +26,6 @@ from typing import Any
 
 import orjson
 import redis
-from django.conf import settings
 from django.db.models import Count
 
 from . import conf, health, keys
@@ -35,21 +34,12 @@ from .status import broker_status
 
 logger = logging.getLogger(__name__)
 
-DEFAULTS = {
-    "HEALTH_WINDOW": 60.0,  # seconds of the sliding window behind LAGGING and FAILING
-    "HISTORY_SECONDS": 900,  # per-second readings kept per topic
-    "HISTORY_MINUTES": 1440,  # per-minute readings kept per topic
-    "SNAPSHOT_TTL": 10,  # seconds a stored snapshot counts as current
-    "PIPELINE_CHUNK": 1000,  # commands per pipelined round trip
-    "SPARK_POINTS": 60,
-    "BROKER_EVERY": 10.0,  # seconds between reads of the server's durability mode
-}
 REPLAYABLE = ("failed", "failed_again")
 
 
 def setting(name: str) -> Any:
-    """``settings.EVENTFLOW_MONITOR_<name>`` or the default above."""
-    return getattr(settings, f"EVENTFLOW_MONITOR_{name}", DEFAULTS[name])
+    """``settings.EVENTFLOW_MONITOR_<name>``, or its default in ``conf``."""
+    return conf.get(f"MONITOR_{name}")
 
 
 # --- the flow as configured ------------------------------------------------------

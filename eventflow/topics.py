@@ -23,8 +23,6 @@ class TopicSpec:
     name: str
     active: bool
     max_event_bytes: int
-    retention_max_events: int | None
-    retention_max_age_ms: int | None
     validate_data: Callable[[Any], None] | None  # raises ValueError naming the problem
 
 
@@ -58,13 +56,10 @@ def _load(name: str) -> TopicSpec | None:
     topic = Topic.objects.filter(name=name).first()
     if topic is None:
         return None
-    max_age = topic.retention_max_age
     return TopicSpec(
         id=topic.pk,
         name=topic.name,
         active=topic.active,
         max_event_bytes=topic.max_event_bytes,
-        retention_max_events=topic.retention_max_events,
-        retention_max_age_ms=int(max_age.total_seconds() * 1000) if max_age else None,
         validate_data=compile_schema(topic.data_schema) if topic.data_schema is not None else None,
     )

@@ -16,8 +16,6 @@ def spec(schema: object = None, max_event_bytes: int = 4096) -> TopicSpec:
         name="orders",
         active=True,
         max_event_bytes=max_event_bytes,
-        retention_max_events=None,
-        retention_max_age_ms=None,
         validate_data=compile_schema(schema) if schema is not None else None,
     )
 
