@@ -168,16 +168,21 @@ CSRF_FAILURE_VIEW = "eventflow.api.csrf_failure"
 
 # --- Redis: one URL for the streams and the channel layer --------------------
 # Unset: an embedded Valkey on a unix socket under DATA_DIR, started on demand.
+# A redis+cluster:// URL puts the streams on a Redis Cluster; the channel layer
+# cannot use a cluster, so it then needs CHANNEL_REDIS_URL (a plain server).
 REDIS_URL = env_str("REDIS_URL", "")
 EVENTFLOW_EMBEDDED_REDIS = REDIS_URL == ""
 EVENTFLOW_REDIS_URL = REDIS_URL or f"unix://{DATA_DIR / 'valkey.sock'}"
+CHANNEL_REDIS_URL = env_str("CHANNEL_REDIS_URL", "" if "+cluster://" in REDIS_URL else EVENTFLOW_REDIS_URL)
+if not CHANNEL_REDIS_URL:
+    raise ImproperlyConfigured("REDIS_URL names a cluster: set CHANNEL_REDIS_URL to a plain Redis for live updates")
 
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
             # socket_timeout=None: idle channel-layer connections must not time out.
-            "hosts": [{"address": EVENTFLOW_REDIS_URL, "socket_timeout": None}],
+            "hosts": [{"address": CHANNEL_REDIS_URL, "socket_timeout": None}],
             "prefix": env_str("EVENTFLOW_KEY_PREFIX", "ef:") + "asgi",
             "capacity": 1000,
             "group_expiry": 600,

@@ -12,8 +12,9 @@ from . import conf
 def check_settings(app_configs, **kwargs) -> list:
     problems = []
     url = conf.get("REDIS_URL")
-    if not url.startswith(("redis://", "rediss://", "unix://", "valkey://")):
-        problems.append(Error(f"REDIS_URL {url!r} must start with redis://, rediss:// or unix://", id="eventflow.E001"))
+    schemes = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
+    if not url.startswith(schemes):
+        problems.append(Error(f"REDIS_URL {url!r} must start with one of {', '.join(schemes)}", id="eventflow.E001"))
     if conf.get("MAX_BATCH_EVENTS") < 1 or conf.get("MAX_BODY_BYTES") < 1024:
         problems.append(
             Error("EVENTFLOW_MAX_BATCH_EVENTS must be ≥ 1 and EVENTFLOW_MAX_BODY_BYTES ≥ 1024", id="eventflow.E002")
