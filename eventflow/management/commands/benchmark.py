@@ -12,7 +12,7 @@ import platform
 import time
 from pathlib import Path
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from eventflow.bench import runner
 from eventflow.bench.table import render
@@ -26,12 +26,23 @@ class Command(BaseCommand):
         parser.add_argument("--json", metavar="PATH", help="also write the table as JSON to PATH")
 
     def handle(self, *args, quick: bool, json: str | None, **options) -> None:
+        _require_migrated()
         started = time.time()
         rows = runner.run(quick, say=lambda line: self.stderr.write(line))
         title = f"EventFlow benchmark ({'quick' if quick else 'full'}), {time.time() - started:.0f} s"
         self.stdout.write(render(rows, title))
         if json:
             _write_json(Path(json), rows, quick, started)
+
+
+def _require_migrated() -> None:
+    """The benchmark makes throwaway topics and consumers: the database must be ready."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    if executor.migration_plan(executor.loader.graph.leaf_nodes()):
+        raise CommandError("the database has unapplied migrations: run `manage.py migrate` first")
 
 
 def _write_json(path: Path, rows: list, quick: bool, started: float) -> None:
