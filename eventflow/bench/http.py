@@ -145,7 +145,10 @@ def _latency_row(sandbox: Sandbox, plan: Any) -> Row:
     try:
         with Servers(sandbox, _project_app(), 2) as servers:
             servers.wait_ready(make)
-            get_redis().unlink(key("latency"))
+            # Warm every server process (first requests load code, connections and
+            # caches), then measure: a cold start is not a steady-state latency.
+            warm = loadgen.drive(servers.port, make, seconds=1.0, rate=rate / PER_REQUEST, connections=32)
+            latencies(key("latency"), warm.ok * PER_REQUEST, timeout=10)  # drained, then forgotten
             load = loadgen.drive(
                 servers.port, make, seconds=plan.latency_seconds, rate=rate / PER_REQUEST, connections=32
             )
