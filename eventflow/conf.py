@@ -1,6 +1,6 @@
 """Engine settings: every ``EVENTFLOW_*`` knob is read here, at call time.
 
-Reading lazily lets tests override settings with ``override_settings``.
+Values are read on first use and cached; ``override_settings`` clears the cache.
 """
 
 from __future__ import annotations
@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 DEFAULTS: dict[str, Any] = {
     "REDIS_URL": "redis://127.0.0.1:6379/0",
@@ -39,6 +41,23 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+_cache: dict[str, Any] = {}
+
+
 def get(name: str) -> Any:
-    """Return ``settings.EVENTFLOW_<name>``, or the engine default."""
-    return getattr(settings, f"EVENTFLOW_{name}", DEFAULTS[name])
+    """Return ``settings.EVENTFLOW_<name>``, or the engine default.
+
+    Values are cached (the publish path reads several per event); changing a
+    setting through Django's ``override_settings`` or pytest-django's
+    ``settings`` clears the cache, so tests still see their overrides.
+    """
+    try:
+        return _cache[name]
+    except KeyError:
+        value = _cache[name] = getattr(settings, f"EVENTFLOW_{name}", DEFAULTS[name])
+        return value
+
+
+@receiver(setting_changed, dispatch_uid="eventflow-conf-cache")
+def _forget(**kwargs: Any) -> None:
+    _cache.clear()
