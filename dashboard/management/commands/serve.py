@@ -23,7 +23,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from dashboard.processes import Child, Supervisor, describe, manage_py, port_problem, sigint_blocked
+from dashboard.processes import Child, Supervisor, describe, manage_py, port_problem
 from eventflow import conf, embedded
 
 STOP_GRACE = 20.0  # seconds; a worker finishes its in-flight batch first (EVENTFLOW_SHUTDOWN_GRACE)
@@ -61,8 +61,7 @@ class Command(BaseCommand):
         """Start the embedded Valkey if needed; return True if this process owns it."""
         url = conf.get("REDIS_URL")
         if conf.get("EMBEDDED_REDIS"):
-            with sigint_blocked():  # Ctrl-C reaches serve only; it stops Valkey last
-                owns = embedded.ensure_running()
+            owns = embedded.ensure_running()  # it ignores Ctrl-C: serve stops it last
             state = "started" if owns else "already running"
             self.stdout.write(f"Embedded Valkey {state} on {embedded.socket_path()} (append-only).")
             return owns
