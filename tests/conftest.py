@@ -238,3 +238,24 @@ def asgi_server(redis_url: str, key_prefix: str, transactional_db) -> Iterator[s
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(5)
+
+
+def drain(worker, until=lambda: True, timeout: float = 15.0) -> None:
+    """Step an in-process worker until it finds no work and ``until()`` holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not worker.run_once() and until():
+            return
+        time.sleep(0.01)
+    raise AssertionError("the worker did not drain in time")
+
+
+def publish_status(client, token: str, topic: str = "orders") -> int:
+    """Publish one minimal event over the API with ``token``; return the status code."""
+    response = client.post(
+        f"/api/v1/topics/{topic}/events",
+        b'{"type": "order.created"}',
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    return response.status_code

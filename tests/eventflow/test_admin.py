@@ -12,18 +12,9 @@ from django.urls import reverse
 
 from eventflow import connection, keys
 from eventflow.models import Consumer, FailedEvent, Producer, Topic
+from tests.conftest import publish_status
 
 TOKEN = re.compile(r"<code>(ef_[A-Za-z0-9_-]+)</code>")
-
-
-def publish_status(client, token: str, topic: str = "orders") -> int:
-    response = client.post(
-        f"/api/v1/topics/{topic}/events",
-        b'{"type": "order.created"}',
-        content_type="application/json",
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    return response.status_code
 
 
 def tokens_shown(response) -> list[str]:

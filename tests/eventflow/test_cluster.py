@@ -24,7 +24,7 @@ from eventflow import connection, failures, keys, publish, publish_batch, topics
 from eventflow.models import FailedEvent
 from eventflow.worker import Worker
 from tests import handlers
-from tests.conftest import make_consumer
+from tests.conftest import drain, make_consumer
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
@@ -119,15 +119,6 @@ def on_cluster(settings, cluster_url, key_prefix) -> Iterator[redis.cluster.Redi
     assert connection.is_cluster(client)
     yield client
     connection.reset()
-
-
-def drain(worker: Worker, until=lambda: True, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not worker.run_once() and until():
-            return
-        time.sleep(0.01)
-    raise AssertionError("the worker did not drain in time")
 
 
 def test_topics_land_on_different_masters(on_cluster, orders, payments):

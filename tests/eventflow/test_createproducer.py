@@ -8,22 +8,13 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from eventflow.models import Producer, hash_token
+from tests.conftest import publish_status
 
 
 def create(*args: str) -> list[str]:
     out = StringIO()
     call_command("createproducer", *args, stdout=out)
     return out.getvalue().splitlines()
-
-
-def publish_status(client, token: str, topic: str) -> int:
-    response = client.post(
-        f"/api/v1/topics/{topic}/events",
-        b'{"type": "order.created"}',
-        content_type="application/json",
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    return response.status_code
 
 
 def test_it_prints_a_working_token_as_the_last_line(client, orders):

@@ -11,17 +11,7 @@ from eventflow import delivery, failures, keys, publish
 from eventflow.models import FailedEvent
 from eventflow.worker import Worker
 from tests import handlers
-from tests.conftest import make_consumer
-
-
-def drain(worker: Worker, until=lambda: True, timeout: float = 10.0) -> None:
-    """Step the worker until it finds no work (and ``until()`` holds)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not worker.run_once() and until():
-            return
-        time.sleep(0.01)
-    raise AssertionError("the worker did not drain in time")
+from tests.conftest import drain, make_consumer
 
 
 def test_every_subscribed_consumer_handles_every_event_once(billing, shipping):
