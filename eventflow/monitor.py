@@ -10,9 +10,9 @@ dict that it also stores in Redis for web processes to render:
      "consumers": [...], "edges": {"produce": {"shop|orders": 3.0},
      "consume": {"orders|billing": 3.0}}, "workers": [...]}
 
-Readings are also appended to per-topic history streams (one entry per second
-for the last minutes, one per minute for the last day), so charts survive a
-monitor restart. Only one monitor samples at a time (a leader key); others wait.
+Readings are also appended to per-topic history streams (``eventflow.history``:
+one entry per second for the last minutes, one per minute for the last day), so
+charts and the health window survive a monitor restart. Only one monitor samples at a time (a leader key); others wait.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import orjson
 import redis
 from django.db.models import Count
 
-from . import conf, health, keys
+from . import conf, health, history, keys
 from .connection import get_redis
 from .status import broker_status
 
@@ -186,70 +186,6 @@ def _read_workers(client: redis.Redis, ids: Any) -> list[dict]:
     return [orjson.loads(d) for d in documents if d]
 
 
-# --- history: per second and per minute, in Redis --------------------------------
-
-
-def _history_fields(reading: Reading, topic: str, flow: Flow) -> dict[str, int]:
-    fields = {"p": reading.counters[topic].get("published", 0)}
-    for (t, consumer), lane in reading.lanes.items():
-        if t == topic:
-            fields[f"a:{consumer}"] = lane.acked
-            fields[f"e:{consumer}"] = lane.errors
-            fields[f"b:{consumer}"] = lane.lag + lane.pending + lane.retrying
-            fields[f"o:{consumer}"] = int(lane.oldest_pending * 1000)
-    return fields
-
-
-def write_history(client: redis.Redis, reading: Reading, flow: Flow, *, minute: bool) -> None:
-    """Append the reading to each topic's per-second history (and per-minute one, if asked).
-
-    The entry id is the reading's second (minute), so a second monitor writing
-    the same second gets an error reply, ignored, instead of a duplicate.
-    """
-    second = int(reading.at)
-    pipe = client.pipeline(transaction=False)
-    for topic in flow.topics:
-        fields = _history_fields(reading, topic, flow)
-        pipe.xadd(
-            keys.rate_history(topic, "s"),
-            fields,
-            id=f"{second * 1000}-0",
-            maxlen=setting("HISTORY_SECONDS"),
-            approximate=False,
-        )
-        if minute:
-            minute_id = f"{second // 60 * 60000}-0"
-            pipe.xadd(
-                keys.rate_history(topic, "m"),
-                fields,
-                id=minute_id,
-                maxlen=setting("HISTORY_MINUTES"),
-                approximate=False,
-            )
-    pipe.execute(raise_on_error=False)
-
-
-def history(topic: str, resolution: str = "s", since: float | None = None) -> list[tuple[float, dict[str, int]]]:
-    """Readings of a topic from ``since`` (a Unix time) on, oldest first."""
-    start = "-" if since is None else str(int(since * 1000))
-    entries = get_redis().xrange(keys.rate_history(topic, resolution), min=start, max="+")
-    return [(int(sid.split(b"-")[0]) / 1000, {k.decode(): int(v) for k, v in f.items()}) for sid, f in entries]
-
-
-def rates(readings: list[tuple[float, dict[str, int]]], field_name: str) -> list[tuple[float, float]]:
-    """Per-second rates of a running total between successive readings."""
-    points = []
-    for (t0, a), (t1, b) in zip(readings, readings[1:]):
-        if t1 > t0 and field_name in b:
-            points.append((t1, max(0, b[field_name] - a.get(field_name, 0)) / (t1 - t0)))
-    return points
-
-
-def levels(readings: list[tuple[float, dict[str, int]]], field_name: str) -> list[tuple[float, float]]:
-    """A gauge field (backlog, pending age) over time."""
-    return [(t, float(f[field_name])) for t, f in readings if field_name in f]
-
-
 # --- the monitor ----------------------------------------------------------------------
 
 
@@ -267,6 +203,7 @@ class Monitor:
         self._minute = -1
         self._broker: dict = {}
         self._broker_at = 0.0
+        self._seeded = False
 
     def flow(self) -> Flow:
         if self._flow is None or time.monotonic() - self._flow_at > self.flow_refresh:
@@ -293,6 +230,9 @@ class Monitor:
         """Sample once, compute rates and health, store history and the snapshot."""
         client = get_redis()
         flow = self.flow()
+        if not self._seeded:
+            history.seed_tracker(client, flow, self.tracker, self._sparks)
+            self._seeded = True
         reading = read(client, flow)
         snapshot = build_snapshot(flow, reading, self._previous, self.tracker, self._sparks)
         snapshot["broker"] = self.broker(client)
@@ -300,7 +240,7 @@ class Monitor:
         self.tracker.forget_others(set(flow.consumers))
         if store:
             minute = int(reading.at) // 60
-            write_history(client, reading, flow, minute=minute != self._minute)
+            history.write_history(client, reading, flow, minute=minute != self._minute)
             self._minute = minute
             store_snapshot(client, snapshot)
         return snapshot

@@ -10,7 +10,7 @@ import time
 
 from django.db.models import Count
 
-from eventflow import monitor
+from eventflow import history
 from eventflow.models import FailedEvent
 
 from . import charts
@@ -39,8 +39,8 @@ def topic(snapshot: dict, name: str) -> dict | None:
     if info is None:
         return None
     now = time.time()
-    recent = monitor.rates(monitor.history(name, "s", since=now - RATE_SPAN), "p")
-    daily = [(t, r) for t, r in monitor.rates(monitor.history(name, "m", since=now - DAY), "p")]
+    recent = history.rates(history.history(name, "s", since=now - RATE_SPAN), "p")
+    daily = [(t, r) for t, r in history.rates(history.history(name, "m", since=now - DAY), "p")]
     lanes = [
         {**c, "lane_rate": snapshot["edges"]["consume"].get(f"{name}|{c['name']}", 0.0)}
         for c in snapshot["consumers"]
@@ -78,10 +78,10 @@ def _consumer_series(name: str, topics: list[str]) -> tuple[list, list]:
     backlog: dict[float, float] = {}
     oldest: dict[float, float] = {}
     for topic_name in topics:
-        readings = monitor.history(topic_name, "s", since=since)
-        for t, value in monitor.levels(readings, f"b:{name}"):
+        readings = history.history(topic_name, "s", since=since)
+        for t, value in history.levels(readings, f"b:{name}"):
             backlog[t] = backlog.get(t, 0.0) + value
-        for t, value in monitor.levels(readings, f"o:{name}"):
+        for t, value in history.levels(readings, f"o:{name}"):
             oldest[t] = max(oldest.get(t, 0.0), value / 1000)
     return sorted(backlog.items()), sorted(oldest.items())
 

@@ -6,7 +6,7 @@ import time
 
 import orjson
 
-from eventflow import inspection, keys
+from eventflow import history, inspection, keys
 from eventflow import monitor as monitor_module
 from eventflow.connection import get_redis
 from eventflow.models import FailedEvent
@@ -90,11 +90,11 @@ def test_history_is_kept_per_second_in_redis_and_written_once_per_second(monitor
     publish("orders", {"n": 1}, type="order.created")
     monitor.step()
     monitor_module.Monitor(flow_refresh=0).step()  # a second monitor in the same second
-    readings = monitor_module.history("orders", "s")
+    readings = history.history("orders", "s")
     assert len(readings) == 1
     assert readings[0][1]["p"] == 1
     assert readings[0][1]["b:billing"] == 1
-    assert len(monitor_module.history("orders", "m")) == 1
+    assert len(history.history("orders", "m")) == 1
 
 
 def test_history_stays_bounded(settings, monitor, orders):
@@ -108,7 +108,7 @@ def test_history_stays_bounded(settings, monitor, orders):
 
 def test_rates_are_derived_from_running_totals():
     readings = [(10.0, {"p": 100}), (11.0, {"p": 130}), (13.0, {"p": 150})]
-    assert monitor_module.rates(readings, "p") == [(11.0, 30.0), (13.0, 10.0)]
+    assert history.rates(readings, "p") == [(11.0, 30.0), (13.0, 10.0)]
 
 
 def test_only_one_monitor_leads_at_a_time(monitor, key_prefix):
