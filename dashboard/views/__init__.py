@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from .failed import discard_one, failed_list, replay_confirm, replay_matching, replay_one, replay_selected
+from .failed import (
+    discard_confirm,
+    discard_matching,
+    discard_one,
+    discard_selected,
+    failed_list,
+    replay_confirm,
+    replay_matching,
+    replay_one,
+    replay_selected,
+)
 from .pages import consumer_page, event_detail, overview, publish_test_event, topic_page
 
 __all__ = [
     "consumer_page",
+    "discard_confirm",
+    "discard_matching",
     "discard_one",
+    "discard_selected",
     "event_detail",
     "failed_list",
     "overview",

@@ -1,4 +1,4 @@
-"""Failed events: filter, page through, replay (one, selected, all matching) and discard.
+"""Failed events: filter, page through, replay and discard (one, selected, all matching).
 
 Pages use keyset pagination on (last_failed_at, id), which the model's
 indexes serve, so the 1,000th page costs what the first does.
@@ -138,11 +138,27 @@ def discard_one(request: HttpRequest, pk: int) -> HttpResponse:
     return _row(request, row)
 
 
-def _bulk_result(request: HttpRequest, filters: dict[str, str], sent: int, problems: list[str]) -> HttpResponse:
+def _bulk_result(request: HttpRequest, filters: dict[str, str], notice: str) -> HttpResponse:
+    return render(request, "dashboard/failed.html#failed-table", _table_context(request, filters, notice))
+
+
+def _replayed(sent: int, problems: list[str]) -> str:
     notice = f"Replaying {sent:,} failed event{'s' if sent != 1 else ''}."
     if problems:
         notice += f" {len(problems):,} not replayed: {problems[0]}"
-    return render(request, "dashboard/failed.html#failed-table", _table_context(request, filters, notice))
+    return notice
+
+
+def _discarded(count: int) -> str:
+    return f"Discarded {count:,} failed event{'s' if count != 1 else ''}."
+
+
+def _selected_ids(request: HttpRequest) -> list[int]:
+    return [int(i) for i in request.POST.getlist("ids") if i.isdigit()][:1000]
+
+
+def _nothing_selected(request: HttpRequest, filters: dict[str, str]) -> HttpResponse:
+    return _bulk_result(request, filters, "Select failed events first.")
 
 
 @staff_page
@@ -150,25 +166,42 @@ def _bulk_result(request: HttpRequest, filters: dict[str, str], sent: int, probl
 def replay_selected(request: HttpRequest) -> HttpResponse:
     if not can_replay(request.user):
         return HttpResponseForbidden("You may not replay failed events.")
-    filters = read_filters(request.POST)
-    ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()][:1000]
+    filters, ids = read_filters(request.POST), _selected_ids(request)
     if not ids:
-        context = _table_context(request, filters, "Select failed events first.")
-        return render(request, "dashboard/failed.html#failed-table", context)
+        return _nothing_selected(request, filters)
     rows = FailedEvent.objects.select_related("consumer", "topic").filter(pk__in=ids, status__in=OPEN[:2])
-    sent, problems = failures.replay_many(rows, request.user)
-    return _bulk_result(request, filters, sent, problems)
+    return _bulk_result(request, filters, _replayed(*failures.replay_many(rows, request.user)))
+
+
+@staff_page
+@require_POST
+def discard_selected(request: HttpRequest) -> HttpResponse:
+    if not can_discard(request.user):
+        return HttpResponseForbidden("You may not discard failed events.")
+    filters, ids = read_filters(request.POST), _selected_ids(request)
+    if not ids:
+        return _nothing_selected(request, filters)
+    return _bulk_result(request, filters, _discarded(failures.discard(FailedEvent.objects.filter(pk__in=ids))))
+
+
+def _confirm(request: HttpRequest, action: str, allowed: bool) -> HttpResponse:
+    """The confirmation for "<action> all matching", stating the count before anything happens."""
+    if request.GET.get("cancel"):
+        return render(request, "dashboard/failed.html#bulk-confirm", {"cancelled": True})
+    filters = read_filters(request.GET)
+    count = matching(filters).filter(status__in=OPEN[:2]).count()
+    context = {"filters": filters, "count": count, "action": action, "allowed": allowed}
+    return render(request, "dashboard/failed.html#bulk-confirm", context)
 
 
 @staff_page
 def replay_confirm(request: HttpRequest) -> HttpResponse:
-    """The confirmation for "Replay all matching", stating the count before anything happens."""
-    if request.GET.get("cancel"):
-        return render(request, "dashboard/failed.html#replay-confirm", {"cancelled": True})
-    filters = read_filters(request.GET)
-    count = matching(filters).filter(status__in=OPEN[:2]).count()
-    context = {"filters": filters, "count": count, "can_replay": can_replay(request.user)}
-    return render(request, "dashboard/failed.html#replay-confirm", context)
+    return _confirm(request, "replay", can_replay(request.user))
+
+
+@staff_page
+def discard_confirm(request: HttpRequest) -> HttpResponse:
+    return _confirm(request, "discard", can_discard(request.user))
 
 
 @staff_page
@@ -179,4 +212,13 @@ def replay_matching(request: HttpRequest) -> HttpResponse:
     filters = read_filters(request.POST)
     rows = matching(filters).filter(status__in=OPEN[:2])
     sent, problems = failures.replay_many(rows.iterator(chunk_size=500), request.user)
-    return _bulk_result(request, filters, sent, problems)
+    return _bulk_result(request, filters, _replayed(sent, problems))
+
+
+@staff_page
+@require_POST
+def discard_matching(request: HttpRequest) -> HttpResponse:
+    if not can_discard(request.user):
+        return HttpResponseForbidden("You may not discard failed events.")
+    filters = read_filters(request.POST)
+    return _bulk_result(request, filters, _discarded(failures.discard(matching(filters))))

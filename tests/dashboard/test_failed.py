@@ -130,3 +130,65 @@ def test_the_live_partials_render_alone(operator, orders, billing, target):
     fail(billing, orders, 1)
     html = operator.get("/failed/", headers={"HX-Request": "true", "HX-Target": target}).content.decode()
     assert html.lstrip().startswith(f'<section id="{target}"')
+
+
+def test_discard_selected_discards_the_chosen_rows_only(operator, orders, billing):
+    rows = [fail(billing, orders, n) for n in range(3)]
+    html = operator.post("/failed/discard-selected", {"ids": [rows[0].pk, rows[2].pk]}).content.decode()
+    assert "Discarded 2 failed events." in html
+    statuses = {row.pk: row.status for row in FailedEvent.objects.all()}
+    assert statuses == {rows[0].pk: Status.DISCARDED, rows[1].pk: Status.FAILED, rows[2].pk: Status.DISCARDED}
+    assert scheduled("orders", "billing") == []
+
+
+def test_discard_selected_without_a_selection_says_so(operator, orders, billing):
+    fail(billing, orders, 1)
+    html = operator.post("/failed/discard-selected", {}).content.decode()
+    assert "Select failed events first." in html
+    assert FailedEvent.objects.get().status == Status.FAILED
+
+
+def test_discard_all_matching_states_the_count_before_discarding(operator, orders, billing, shipping):
+    for n in range(3):
+        fail(billing, orders, n)
+    fail(billing, orders, 7, status=Status.REPLAYING)
+    fail(shipping, orders, 9)
+    confirm = operator.get("/failed/discard-all?consumer=billing").content.decode()
+    assert "Discard 3 failed events" in confirm
+    assert FailedEvent.objects.filter(status=Status.DISCARDED).count() == 0
+    html = operator.post("/failed/discard-all/confirmed", {"consumer": "billing", "status": "open"}).content.decode()
+    assert "Discarded 3 failed events." in html
+    assert FailedEvent.objects.filter(status=Status.DISCARDED).count() == 3
+    assert FailedEvent.objects.get(consumer=shipping).status == Status.FAILED
+    assert FailedEvent.objects.get(event_id="ev-billing-7").status == Status.REPLAYING  # in flight: left alone
+
+
+@pytest.mark.parametrize(
+    ("method", "url"),
+    [("post", "/failed/discard-selected"), ("post", "/failed/discard-all/confirmed"), ("post", "/failed/1/discard")],
+)
+def test_discard_needs_the_change_permission(client, django_user_model, orders, billing, method, url):
+    from django.contrib.auth.models import Permission
+
+    viewer = django_user_model.objects.create_user("replayer", password="pw-12345678", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="replay_failedevent"))
+    client.force_login(viewer)
+    row = fail(billing, orders, 1)
+    response = getattr(client, method)(url.replace("/1/", f"/{row.pk}/"), {"ids": [row.pk], "status": "open"})
+    assert response.status_code == 403
+    assert FailedEvent.objects.get().status == Status.FAILED
+    page = client.get("/failed/").content.decode()
+    assert "Discard selected" not in page and "Replay selected" in page
+    assert "You may not discard" in client.get("/failed/discard-all").content.decode()
+
+
+@pytest.mark.parametrize("url", ["/failed/discard-selected", "/failed/discard-all/confirmed"])
+def test_bulk_discard_is_a_post_with_a_csrf_token(orders, billing, staff_user, url):
+    from django.test import Client
+
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(staff_user)
+    row = fail(billing, orders, 1)
+    assert browser.post(url, {"ids": [row.pk]}).status_code == 403
+    assert browser.get(url).status_code == 405
+    assert FailedEvent.objects.get().status == Status.FAILED

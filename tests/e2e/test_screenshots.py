@@ -65,7 +65,7 @@ def test_screenshots_of_every_page(page, server, monitor_process, spawn_worker, 
         page.goto("/failed/")
         expect(page.locator("#conn")).to_have_attribute("data-state", "live")  # htmx has wired the page
         page.get_by_role("button", name="Replay all matching…").click()
-        expect(page.locator("#replay-confirm")).to_contain_text("Replay")
+        expect(page.locator("#bulk-confirm")).to_contain_text("Replay")
         screenshot(page, "6-failed")
         page.screenshot(path=str(SCREENSHOTS / "6-failed-top.png"))
     finally:
