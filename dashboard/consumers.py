@@ -65,6 +65,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
         user = self.scope.get("user")
         kwargs = self.scope["url_route"]["kwargs"]
         self.page, self.name = kwargs["page"], kwargs.get("name", "")
+        if kwargs.get("stream_id"):
+            self.name = f"{self.name}/{kwargs['stream_id']}"  # an event page: "<topic>/<stream id>"
         if user is None or not user.is_authenticated or not user.is_staff or self.page not in live.PAGES:
             await self.close()  # before accept: the handshake is refused (HTTP 403)
             return

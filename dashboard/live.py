@@ -12,6 +12,7 @@ reconnect.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,12 +54,19 @@ PAGES: dict[str, Page] = {
         "dashboard/consumer.html", ("consumer-health", "consumer-charts", "consumer-workers"), state.consumer
     ),
     "failed": Page("dashboard/failed.html", ("failed-summary",), lambda s, n: state.failed_summary()),
+    "event": Page("dashboard/event.html", ("delivery-matrix",), lambda s, n: state.event(n)),
 }
+EVENT_PAGE_LIMIT = 50  # open event pages whose delivery matrix is pushed each second
 
 
 def group_name(page: str, name: str = "") -> str:
-    """The channel group of one page (``ef.topic.orders``); names are URL-safe already."""
-    return f"ef.{page}.{name}" if name else f"ef.{page}"
+    """The channel group of one page (``ef.topic.orders``, ``ef.event.orders.1712345678901-0``).
+
+    Names are URL-safe already, but for the "/" of event pages; a name too long
+    for a group (100 characters) is hashed.
+    """
+    group = f"ef.{page}.{name.replace('/', '.')}" if name else f"ef.{page}"
+    return group if len(group) < 100 else f"ef.{page}.h{hashlib.sha1(name.encode()).hexdigest()}"
 
 
 def render_partials(page: str, name: str, snapshot: dict, *, oob: bool = True) -> str:
@@ -137,7 +145,9 @@ class Bridge:
         return messages
 
     def _fragments(self, snapshot: dict, pages: set[tuple[str, str]]) -> list[tuple[str, dict]]:
+        events = sorted(p for p in pages if p[0] == "event")[:EVENT_PAGE_LIMIT]
         targets = {("overview", ""), ("failed", "")} | {p for p in pages if p[0] in ("topic", "consumer")}
+        targets |= set(events)
         messages = []
         for page, name in sorted(targets):
             html = render_partials(page, name, snapshot)

@@ -115,20 +115,13 @@ def publish_test_event(request: HttpRequest, name: str) -> HttpResponse:
 
 @staff_page
 def event_detail(request: HttpRequest, name: str, stream_id: str) -> HttpResponse:
-    topic = get_object_or_404(Topic, name=name)
+    get_object_or_404(Topic, name=name)
     if not _valid_id(stream_id):
         raise Http404("no such event")
-    client = get_redis()
-    envelope = inspection.find_event(client, name, stream_id)
-    if envelope is None:
+    context = state.event(f"{name}/{stream_id}")
+    if context is None:
         raise Http404("this event is no longer in the stream")
-    consumers = list(topic.consumers.order_by("name").values_list("name", flat=True))
-    context = {
-        "topic_name": name,
-        "stream_id": stream_id,
-        "event": envelope,
-        "matrix": inspection.delivery_matrix(client, name, stream_id, str(envelope.get("id", "")), consumers),
-    }
+    context["ws_path"] = f"/ws/live/event/{name}/{stream_id}/"
     return render_region(request, "dashboard/event.html", context, ("delivery-matrix",))
 
 

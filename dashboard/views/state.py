@@ -10,8 +10,9 @@ import time
 
 from django.db.models import Count
 
-from eventflow import history
-from eventflow.models import FailedEvent
+from eventflow import history, inspection
+from eventflow.connection import get_redis
+from eventflow.models import Consumer, FailedEvent
 
 from . import charts
 
@@ -90,3 +91,18 @@ def failed_summary() -> dict:
     counts = dict(FailedEvent.objects.values_list("status").annotate(n=Count("id")).order_by())
     statuses = [(value, label, counts.get(value, 0)) for value, label in FailedEvent.Status.choices]
     return {"status_counts": statuses, "open_count": counts.get("failed", 0) + counts.get("failed_again", 0)}
+
+
+def event(name: str) -> dict | None:
+    """One event and where it stands with each subscribed consumer; ``name`` is "<topic>/<stream id>".
+
+    None once the event has left the stream (trimmed).
+    """
+    topic_name, _, stream_id = name.partition("/")
+    client = get_redis()
+    envelope = inspection.find_event(client, topic_name, stream_id)
+    if envelope is None:
+        return None
+    consumers = Consumer.objects.filter(topics__name=topic_name).order_by("name").values_list("name", flat=True)
+    matrix = inspection.delivery_matrix(client, topic_name, stream_id, str(envelope.get("id", "")), list(consumers))
+    return {"topic_name": topic_name, "stream_id": stream_id, "event": envelope, "matrix": matrix}

@@ -194,3 +194,39 @@ def test_a_newly_watched_tail_catches_events_published_while_the_page_loaded(
     message = async_to_sync(scenario)()
     assert "published.meanwhile" in message
     assert "already.on.page" not in message
+
+
+def test_an_open_event_page_gets_its_delivery_matrix_pushed_as_it_changes(
+    transactional_db, client, staff_user, orders, billing
+):
+    from eventflow import keys
+    from eventflow.connection import get_redis
+
+    from .conftest import take
+
+    headers = session_headers(client, staff_user)
+    subscribe(billing)
+    publish("orders", {"n": 1}, type="order.created")
+    sid = get_redis().xrange(keys.stream("orders"))[-1][0].decode()
+    bridge = live.Bridge()
+
+    async def scenario() -> tuple[str, str]:
+        socket, connected = await _open(f"/ws/live/event/orders/{sid}/", headers)
+        assert connected
+        snapshot = await socket.receive_from(timeout=5)
+        await sync_to_async(take)("orders", "billing")  # a worker holds it now
+        await bridge.run_once()
+        update = await socket.receive_from(timeout=5)
+        await socket.disconnect()
+        return snapshot, update
+
+    snapshot, update = async_to_sync(scenario)()
+    assert '<section id="delivery-matrix"' in snapshot and "not yet delivered" in snapshot
+    assert '<section id="delivery-matrix"' in update and 'hx-swap-oob="true"' in update
+    assert "d-pending" in update and "delivered 1 time" in update
+
+
+def test_event_page_groups_are_valid_channel_group_names():
+    assert live.group_name("event", "orders/1712345678901-0") == "ef.event.orders.1712345678901-0"
+    long = live.group_name("event", "t" * 100 + "/1712345678901-0")
+    assert len(long) < 100 and long.startswith("ef.event.h")
