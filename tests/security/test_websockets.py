@@ -23,6 +23,9 @@ SOCKET_PATHS = {
         "/ws/live/topic/orders/",
         "/ws/live/consumer/billing/",
     ],
+    r"^ws/live/(?P<page>event)/(?P<name>[a-z0-9][a-z0-9._-]{0,99})/(?P<stream_id>\d{1,20}-\d{1,20})/$": [
+        "/ws/live/event/orders/1-0/",
+    ],
 }
 PATHS = [path for paths in SOCKET_PATHS.values() for path in paths]
 GOOD_ORIGIN = b"http://localhost"
