@@ -37,12 +37,34 @@ class TailFilter:
         self.paused = False
         self.held = 0  # rows not shown while paused or filtered out
         self.skipped = 0  # rows the monitor did not send at all (sampling at high rates)
+        self.paused_from = self.after  # the newest row handled when the tail was paused
+        self.missed = 0  # rows published since the pause (sent or skipped by the monitor)
+        self.gap = 0  # rows a resumed tail could not fill in (more than the page keeps)
 
-    def update(self, form: dict[str, Any]) -> None:
+    def update(self, form: dict[str, Any]) -> bool:
+        """Apply the filter form; return True if it resumes a paused tail."""
+        was_paused = self.paused
         self.type = str(form.get("tail-type") or "").strip()[:200]
         self.key = str(form.get("tail-key") or "").strip()[:200]
         self.text = str(form.get("tail-text") or "").strip().lower()[:200]
         self.paused = bool(form.get("tail-paused"))
+        self.held = self.gap = 0
+        if self.paused and not was_paused:
+            self.paused_from, self.missed = self.after, 0
+        return was_paused and not self.paused
+
+    def catch_up(self, rows: list[dict], limit: int) -> list[dict]:
+        """Take the rows published since the pause (newest first); return those to show.
+
+        If the page cap cut them short, ``gap`` says how many are left out.
+        """
+        if not rows:
+            return []
+        if len(rows) >= limit:
+            known = sum(1 for row in rows if _stream_id(row["id"]) <= self.after)
+            self.gap = max(0, self.missed - known)
+        self.after = max(self.after, _stream_id(rows[0]["id"]))
+        return [row for row in rows if self.accepts(row)]
 
     def is_new(self, row: dict) -> bool:
         """True once per row: rows at or before ``after`` are dropped."""
@@ -58,6 +80,13 @@ class TailFilter:
             and (not self.key or row["key"] == self.key)
             and (not self.text or self.text in row["text"])
         )
+
+
+def _tail_html(rows: list[dict]) -> str:
+    """Rows for the top of the live tail (newest first), as one out-of-band swap."""
+    if not rows:
+        return ""
+    return '<tbody hx-swap-oob="afterbegin:#tail-rows">' + "".join(r["html"] for r in rows) + "</tbody>"
 
 
 class LiveConsumer(AsyncWebsocketConsumer):
@@ -92,9 +121,14 @@ class LiveConsumer(AsyncWebsocketConsumer):
         except orjson.JSONDecodeError:
             return
         if isinstance(form, dict) and self.page == "topic":
-            self.tail.update(form)
-            self.tail.held = 0
-            await self.send(text_data=self._tail_status())
+            html = await self._resume() if self.tail.update(form) else ""
+            await self.send(text_data=html + self._tail_status())
+
+    async def _resume(self) -> str:
+        """Fill the tail in with what was published while it was paused, up to the page's cap."""
+        since = "{}-{}".format(*self.tail.paused_from)
+        rows = await database_sync_to_async(live.catch_up)(self.name, since, live.TAIL_PAGE_ROWS)
+        return _tail_html(self.tail.catch_up(rows, live.TAIL_PAGE_ROWS))
 
     # -- messages from the monitor (channel layer) ------------------------------
 
@@ -105,6 +139,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def live_tail(self, message: dict) -> None:
         self.tail.skipped += message["skipped"]
         fresh = [row for row in reversed(message["rows"]) if self.tail.is_new(row)][::-1]
+        if self.tail.paused:
+            self.tail.missed += len(fresh) + message["skipped"]
         if not fresh:
             return
         rows = [row for row in fresh if self.tail.accepts(row)]
@@ -112,10 +148,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if self.tail.paused:
             self.tail.held += len(rows)
             rows = []
-        html = ""
-        if rows:
-            html = '<tbody hx-swap-oob="afterbegin:#tail-rows">' + "".join(r["html"] for r in rows) + "</tbody>"
-        await self.send(text_data=html + self._tail_status())
+        await self.send(text_data=_tail_html(rows) + self._tail_status())
 
     def _tail_status(self) -> str:
         return render_to_string("dashboard/topic.html#tail-status", {"tail": self.tail, "oob": True})

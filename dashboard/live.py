@@ -36,6 +36,7 @@ WATCH_SECONDS = 30.0  # a page stays watched this long after its socket last sai
 ROW_PUSH_LIMIT = 200  # failed-event rows pushed per step
 TAIL_LOOKBACK = 5.0  # seconds a newly watched topic's tail starts in the past
 TAIL_LIMIT = 10  # rows per topic per tail step; the rest are counted as skipped
+TAIL_PAGE_ROWS = 300  # rows a topic page keeps (eventflow.js trims the rest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,12 @@ def tail_row(topic: str, stream_id: str, envelope: dict) -> dict:
         "text": text[:2000].lower(),
         "html": html,
     }
+
+
+def catch_up(topic: str, since: str, limit: int) -> list[dict]:
+    """Tail rows published after stream id ``since``, newest first, at most ``limit``."""
+    events, _ = inspection.read_tail(get_redis(), topic, since, limit)
+    return [tail_row(topic, sid, envelope) for sid, envelope in events]
 
 
 class Bridge:

@@ -230,3 +230,71 @@ def test_event_page_groups_are_valid_channel_group_names():
     assert live.group_name("event", "orders/1712345678901-0") == "ef.event.orders.1712345678901-0"
     long = live.group_name("event", "t" * 100 + "/1712345678901-0")
     assert len(long) < 100 and long.startswith("ef.event.h")
+
+
+async def _drain(socket: WebsocketCommunicator) -> None:
+    while not await socket.receive_nothing(timeout=0.2):
+        await socket.receive_from()
+
+
+async def _tail_step(bridge: live.Bridge) -> None:
+    bridge._next_sample = float("inf")  # only the tail this step
+    await bridge.run_once()
+
+
+def test_resuming_a_paused_tail_fills_in_what_was_published_meanwhile(transactional_db, client, staff_user, orders):
+    headers = session_headers(client, staff_user)
+    bridge = live.Bridge()
+
+    async def scenario() -> tuple[str, str, str]:
+        socket, _ = await _open("/ws/live/topic/orders/", headers)
+        await bridge.run_once()  # sets the tail cursor
+        await _drain(socket)
+        await socket.send_to(text_data='{"tail-paused": "on"}')
+        await socket.receive_from(timeout=5)
+        for n in range(3):
+            await sync_to_async(publish)("orders", {"n": n}, type=f"while.paused.{n}")
+        await _tail_step(bridge)
+        held = await socket.receive_from(timeout=5)
+        await socket.send_to(text_data="{}")  # resume
+        resumed = await socket.receive_from(timeout=5)
+        await sync_to_async(publish)("orders", {"n": 3}, type="after.resume")
+        await _tail_step(bridge)
+        after = await socket.receive_from(timeout=5)
+        await socket.disconnect()
+        return held, resumed, after
+
+    held, resumed, after = async_to_sync(scenario)()
+    assert "while.paused" not in held and "3 new events held back" in held
+    assert 'hx-swap-oob="afterbegin:#tail-rows"' in resumed
+    order = [resumed.index(f"while.paused.{n}") for n in (2, 1, 0)]
+    assert order == sorted(order)  # newest first, like the rest of the tail
+    assert "not shown" not in resumed
+    assert "after.resume" in after and "while.paused" not in after  # no row twice
+
+
+def test_a_resumed_tail_says_how_many_events_it_could_not_fill_in(
+    transactional_db, client, staff_user, orders, monkeypatch
+):
+    monkeypatch.setattr(live, "TAIL_PAGE_ROWS", 5)
+    headers = session_headers(client, staff_user)
+    bridge = live.Bridge()
+
+    async def scenario() -> str:
+        socket, _ = await _open("/ws/live/topic/orders/", headers)
+        await bridge.run_once()
+        await _drain(socket)
+        await socket.send_to(text_data='{"tail-paused": "on"}')
+        await socket.receive_from(timeout=5)
+        for n in range(12):
+            await sync_to_async(publish)("orders", {"n": n}, type="while.paused")
+        await _tail_step(bridge)  # 10 rows sent, 2 counted as skipped
+        await socket.receive_from(timeout=5)
+        await socket.send_to(text_data="{}")
+        resumed = await socket.receive_from(timeout=5)
+        await socket.disconnect()
+        return resumed
+
+    resumed = async_to_sync(scenario)()
+    assert resumed.count('class="tail-row"') == 5
+    assert "Resumed: 7 events published while paused are not shown" in resumed
