@@ -18,8 +18,9 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
 from . import live
+from .failed_live import FailedWatch
 
-MAX_MESSAGE_BYTES = 2048  # the browser only ever sends a small filter form
+MAX_MESSAGE_BYTES = 4096  # the browser only ever sends a small filter form (headers stripped)
 REFRESH_WATCH_AFTER = 10.0
 
 
@@ -102,6 +103,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.group = live.group_name(self.page, self.name)
         query = parse_qs(self.scope.get("query_string", b"").decode())
         self.tail = TailFilter(after=(query.get("after") or [""])[0])
+        self.failed: FailedWatch | None = None
         self._watched_at = 0.0
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
@@ -120,7 +122,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
             form = orjson.loads(text_data)
         except orjson.JSONDecodeError:
             return
-        if isinstance(form, dict) and self.page == "topic":
+        if isinstance(form, dict) and self.page == "failed" and form.get("watch") == "failed":
+            self.failed = FailedWatch.from_form(form)  # the table was (re)rendered: what it shows now
+        elif isinstance(form, dict) and self.page == "topic":
             html = await self._resume() if self.tail.update(form) else ""
             await self.send(text_data=html + self._tail_status())
 
@@ -135,6 +139,12 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def live_fragments(self, message: dict) -> None:
         await self._watch()
         await self.send(text_data=message["html"])
+
+    async def live_failed_new(self, message: dict) -> None:
+        if self.failed is not None:
+            html = await database_sync_to_async(self.failed.push)(self.scope["user"])
+            if html:
+                await self.send(text_data=html)
 
     async def live_tail(self, message: dict) -> None:
         self.tail.skipped += message["skipped"]

@@ -31,6 +31,7 @@ from eventflow.models import FailedEvent
 from .views import state
 
 FRAGMENTS = "live.fragments"  # {"html": str}: out-of-band swaps, forwarded as they are
+FAILED_NEW = "live.failed_new"  # {"count"}: new failures; each failed page asks for the rows its filter matches
 TAIL = "live.tail"  # {"topic", "rows": [{"type", "key", "text", "html"}], "skipped"}
 WATCH_SECONDS = 30.0  # a page stays watched this long after its socket last said so
 ROW_PUSH_LIMIT = 200  # failed-event rows pushed per step
@@ -128,6 +129,7 @@ class Bridge:
         self._next_sample = 0.0
         self._cursors: dict[str, tuple[str, int]] = {}  # topic -> (stream id, published total)
         self._row_status: dict[int, str] = {}
+        self._failed_at: dict[int, dt.datetime] = {}  # rows already announced, by their last failure
 
     async def run_once(self) -> bool:
         """One step: return True if anything was pushed."""
@@ -196,10 +198,18 @@ class Bridge:
         rows = list(FailedEvent.objects.filter(recent).select_related("consumer", "topic")[:ROW_PUSH_LIMIT])
         changed = [row for row in rows if self._row_status.get(row.pk) != row.status]
         self._row_status = {row.pk: row.status for row in rows}
-        if not changed:
-            return []
-        html = "".join(
-            render_to_string("dashboard/failed.html#failed-row", {"row": row, "oob": True, "can_replay": True})
-            for row in changed
-        )
-        return [(group_name("failed"), {"type": FRAGMENTS, "html": html})]
+        messages = self._new_failures(rows)
+        if changed:
+            html = "".join(
+                render_to_string("dashboard/failed.html#failed-row", {"row": row, "oob": True, "can_replay": True})
+                for row in changed
+            )
+            messages.append((group_name("failed"), {"type": FRAGMENTS, "html": html}))
+        return messages
+
+    def _new_failures(self, rows: list[FailedEvent]) -> list[tuple[str, dict]]:
+        """One hint if rows failed (again) since the last step; the sockets fetch what they show."""
+        failing = {row.pk: row.last_failed_at for row in rows if row.status in monitor.REPLAYABLE}
+        fresh = [pk for pk, at in failing.items() if self._failed_at.get(pk) != at]
+        self._failed_at = failing
+        return [(group_name("failed"), {"type": FAILED_NEW, "count": len(fresh)})] if fresh else []

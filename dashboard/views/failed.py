@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from urllib.parse import urlencode
 
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from eventflow import failures
@@ -61,12 +63,18 @@ def _moment(value: str) -> dt.datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
-def page_of(rows: QuerySet[FailedEvent], cursor: str) -> tuple[list[FailedEvent], str]:
-    """One page after ``cursor`` ("<iso time>|<id>"), and the cursor of the next page."""
+def parse_cursor(cursor: str) -> tuple[dt.datetime, int] | None:
+    """A row's place in the list from "<iso time>|<id>", or None."""
     when, _, pk = cursor.partition("|")
     moment = _moment(when)
-    if moment is not None and pk.isdigit():
-        rows = rows.filter(Q(last_failed_at__lt=moment) | Q(last_failed_at=moment, id__lt=int(pk)))
+    return (moment, int(pk)) if moment is not None and pk.isdigit() else None
+
+
+def page_of(rows: QuerySet[FailedEvent], cursor: str) -> tuple[list[FailedEvent], str]:
+    """One page after ``cursor`` ("<iso time>|<id>"), and the cursor of the next page."""
+    if place := parse_cursor(cursor):
+        moment, pk = place
+        rows = rows.filter(Q(last_failed_at__lt=moment) | Q(last_failed_at=moment, id__lt=pk))
     page = list(rows[: PAGE_ROWS + 1])
     more = len(page) > PAGE_ROWS
     page = page[:PAGE_ROWS]
@@ -74,14 +82,26 @@ def page_of(rows: QuerySet[FailedEvent], cursor: str) -> tuple[list[FailedEvent]
     return page, following
 
 
+def filter_query(filters: dict[str, str]) -> str:
+    """The filter as a query string (``consumer=billing&q=time%20out``)."""
+    return urlencode({k: v for k, v in filters.items() if v})
+
+
+def _newest(rows: list[FailedEvent]) -> str:
+    """What the page shows newest, for its socket ("<iso time>|<id>"); an empty page: now."""
+    if rows:
+        return f"{rows[0].last_failed_at.isoformat()}|{rows[0].pk}"
+    return f"{timezone.now().isoformat()}|0"
+
+
 def _table_context(request: HttpRequest, filters: dict[str, str], notice: str = "") -> dict:
     rows, following = page_of(matching(filters), request.GET.get("cursor", ""))
-    query = "&".join(f"{k}={v}" for k, v in filters.items() if v)
     return {
         "rows": rows,
         "filters": filters,
         "next_cursor": following,
-        "filter_query": query,
+        "filter_query": filter_query(filters),
+        "newest": _newest(rows),
         "paged": bool(request.GET.get("cursor")),
         "notice": notice,
         "can_replay": can_replay(request.user),

@@ -16,11 +16,22 @@
   document.addEventListener("htmx:wsOpen", function () { setConnection("live", "Live"); });
   document.addEventListener("htmx:wsClose", function () { setConnection("offline", "Reconnecting…"); });
 
+  // Forms sent over the socket carry their fields only; the server reads no headers there.
+  document.addEventListener("htmx:wsConfigSend", function (event) { event.detail.headers = null; });
+
   // The live tail keeps the newest rows only, so a busy topic cannot grow the page.
+  // A failed event pushed to the top of its table (it failed again) leaves its older row.
   document.addEventListener("htmx:wsAfterMessage", function () {
     var rows = document.getElementById("tail-rows");
     if (rows) {
       while (rows.rows.length > MAX_TAIL_ROWS) rows.deleteRow(-1);
+    }
+    var failed = document.getElementById("failed-rows");
+    if (failed) {
+      var seen = {};
+      failed.querySelectorAll("tr.failed-row").forEach(function (row) {
+        if (seen[row.id]) row.remove(); else seen[row.id] = true;
+      });
     }
   });
 

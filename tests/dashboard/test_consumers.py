@@ -136,11 +136,11 @@ def test_failed_rows_are_pushed_when_a_replay_settles(transactional_db, orders, 
         consumer=billing, topic=orders, event_id="e1", event_type="t", event={}, error="x", status="replaying"
     )
     bridge = live.Bridge()
-    first = [m for g, m in bridge.collect() if g == "ef.failed" and "failed-row" in m["html"]]
+    first = [m for g, m in bridge.collect() if g == "ef.failed" and "failed-row" in m.get("html", "")]
     assert "Replaying" in first[0]["html"]
     FailedEvent.objects.filter(pk=row.pk).update(status=final)
     bridge._next_sample = 0
-    pushed = [m for g, m in bridge.collect() if g == "ef.failed" and "failed-row-" in m["html"]]
+    pushed = [m for g, m in bridge.collect() if g == "ef.failed" and "failed-row-" in m.get("html", "")]
     assert f'id="failed-row-{row.pk}"' in pushed[0]["html"]
     assert FailedEvent.Status(final).label in pushed[0]["html"]
 
@@ -160,7 +160,7 @@ def test_a_replay_that_settles_between_two_steps_is_still_pushed(transactional_d
         replayed_at=now,
         resolved_at=now,
     )
-    pushed = [m["html"] for g, m in live.Bridge().collect() if g == "ef.failed" and "failed-row-" in m["html"]]
+    pushed = [m["html"] for g, m in live.Bridge().collect() if g == "ef.failed" and "failed-row-" in m.get("html", "")]
     assert f'id="failed-row-{row.pk}"' in pushed[0] and "Resolved" in pushed[0]
 
 
@@ -298,3 +298,85 @@ def test_a_resumed_tail_says_how_many_events_it_could_not_fill_in(
     resumed = async_to_sync(scenario)()
     assert resumed.count('class="tail-row"') == 5
     assert "Resumed: 7 events published while paused are not shown" in resumed
+
+
+def _failure(consumer, topic, n: int, **fields) -> FailedEvent:
+    return FailedEvent.objects.create(
+        consumer=consumer,
+        topic=topic,
+        event_id=f"e{n}",
+        event_type="order.created",
+        event={},
+        error=f"boom {n}",
+        **fields,
+    )
+
+
+async def _messages(socket: WebsocketCommunicator) -> str:
+    """Everything the socket was sent until it goes quiet, as one string."""
+    received = []
+    while not await socket.receive_nothing(timeout=0.3):
+        received.append(await socket.receive_from())
+    return "\n".join(received)
+
+
+def _watch_form(**fields: str) -> str:
+    import orjson
+
+    return orjson.dumps({"watch": "failed", "status": "open", **fields}).decode()
+
+
+def test_new_failures_matching_the_pages_filter_are_pushed_to_the_top_of_its_table(
+    transactional_db, client, staff_user, orders, billing, shipping
+):
+    headers = session_headers(client, staff_user)
+    shown = _failure(billing, orders, 1)
+    bridge = live.Bridge()
+
+    async def scenario() -> str:
+        socket, _ = await _open("/ws/live/failed/", headers)
+        await socket.receive_from(timeout=5)
+        newest = f"{shown.last_failed_at.isoformat()}|{shown.pk}"
+        await socket.send_to(text_data=_watch_form(consumer="billing", newest=newest))
+        await sync_to_async(_failure)(billing, orders, 2)
+        await sync_to_async(_failure)(shipping, orders, 3)  # another consumer: not on this page
+        await bridge.run_once()
+        pushed = await _messages(socket)
+        await socket.disconnect()
+        return pushed
+
+    pushed = async_to_sync(scenario)()
+    inserted = pushed.split('<tbody hx-swap-oob="afterbegin:#failed-rows">', 1)[1].split("</tbody>", 1)[0]
+    assert "boom 2" in inserted
+    assert "boom 3" not in inserted and "boom 1" not in inserted  # filtered out; already shown
+    assert 'aria-label="Select failed event' in inserted and ">Replay</button>" in inserted
+
+
+def test_an_older_page_or_a_burst_gets_a_notice_that_loads_the_new_rows(
+    transactional_db, client, staff_user, orders, billing
+):
+    from dashboard import failed_live
+
+    headers = session_headers(client, staff_user)
+    bridge = live.Bridge()
+
+    async def scenario() -> tuple[str, str]:
+        paged, _ = await _open("/ws/live/failed/", headers)
+        newest, _ = await _open("/ws/live/failed/", headers)
+        for socket in (paged, newest):
+            await socket.receive_from(timeout=5)
+        await paged.send_to(text_data=_watch_form(paged="1", newest="2000-01-01T00:00:00+00:00|0"))
+        await newest.send_to(text_data=_watch_form(newest="2000-01-01T00:00:00+00:00|0"))
+        for n in range(failed_live.INSERT_LIMIT + 5):
+            await sync_to_async(_failure)(billing, orders, n)
+        await bridge.run_once()
+        result = await _messages(paged), await _messages(newest)
+        for socket in (paged, newest):
+            await socket.disconnect()
+        return result
+
+    on_paged, on_newest = async_to_sync(scenario)()
+    for pushed in (on_paged, on_newest):
+        assert "afterbegin:#failed-rows" not in pushed
+        assert '<p id="failed-new"' in pushed
+        assert f"{failed_live.INSERT_LIMIT + 5} new failed events — show" in pushed
