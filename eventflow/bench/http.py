@@ -9,6 +9,8 @@ from __future__ import annotations
 import socket
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -43,6 +45,7 @@ class Servers:
 
     def __init__(self, sandbox: Sandbox, app: str, count: int, **env: str) -> None:
         self.sandbox = sandbox
+        self.app = app
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(1024)
@@ -56,8 +59,7 @@ class Servers:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        for proc in self.procs:
-            self.sandbox.stop(proc)
+        self.sandbox.stop_all(self.procs)
         self.listener.close()
 
     def wait_ready(self, make: Any) -> None:
@@ -71,7 +73,7 @@ class Servers:
             raise RuntimeError("the ASGI server did not answer within 60 s")
 
 
-def _project_app() -> str:
+def project_app() -> str:
     module, _, name = settings.ASGI_APPLICATION.rpartition(".")
     return f"{module}:{name}"
 
@@ -83,54 +85,70 @@ def _bodies(size: int) -> list[bytes]:
     return [orjson.dumps({"events": events})]
 
 
-def throughput(sandbox: Sandbox, app: str, topic: str, processes: int, size: int, seconds: float, **env: str) -> float:
-    """Events/s that ``processes`` servers of ``app`` accept in batches of ``size``."""
-    payload = loadgen.request(URL.format(topic), sandbox.token, _bodies(size)[0])
-    with Servers(sandbox, app, processes, **env) as servers:
-        servers.wait_ready(lambda i: payload)
-        load = loadgen.drive(servers.port, lambda i: payload, seconds=seconds, connections=16 * processes)
+def throughput(servers: Servers, token: str, topic: str, size: int, seconds: float, stream: str) -> float:
+    """Events/s that ``servers`` accept in batches of ``size``; ``stream`` is emptied afterwards."""
+    payload = loadgen.request(URL.format(topic), token, _bodies(size)[0])
+    load = loadgen.drive(servers.port, lambda i: payload, seconds=seconds, connections=16 * len(servers.procs))
     bad = {s: n for s, n in load.statuses.items() if not 200 <= s < 300}
     if bad:
-        raise RuntimeError(f"{app} answered {bad}")
-    get_redis().unlink(keys.stream(topic))
+        raise RuntimeError(f"{servers.app} answered {bad}")
+    get_redis().unlink(stream)
     return load.rate * size
 
 
+@contextmanager
+def _served(sandbox: Sandbox, topic: str, processes: int, raw_stream: str) -> Iterator[tuple[Servers, Servers]]:
+    """EventFlow's servers and the raw ones, ``processes`` each, started together and ready."""
+    payload = loadgen.request(URL.format(topic), sandbox.token, _bodies(1)[0])
+    with (
+        Servers(sandbox, project_app(), processes) as ours,
+        Servers(sandbox, RAW_APP, processes, EVENTFLOW_BENCH_STREAM=raw_stream) as raw,
+    ):
+        ours.wait_ready(lambda i: payload)
+        raw.wait_ready(lambda i: payload)
+        yield ours, raw
+
+
 def measure(sandbox: Sandbox, plan: Any) -> list[Row]:
+    """Servers start once per process count; runs alternate EventFlow and raw on warm servers."""
     topic = sandbox.topic("http")
     sandbox.producer(topic)
-    raw_env = {"EVENTFLOW_BENCH_STREAM": f"{sandbox.prefix}{{raw-http}}:stream"}
+    raw_stream = f"{sandbox.prefix}{{raw-http}}:stream"
     rows = []
-    for key_, size, share in (("http_publish_batch", 100, 0.70), ("http_publish_single", 1, 0.50)):
-        ours, raw = _pairs(sandbox, topic.name, 2, size, plan, raw_env)
-        unit = "ev/s" if size > 1 else "req/s"
-        path = dict((k, p) for k, p, _, _ in ROWS)[key_]
-        r = ratio(ours, raw)
-        rows.append(Row(key=key_, path=path, unit=unit, target=f"≥ {share:.0%} of the raw ASGI limit", figure=ours,
-                        limit=raw, limit_label="raw ASGI + orjson + XADD, same server", ratio=r,
-                        met=r is not None and r >= share))  # fmt: skip
+    with _served(sandbox, topic.name, 2, raw_stream) as (ours, raw):
+        for key_, size, share in (("http_publish_batch", 100, 0.70), ("http_publish_single", 1, 0.50)):
+            figure, limit = _pairs(sandbox, topic.name, ours, raw, size, plan, raw_stream)
+            unit = "ev/s" if size > 1 else "req/s"
+            path = dict((k, p) for k, p, _, _ in ROWS)[key_]
+            r = ratio(figure, limit)
+            rows.append(Row(key=key_, path=path, unit=unit, target=f"≥ {share:.0%} of the raw ASGI limit",
+                            figure=figure, limit=limit, limit_label="raw ASGI + orjson + XADD, same server",
+                            ratio=r, met=r is not None and r >= share))  # fmt: skip
+        latency = _latency_row(sandbox, plan, ours)
     for processes in plan.server_counts:
         if processes == 2:
             continue
-        ours, raw = _pairs(sandbox, topic.name, processes, 100, plan, raw_env)
+        with _served(sandbox, topic.name, processes, raw_stream) as (ours, raw):
+            figure, limit = _pairs(sandbox, topic.name, ours, raw, 100, plan, raw_stream)
         label = f"HTTP publish, batches of 100, {processes} server process(es) (scale-out)"
         rows.append(Row(key=f"http_publish_batch_{processes}p", path=label,
-                        unit="ev/s", target="scaling vs 2 processes", figure=ours, limit=raw,
-                        limit_label="raw ASGI, same server", ratio=ratio(ours, raw)))  # fmt: skip
-    rows.append(_latency_row(sandbox, plan))
-    return rows
+                        unit="ev/s", target="scaling vs 2 processes", figure=figure, limit=limit,
+                        limit_label="raw ASGI, same server", ratio=ratio(figure, limit)))  # fmt: skip
+    return [*rows, latency]
 
 
-def _pairs(sandbox: Sandbox, topic: str, processes: int, size: int, plan: Any, raw_env: dict) -> tuple[Figure, Figure]:
-    ours, raw = [], []
+def _pairs(
+    sandbox: Sandbox, topic: str, ours: Servers, raw: Servers, size: int, plan: Any, raw_stream: str
+) -> tuple[Figure, Figure]:
+    mine, limits = [], []
     runs = 1 if plan.quick else max(2, plan.runs // 2)
     for _ in range(runs):
-        ours.append(throughput(sandbox, _project_app(), topic, processes, size, plan.http_seconds))
-        raw.append(throughput(sandbox, RAW_APP, topic, processes, size, plan.http_seconds, **raw_env))
-    return Figure.of(ours), Figure.of(raw)
+        mine.append(throughput(ours, sandbox.token, topic, size, plan.http_seconds, keys.stream(topic)))
+        limits.append(throughput(raw, sandbox.token, topic, size, plan.http_seconds, raw_stream))
+    return Figure.of(mine), Figure.of(limits)
 
 
-def _latency_row(sandbox: Sandbox, plan: Any) -> Row:
+def _latency_row(sandbox: Sandbox, plan: Any, servers: Servers) -> Row:
     """POSTs of ``PER_REQUEST`` events at a steady rate, each carrying its send time, to a recording handler."""
     topic, worker = start_recorder(sandbox, "latency-http")
     sandbox.producer_for(topic)
@@ -142,18 +160,16 @@ def _latency_row(sandbox: Sandbox, plan: Any) -> Row:
         events = [{"type": "tick", "data": {"t": now, "i": i}}] * PER_REQUEST
         return loadgen.request(path, sandbox.token, orjson.dumps({"events": events}))
 
+    flush = loadgen.request(path, sandbox.token, orjson.dumps({"type": "flush", "data": {"flush": True}}))
     try:
-        with Servers(sandbox, _project_app(), 2) as servers:
-            servers.wait_ready(make)
-            # Warm every server process (first requests load code, connections and
-            # caches), then measure: a cold start is not a steady-state latency.
-            warm = loadgen.drive(servers.port, make, seconds=1.0, rate=rate / PER_REQUEST, connections=32)
-            latencies(key("latency"), warm.ok * PER_REQUEST, timeout=10)  # drained, then forgotten
-            load = loadgen.drive(
-                servers.port, make, seconds=plan.latency_seconds, rate=rate / PER_REQUEST, connections=32
-            )
-            flush = loadgen.request(path, sandbox.token, orjson.dumps({"type": "flush", "data": {"flush": True}}))
-            loadgen.drive(servers.port, lambda i: flush, seconds=0.05, connections=1)
+        # Warm every connection at this rate first (the servers are warm already):
+        # a cold start is not a steady-state latency. A flush event makes the
+        # recorder push what it holds, so the warm-up's notes can be drained.
+        warm = loadgen.drive(servers.port, make, seconds=1.0, rate=rate / PER_REQUEST, connections=32)
+        loadgen.drive(servers.port, lambda i: flush, seconds=0.05, connections=1)
+        latencies(key("latency"), warm.ok * PER_REQUEST, timeout=10)  # drained, then forgotten
+        load = loadgen.drive(servers.port, make, seconds=plan.latency_seconds, rate=rate / PER_REQUEST, connections=32)
+        loadgen.drive(servers.port, lambda i: flush, seconds=0.05, connections=1)
         values = latencies(key("latency"), load.ok * PER_REQUEST)
     finally:
         sandbox.stop(worker)

@@ -30,13 +30,15 @@ class Plan:
     worker_counts: tuple[int, ...]
     server_counts: tuple[int, ...]
     http_seconds: float
-    soak_seconds: float
+    soak_seconds: float  # web and worker processes under load, RSS sampled
+    live_warm: float  # seconds a tab or socket settles before it is measured
+    live_seconds: float  # seconds the browser tab and the many sockets are measured
 
     @classmethod
     def make(cls, quick: bool) -> Plan:
         if quick:
-            return cls(True, 1, 3_000, 1_000, 0.5, (1,), (2,), 1.0, 2.0)
-        return cls(False, 5, 150_000, 5_000, 4.0, (1, 2, 4), (1, 2), 4.0, 60.0)
+            return cls(True, 1, 3_000, 1_000, 0.5, (1,), (2,), 1.0, 3.0, 1.0, 2.5)
+        return cls(False, 5, 150_000, 5_000, 4.0, (1, 2, 4), (1, 2), 4.0, 600.0, 3.0, 20.0)
 
 
 Section = Callable[[Sandbox, Plan], list[Row]]
@@ -44,7 +46,7 @@ Section = Callable[[Sandbox, Plan], list[Row]]
 
 def sections() -> list[tuple[str, Section, list[tuple[str, str, str, str]]]]:
     """Each section with the rows it owes (key, path, unit, target) if it fails."""
-    from . import celery_peer, dashboard, delivery, http, latency, memory, publish
+    from . import celery_peer, dashboard, delivery, http, latency, live, memory, publish
 
     return [
         ("python publish", publish.measure, publish.ROWS),
@@ -52,6 +54,8 @@ def sections() -> list[tuple[str, Section, list[tuple[str, str, str, str]]]]:
         ("latency", latency.measure, latency.ROWS),
         ("http publish", http.measure, http.ROWS),
         ("celery", celery_peer.measure, celery_peer.ROWS),
+        # Before the 1,000-topic dashboard section: the monitor here samples only this run's topics.
+        ("live dashboard and soak", live.measure, live.ROWS),
         ("dashboard", dashboard.measure, dashboard.ROWS),
         ("memory", memory.measure, memory.ROWS),
     ]

@@ -130,11 +130,18 @@ class Sandbox:
         if proc in self._children:
             self._children.remove(proc)
 
+    def stop_all(self, procs: list[subprocess.Popen], grace: float = 5.0) -> None:
+        """Stop several processes at once: signal every one, then wait for each."""
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in procs:
+            self.stop(proc, grace)
+
     # -- cleanup ----------------------------------------------------------------
 
     def close(self) -> None:
-        for proc in list(self._children):
-            self.stop(proc)
+        self.stop_all(list(self._children))
         try:
             self._delete_rows()
             self._delete_keys()
@@ -144,9 +151,12 @@ class Sandbox:
             connection.reset()
 
     def _delete_rows(self) -> None:
+        from django.contrib.auth import get_user_model
+
         from ..models import Consumer, FailedEvent, Producer, Topic
 
         pattern = f"bench-{self.run}-"
+        get_user_model().objects.filter(username__startswith=pattern).delete()
         FailedEvent.objects.filter(consumer__name__startswith=pattern).delete()
         Consumer.objects.filter(name__startswith=pattern).delete()
         Producer.objects.filter(name__startswith=pattern).delete()

@@ -39,3 +39,63 @@ def test_the_quick_benchmark_prints_every_row_with_numbers_or_a_reason_and_clean
     assert not list(redis_client.scan_iter(match=f"{key_prefix}bench*"))
     assert not Topic.objects.filter(name__startswith="bench-").exists()
     assert not Consumer.objects.filter(name__startswith="bench-").exists()
+
+
+# --- the live dashboard's measuring helpers (no processes) ---------------------------------
+
+
+def test_the_longest_wait_counts_the_edges_of_the_window():
+    from eventflow.bench.tabs import _longest_gap
+
+    assert _longest_gap([10.5, 11.4], start=10.0, end=13.0) == pytest.approx(1.6)
+    assert _longest_gap([], start=10.0, end=12.0) == pytest.approx(2.0)
+
+
+def test_messages_are_counted_per_whole_second():
+    from eventflow.bench.tabs import _per_second
+
+    assert _per_second([0.0, 0.2, 0.9, 1.1, 2.5], seconds=3.0) == [3, 1, 1]
+
+
+def test_the_websocket_client_reads_fragmented_and_long_text_messages_and_answers_pings():
+    import asyncio
+
+    from eventflow.bench import wsclient
+
+    long_text = b"x" * 70_000
+    frames = (
+        bytes([0x89, 2]) + b"hi"  # a ping in between
+        + bytes([0x01, 3]) + b"<tr" + bytes([0x80, 1]) + b">"  # "<tr>" in two fragments
+        + bytes([0x81, 127]) + len(long_text).to_bytes(8, "big") + long_text
+        + bytes([0x88, 2]) + (1000).to_bytes(2, "big")  # close
+    )  # fmt: skip
+
+    class Writer:
+        def __init__(self) -> None:
+            self.sent = b""
+
+        def write(self, data: bytes) -> None:
+            self.sent += data
+
+    async def read_all() -> tuple[list[bytes | None], bytes]:
+        reader = asyncio.StreamReader()
+        reader.feed_data(frames)
+        socket = wsclient.Socket(reader, Writer())  # type: ignore[arg-type]
+        messages = [await wsclient.read_message(socket) for _ in range(3)]
+        return messages, socket.writer.sent  # type: ignore[attr-defined]
+
+    messages, sent = asyncio.run(read_all())
+
+    assert messages == [b"<tr>", long_text, None]
+    assert sent[0] == 0x8A and sent[1] == 0x80 | 2  # a masked pong with the ping's payload
+    assert bytes(b ^ sent[2 + i % 4] for i, b in enumerate(sent[6:8])) == b"hi"
+
+
+def test_cpu_and_memory_of_a_process_are_read_from_proc():
+    import os
+
+    from eventflow.bench.procstat import cpu_seconds, rss
+
+    assert cpu_seconds(os.getpid()) > 0
+    assert rss(os.getpid()) > 10_000_000
+    assert cpu_seconds(2**22 + 1) == 0.0 and rss(2**22 + 1) == 0
