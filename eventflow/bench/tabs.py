@@ -106,8 +106,11 @@ def _tabs_row(stack: LiveStack, plan: Any, spec: tuple[str, str, str, str], sock
     achieved = _achieved(stack, before, started)
     worst_gap = max(_longest_gap(s.arrivals, *window) for s in sockets)
     rates = [len(s.arrivals) / (window[1] - window[0]) for s in sockets]
+    waits = sorted(b - a for s in sockets for a, b in zip(s.arrivals, s.arrivals[1:], strict=False))
+    over = 100.0 * sum(w > 1.0 for w in waits) / len(waits) if waits else 0.0
     note = (
-        f"every tab: worst wait between two updates {worst_gap:.2f} s, "
+        f"every tab: worst wait between two updates {worst_gap:.2f} s (median {percentile(waits, 50):.2f} s, "
+        f"{over:.0f} % of waits over 1 s), "
         f"{min(rates):.2f}–{max(rates):.2f} messages/s per tab over {window[1] - window[0]:.0f} s; "
         f"monitor {cores['monitor']:.2f} cores, worker {cores['worker']:.2f} cores; publisher achieved "
         f"{achieved:,.0f} ev/s; raw WebSocket clients on {what}; {SHARED}"
