@@ -18,7 +18,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
 from . import live
-from .failed_live import FailedWatch
+from .failed_live import FailedWatch, rows_html
 
 MAX_MESSAGE_BYTES = 4096  # the browser only ever sends a small filter form (headers stripped)
 REFRESH_WATCH_AFTER = 10.0
@@ -124,6 +124,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             return
         if isinstance(form, dict) and self.page == "failed" and form.get("watch") == "failed":
             self.failed = FailedWatch.from_form(form)  # the table was (re)rendered: what it shows now
+            await self.live_failed_new({})  # rows that failed while the page loaded
         elif isinstance(form, dict) and self.page == "topic":
             html = await self._resume() if self.tail.update(form) else ""
             await self.send(text_data=html + self._tail_status())
@@ -139,6 +140,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def live_fragments(self, message: dict) -> None:
         await self._watch()
         await self.send(text_data=message["html"])
+
+    async def live_failed_rows(self, message: dict) -> None:
+        await self.send(text_data=await database_sync_to_async(rows_html)(message["ids"], self.scope["user"]))
 
     async def live_failed_new(self, message: dict) -> None:
         if self.failed is not None:

@@ -19,11 +19,26 @@ from typing import Any
 from django.db.models import Q
 from django.template.loader import render_to_string
 
+from eventflow.models import FailedEvent
+
 from .views.failed import filter_query, matching, parse_cursor, read_filters
 from .views.security import can_discard, can_replay
 
 INSERT_LIMIT = 20  # rows pushed into a page at once; more at once turns into the notice
 PAGE_LIMIT = 100  # rows a page takes in live before it only counts them
+ROWS_LIMIT = 200  # rows whose status moved, re-rendered per push
+
+
+def row_context(user: Any) -> dict:
+    """What a row's buttons depend on: the user's permissions."""
+    return {"can_replay": can_replay(user), "can_discard": can_discard(user)}
+
+
+def rows_html(ids: list[int], user: Any) -> str:
+    """Rows whose status moved, rendered for this user as out-of-band replacements."""
+    rows = FailedEvent.objects.filter(pk__in=ids[:ROWS_LIMIT]).select_related("consumer", "topic")
+    context = {**row_context(user), "oob": True}
+    return "".join(render_to_string("dashboard/failed.html#failed-row", {**context, "row": row}) for row in rows)
 
 
 @dataclass(slots=True)
@@ -49,7 +64,7 @@ class FailedWatch:
             self.waiting += rows.count() if len(fresh) > INSERT_LIMIT else len(fresh)
             return self._notice()
         self.inserted += len(fresh)
-        context = {"oob": False, "can_replay": can_replay(user), "can_discard": can_discard(user)}
+        context = row_context(user)
         html = "".join(render_to_string("dashboard/failed.html#failed-row", {**context, "row": r}) for r in fresh)
         return f'<tbody hx-swap-oob="afterbegin:#failed-rows">{html}</tbody>'
 

@@ -31,6 +31,7 @@ from eventflow.models import FailedEvent
 from .views import state
 
 FRAGMENTS = "live.fragments"  # {"html": str}: out-of-band swaps, forwarded as they are
+FAILED_ROWS = "live.failed_rows"  # {"ids"}: failed-event rows whose status moved, for the sockets to render
 FAILED_NEW = "live.failed_new"  # {"count"}: new failures; each failed page asks for the rows its filter matches
 TAIL = "live.tail"  # {"topic", "rows": [{"type", "key", "text", "html"}], "skipped"}
 WATCH_SECONDS = 30.0  # a page stays watched this long after its socket last said so
@@ -199,12 +200,8 @@ class Bridge:
         changed = [row for row in rows if self._row_status.get(row.pk) != row.status]
         self._row_status = {row.pk: row.status for row in rows}
         messages = self._new_failures(rows)
-        if changed:
-            html = "".join(
-                render_to_string("dashboard/failed.html#failed-row", {"row": row, "oob": True, "can_replay": True})
-                for row in changed
-            )
-            messages.append((group_name("failed"), {"type": FRAGMENTS, "html": html}))
+        if changed:  # each socket renders them, with the buttons its user may press
+            messages.append((group_name("failed"), {"type": FAILED_ROWS, "ids": [row.pk for row in changed]}))
         return messages
 
     def _new_failures(self, rows: list[FailedEvent]) -> list[tuple[str, dict]]:

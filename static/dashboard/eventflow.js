@@ -13,7 +13,14 @@
   }
 
   document.addEventListener("htmx:wsConnecting", function () { setConnection("connecting", "Connecting…"); });
-  document.addEventListener("htmx:wsOpen", function () { setConnection("live", "Live"); });
+  // Regions that must re-sync after a reconnect listen for "ef:reconnected" (not the first
+  // open: the page was just rendered, and reloading it then would race the operator's clicks).
+  var opened = false;
+  document.addEventListener("htmx:wsOpen", function (event) {
+    setConnection("live", "Live");
+    if (opened) htmx.trigger(event.target, "ef:reconnected");
+    opened = true;
+  });
   document.addEventListener("htmx:wsClose", function () { setConnection("offline", "Reconnecting…"); });
 
   // Forms sent over the socket carry their fields only; the server reads no headers there.

@@ -130,22 +130,29 @@ def test_an_oversized_message_closes_the_socket(transactional_db, client, staff_
     assert async_to_sync(scenario)() == {"type": "websocket.close", "code": 1009}
 
 
+def pushed_rows(bridge: live.Bridge, user) -> str:
+    """The failed-event rows a bridge step pushes, as a socket of ``user`` renders them."""
+    from dashboard.failed_live import rows_html
+
+    ids = [pk for g, m in bridge.collect() if m["type"] == live.FAILED_ROWS for pk in m["ids"]]
+    return rows_html(ids, user)
+
+
 @pytest.mark.parametrize("final", [FailedEvent.Status.RESOLVED, FailedEvent.Status.FAILED_AGAIN])
-def test_failed_rows_are_pushed_when_a_replay_settles(transactional_db, orders, billing, final):
+def test_failed_rows_are_pushed_when_a_replay_settles(transactional_db, orders, billing, staff_user, final):
     row = FailedEvent.objects.create(
         consumer=billing, topic=orders, event_id="e1", event_type="t", event={}, error="x", status="replaying"
     )
     bridge = live.Bridge()
-    first = [m for g, m in bridge.collect() if g == "ef.failed" and "failed-row" in m.get("html", "")]
-    assert "Replaying" in first[0]["html"]
+    assert "Replaying" in pushed_rows(bridge, staff_user)
     FailedEvent.objects.filter(pk=row.pk).update(status=final)
     bridge._next_sample = 0
-    pushed = [m for g, m in bridge.collect() if g == "ef.failed" and "failed-row-" in m.get("html", "")]
-    assert f'id="failed-row-{row.pk}"' in pushed[0]["html"]
-    assert FailedEvent.Status(final).label in pushed[0]["html"]
+    pushed = pushed_rows(bridge, staff_user)
+    assert f'id="failed-row-{row.pk}"' in pushed and 'hx-swap-oob="true"' in pushed
+    assert FailedEvent.Status(final).label in pushed
 
 
-def test_a_replay_that_settles_between_two_steps_is_still_pushed(transactional_db, orders, billing):
+def test_a_replay_that_settles_between_two_steps_is_still_pushed(transactional_db, orders, billing, staff_user):
     from django.utils import timezone
 
     now = timezone.now()
@@ -160,8 +167,28 @@ def test_a_replay_that_settles_between_two_steps_is_still_pushed(transactional_d
         replayed_at=now,
         resolved_at=now,
     )
-    pushed = [m["html"] for g, m in live.Bridge().collect() if g == "ef.failed" and "failed-row-" in m.get("html", "")]
-    assert f'id="failed-row-{row.pk}"' in pushed[0] and "Resolved" in pushed[0]
+    pushed = pushed_rows(live.Bridge(), staff_user)
+    assert f'id="failed-row-{row.pk}"' in pushed and "Resolved" in pushed
+
+
+def test_pushed_rows_carry_only_the_buttons_their_user_may_press(
+    transactional_db, orders, billing, staff_user, django_user_model
+):
+    from django.contrib.auth.models import Permission
+
+    replayer = django_user_model.objects.create_user("replayer", password="pw-12345678", is_staff=True)
+    replayer.user_permissions.add(Permission.objects.get(codename="replay_failedevent"))
+    viewer = django_user_model.objects.create_user("viewer", password="pw-12345678", is_staff=True)
+    row = _failure(billing, orders, 1)
+    from dashboard.failed_live import rows_html
+
+    assert ">Replay</button>" in rows_html([row.pk], staff_user) and ">Discard</button>" in rows_html(
+        [row.pk], staff_user
+    )
+    assert ">Replay</button>" in rows_html([row.pk], replayer) and ">Discard</button>" not in rows_html(
+        [row.pk], replayer
+    )
+    assert "<button" not in rows_html([row.pk], viewer)
 
 
 def test_a_standby_monitor_pushes_nothing(transactional_db, orders, billing):
@@ -367,8 +394,11 @@ def test_an_older_page_or_a_burst_gets_a_notice_that_loads_the_new_rows(
             await socket.receive_from(timeout=5)
         await paged.send_to(text_data=_watch_form(paged="1", newest="2000-01-01T00:00:00+00:00|0"))
         await newest.send_to(text_data=_watch_form(newest="2000-01-01T00:00:00+00:00|0"))
-        for n in range(failed_live.INSERT_LIMIT + 5):
-            await sync_to_async(_failure)(billing, orders, n)
+        burst = [
+            FailedEvent(consumer=billing, topic=orders, event_id=f"e{n}", event_type="t", event={}, error="x")
+            for n in range(failed_live.INSERT_LIMIT + 5)
+        ]
+        await sync_to_async(FailedEvent.objects.bulk_create)(burst)  # at once, whenever the sockets look
         await bridge.run_once()
         result = await _messages(paged), await _messages(newest)
         for socket in (paged, newest):
