@@ -132,11 +132,11 @@ def _edges(snapshot: dict, at: dict) -> list[dict[str, Any]]:
     for key, rate in snapshot["edges"]["consume"].items():
         topic, consumer = key.split("|", 1)
         edges.append(_edge(at.get(("topic", topic)), at.get(("consumer", consumer)), rate))
-    return [e for e in edges if e is not None]
+    return _place_labels([e for e in edges if e is not None])
 
 
 def _edge(source: dict | None, target: dict | None, rate: float) -> dict | None:
-    """A curve between two nodes, its rate labelled at its middle (distinct per edge)."""
+    """A curve between two nodes; its rate label is placed by ``_place_labels``."""
     if source is None or target is None:
         return None
     x1, y1 = source["x"] + NODE_W, source["y"] + NODE_H / 2
@@ -144,9 +144,42 @@ def _edge(source: dict | None, target: dict | None, rate: float) -> dict | None:
     mid = (x1 + x2) / 2
     return {
         "path": f"M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}",
-        "lx": mid,
-        "ly": (y1 + y2) / 2 + 4,
+        "ends": (x1, y1, x2, y2),
         "anchor": "middle",
         "rate": rate,
         "active": rate > 0,
     }
+
+
+LABEL_W, LABEL_H = 44, 15  # room one rate label takes ("4.8k/s")
+LABEL_SPOTS = (0.5, 0.35, 0.65, 0.22, 0.78)  # where along its curve a label may sit, best first
+
+
+def _place_labels(edges: list[dict]) -> list[dict]:
+    """Put each edge's label on its own curve where it overlaps no label placed before.
+
+    Curves into a column share their middle, so labels there would sit on top
+    of each other; positions depend on the layout only, never on the rates,
+    so labels do not jump as the numbers change.
+    """
+    placed: list[tuple[float, float]] = []
+    for edge in edges:
+        spots = [_on_curve(edge["ends"], t) for t in LABEL_SPOTS]
+        free = [spot for spot in spots if all(not _overlap(spot, other) for other in placed)]
+        edge["lx"], edge["ly"] = (free or spots)[0]
+        placed.append((edge["lx"], edge["ly"]))
+        edge["ly"] += 4  # the text's baseline, a little below the curve's point
+    return edges
+
+
+def _on_curve(ends: tuple[float, float, float, float], t: float) -> tuple[float, float]:
+    """A point of the edge's cubic curve (control points at the horizontal middle)."""
+    x1, y1, x2, y2 = ends
+    mid = (x1 + x2) / 2
+    x = (1 - t) ** 3 * x1 + 3 * (1 - t) * t * mid + t**3 * x2
+    y = y1 + (y2 - y1) * (3 * t**2 - 2 * t**3)
+    return round(x, 1), round(y, 1)
+
+
+def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return abs(a[0] - b[0]) < LABEL_W and abs(a[1] - b[1]) < LABEL_H

@@ -1,0 +1,33 @@
+"""The topology picture's geometry: edge labels stay readable however the edges cross."""
+
+from __future__ import annotations
+
+from dashboard.views import charts
+
+
+def snapshot() -> dict:
+    """The screenshot flow: orders→billing and payments→ledger cross at the same middle."""
+    consume = {"orders|billing": 12.0, "orders|shipping": 12.0, "orders|flaky": 6.0, "payments|flaky": 6.0}
+    consume["payments|ledger"] = 0.0
+    consumers = [{"name": n, "status": "OK"} for n in ("billing", "flaky", "ledger", "shipping")]
+    return {
+        "producers": [{"name": "shop"}],
+        "topics": [{"name": "orders"}, {"name": "payments"}],
+        "consumers": consumers,
+        "edges": {"produce": {"shop|orders": 18.0, "shop|payments": 6.0}, "consume": consume},
+    }
+
+
+def test_no_two_edge_labels_overlap():
+    edges = charts.topology(snapshot())["edges"]
+    spots = [(e["lx"], e["ly"]) for e in edges]
+    for i, a in enumerate(spots):
+        for b in spots[i + 1 :]:
+            assert not charts._overlap(a, b), (a, b)
+
+
+def test_labels_sit_where_the_layout_puts_them_whatever_the_rates():
+    busy, quiet = snapshot(), snapshot()
+    quiet["edges"]["consume"] = dict.fromkeys(quiet["edges"]["consume"], 0.0)
+    where = [[(e["lx"], e["ly"]) for e in charts.topology(s)["edges"]] for s in (busy, quiet)]
+    assert where[0] == where[1]
