@@ -115,4 +115,5 @@ def _row(index: int, samples: list[int], seconds: float, load_note: str) -> Row:
         f"{OVERVIEW_SOCKETS + TOPIC_SOCKETS} dashboard sockets open"
     )
     return Row(key=key, path=path, unit=unit, target=target, figure=Figure.of([growth]),
-               met=growth < 10.0 if full else None, note=note)  # fmt: skip
+               met=growth < 10.0 if full else None, note=note,
+               extra={"rss_mb": [round(v / 1e6, 1) for v in samples]})  # fmt: skip
