@@ -182,7 +182,9 @@ CHANNEL_LAYERS = {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
             # socket_timeout=None: idle channel-layer connections must not time out.
-            "hosts": [{"address": CHANNEL_REDIS_URL, "socket_timeout": None}],
+            # max_connections: redis-py's async pool raises past its limit (100) instead of
+            # waiting, so a hundred tabs reconnecting at once would fail their handshakes.
+            "hosts": [{"address": CHANNEL_REDIS_URL, "socket_timeout": None, "max_connections": 1000}],
             "prefix": env_str("EVENTFLOW_KEY_PREFIX", "ef:") + "asgi",
             "capacity": 1000,
             "group_expiry": 600,
