@@ -124,13 +124,16 @@ def catch_up(topic: str, since: str, limit: int) -> list[dict]:
 class Bridge:
     """Samples, renders and pushes; tails fast, everything else about once a second."""
 
-    def __init__(self, sample_interval: float = 1.0) -> None:
+    def __init__(self, sample_interval: float = 0.9) -> None:
         self.monitor = monitor.Monitor()
         self.sample_interval = sample_interval
         self._next_sample = 0.0
         self._cursors: dict[str, tuple[str, int]] = {}  # topic -> (stream id, published total)
         self._row_status: dict[int, str] = {}
         self._failed_at: dict[int, dt.datetime] = {}  # rows already announced, by their last failure
+
+    def seconds_until_sample(self) -> float:
+        return max(0.0, self._next_sample - time.monotonic())
 
     async def run_once(self) -> bool:
         """One step: return True if anything was pushed."""
@@ -147,8 +150,12 @@ class Bridge:
             return []
         pages = watched()
         messages = self._tails(client, {name for page, name in pages if page == "topic"})
-        if time.monotonic() >= self._next_sample:
-            self._next_sample = time.monotonic() + self.sample_interval
+        now = time.monotonic()
+        if now >= self._next_sample:
+            # On a fixed grid, so the gaps between pushes do not drift past the interval.
+            self._next_sample += self.sample_interval
+            if self._next_sample <= now:  # the first sample, or far behind: restart the grid
+                self._next_sample = now + self.sample_interval
             snapshot = self.monitor.step()
             messages += self._fragments(snapshot, pages)
             messages += self._failed_rows()
