@@ -124,7 +124,7 @@ def catch_up(topic: str, since: str, limit: int) -> list[dict]:
 class Bridge:
     """Samples, renders and pushes; tails fast, everything else about once a second."""
 
-    def __init__(self, sample_interval: float = 0.9) -> None:
+    def __init__(self, sample_interval: float = 0.8) -> None:
         self.monitor = monitor.Monitor()
         self.sample_interval = sample_interval
         self._next_sample = 0.0

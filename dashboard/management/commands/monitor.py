@@ -25,7 +25,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--interval",
             type=float,
-            default=0.9,
+            default=0.8,
             help="Seconds between full samples (under 1: every tab updates each second).",
         )
         parser.add_argument("--tail-interval", type=float, default=0.25, help="Seconds between live-tail reads.")
