@@ -144,7 +144,9 @@ class ConsumerRunner:
         now = time.monotonic()
         if now < self._next_reclaim:
             return []
-        self._next_reclaim = now + conf.get("RECLAIM_INTERVAL")
+        # Look at least four times per ack timeout, so a dead worker's events wait
+        # little longer than the timeout itself before another worker takes them.
+        self._next_reclaim = now + min(conf.get("RECLAIM_INTERVAL"), self.spec.ack_timeout / 4)
         work: list[Delivery] = []
         for topic in self.spec.topics:
             work += delivery.reclaim_stale(
