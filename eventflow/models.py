@@ -6,7 +6,6 @@ edit in the admin and the failed events they search and replay.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import secrets
 from typing import Any
@@ -217,14 +216,6 @@ class Consumer(models.Model):
 
     def type_patterns(self) -> list[str]:
         return [p.strip() for p in self.event_types.split(",") if p.strip()]
-
-    def accepts_type(self, event_type: str) -> bool:
-        patterns = self.type_patterns()
-        return not patterns or any(fnmatch.fnmatchcase(event_type, p) for p in patterns)
-
-    def retry_delay(self, attempt: int) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        return min(self.retry_max, self.retry_initial * self.retry_factor ** (attempt - 1))
 
 
 class FailedEvent(models.Model):
