@@ -21,18 +21,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from eventflow.bench.browser import CHROMIUM_ARGS  # one list of the flags Chromium runs with here
 from tests.conftest import ROOT, process_env
 
 E2E_DIR = Path(__file__).resolve().parent
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOTS = Path(os.environ.get("EVENTFLOW_SCREENSHOTS", "/tmp/eventflow-screens"))
 
 

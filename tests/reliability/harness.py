@@ -28,7 +28,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -41,7 +40,7 @@ import redis
 from django.db import connection
 
 from eventflow import keys
-from tests.conftest import ROOT, free_port, process_env
+from tests.conftest import ROOT, free_port, process_env, wait_for
 from tests.reliability import handlers
 
 LONG = os.environ.get("EVENTFLOW_LONG") == "1"
@@ -321,14 +320,8 @@ def _answers(url: str) -> bool:
 
 
 def wait(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Poll until ``condition()`` is truthy and return it; raise AssertionError on timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+    """Poll until ``condition()`` is truthy and return it; fail the test on timeout."""
+    return wait_for(condition, timeout=timeout, interval=interval, message=what)
 
 
 class RedisServer:
