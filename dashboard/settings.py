@@ -16,7 +16,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 def env_str(name: str, default: str = "") -> str:
-    return os.environ.get(name, default)
+    return os.environ.get(name) or default  # set but empty: the default, as for the other helpers
 
 
 def env_bool(name: str, default: bool = False) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
@@ -17,45 +17,73 @@ Status = FailedEvent.Status
 
 
 def record(consumer_id: int, delivery: Delivery, error: str, traceback: str) -> None:
-    """Write (or update) the FailedEvent row for a delivery out of attempts.
+    """Write (or update) the FailedEvent row for one delivery out of attempts."""
+    record_many(consumer_id, [(delivery, error, traceback)])
 
-    Idempotent per (consumer, topic, event id): a worker that dies after
-    writing the row and before acking cannot create a second row.
+
+def record_many(consumer_id: int, failed: Iterable[tuple[Delivery, str, str]]) -> None:
+    """Write (or update) the FailedEvent rows for deliveries out of attempts, in one transaction.
+
+    ``failed`` holds (delivery, error, traceback). Idempotent per (consumer,
+    topic, event id): a worker that dies after writing the rows and before
+    acking cannot create second ones. One transaction per batch, not per row:
+    a burst of dead letters costs one commit, so it cannot hold up the retries
+    waiting behind it.
     """
     now = timezone.now()
-    if delivery.failed_event is not None:
-        FailedEvent.objects.filter(pk=delivery.failed_event).update(
-            status=Status.FAILED_AGAIN,
+    again = [(d, error, tb) for d, error, tb in failed if d.failed_event is not None]
+    rows = _new_rows(consumer_id, [(d, error, tb) for d, error, tb in failed if d.failed_event is None], now)
+    with transaction.atomic():
+        for delivery, error, traceback in again:
+            FailedEvent.objects.filter(pk=delivery.failed_event).update(
+                status=Status.FAILED_AGAIN,
+                error=error,
+                traceback=traceback,
+                attempts=F("attempts") + delivery.attempt,
+                last_failed_at=now,
+            )
+        if rows:
+            FailedEvent.objects.bulk_create(
+                rows,
+                update_conflicts=True,
+                unique_fields=["consumer", "topic", "event_id"],
+                update_fields=[
+                    "stream_id",
+                    "event_type",
+                    "event",
+                    "error",
+                    "traceback",
+                    "attempts",
+                    "last_failed_at",
+                    "status",
+                ],
+            )
+
+
+def _new_rows(consumer_id: int, failed: list[tuple[Delivery, str, str]], now: Any) -> list[FailedEvent]:
+    topic_ids = dict(Topic.objects.filter(name__in={d.topic for d, _, _ in failed}).values_list("name", "pk"))
+    rows: dict[tuple[int, str], FailedEvent] = {}  # one per key: an upsert may touch a row only once
+    for delivery, error, traceback in failed:
+        topic_id = topic_ids.get(delivery.topic)
+        if topic_id is None:
+            continue  # the topic was deleted; its failed events went with it
+        envelope = delivery.envelope
+        event_id = str(envelope.get("id", ""))[:200]
+        rows[(topic_id, event_id)] = FailedEvent(
+            consumer_id=consumer_id,
+            topic_id=topic_id,
+            event_id=event_id,
+            stream_id=delivery.stream_id,
+            event_type=str(envelope.get("type", ""))[:200],
+            event=envelope,
             error=error,
             traceback=traceback,
-            attempts=F("attempts") + delivery.attempt,
+            attempts=delivery.attempt,
+            first_failed_at=now,
             last_failed_at=now,
+            status=Status.FAILED,
         )
-        return
-    envelope = delivery.envelope
-    topic_id = Topic.objects.filter(name=delivery.topic).values_list("pk", flat=True).first()
-    if topic_id is None:
-        return  # the topic was deleted; its failed events went with it
-    defaults = {
-        "stream_id": delivery.stream_id,
-        "event_type": str(envelope.get("type", ""))[:200],
-        "event": envelope,
-        "error": error,
-        "traceback": traceback,
-        "attempts": delivery.attempt,
-        "last_failed_at": now,
-        "status": Status.FAILED,
-    }
-    try:
-        with transaction.atomic():
-            FailedEvent.objects.update_or_create(
-                consumer_id=consumer_id,
-                topic_id=topic_id,
-                event_id=str(envelope.get("id", ""))[:200],
-                defaults=defaults,
-            )
-    except IntegrityError:
-        pass  # a concurrent worker wrote the same row
+    return list(rows.values())
 
 
 def resolve(failed_event_id: int) -> None:

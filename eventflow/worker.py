@@ -40,6 +40,7 @@ class ConsumerRunner:
         self._groups_ready: set[str] = set()
         self._next_reclaim = 0.0
         self._batch = 1  # grows while batches are quick; see _adapt_batch
+        self._dead_letters: list[tuple[Delivery, str, str]] = []  # this batch's, written before its acks
 
     def run_once(self, block_ms: int | None = None) -> bool:
         """Handle one batch; return True if there was work (so run again at once)."""
@@ -76,6 +77,7 @@ class ConsumerRunner:
     def handle(self, handler: Handler, work: list[Delivery]) -> None:
         """Run the handler on each delivery, then write every outcome in one round trip."""
         settlement = Settlement(self.spec.name)
+        self._dead_letters = []
         self.in_flight = len(work)
         plain = self._plain_delivery
         for item in work:
@@ -91,6 +93,9 @@ class ConsumerRunner:
             else:
                 self._handle_one(handler, item, settlement)
             self.in_flight -= 1
+        if self._dead_letters:
+            # The rows are written before their events are released (acked) below.
+            failures.record_many(self.spec.id, self._dead_letters)
         settlement.flush(get_redis())
         self.handled += len(work)
 
@@ -126,8 +131,8 @@ class ConsumerRunner:
         if item.attempt < spec.max_attempts:
             settlement.retry(item, time.time() + spec.retry_delay(item.attempt))
             return
-        # Out of attempts: the row is written before the event is released.
-        failures.record(spec.id, item, outcome.error, outcome.traceback)
+        # Out of attempts: its FailedEvent row is written with the batch's others.
+        self._dead_letters.append((item, outcome.error, outcome.traceback))
         settlement.finish(item, "dead")
 
     def _ensure_groups(self, client: redis.Redis) -> None:

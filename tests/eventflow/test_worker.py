@@ -180,6 +180,40 @@ def test_an_event_that_keeps_killing_its_workers_becomes_a_failed_event(orders, 
     assert "worker" in FailedEvent.objects.get().error
 
 
+def test_a_batch_of_poison_events_becomes_one_failed_event_each(orders):
+    make_consumer("doomed", "tests.handlers.always_fails", orders, max_attempts=1)
+    ids = [publish("orders", {"n": n}, type="order.created") for n in range(30)]
+
+    drain(Worker(), until=lambda: FailedEvent.objects.count() >= 30)
+
+    rows = FailedEvent.objects.filter(consumer__name="doomed")
+    assert sorted(rows.values_list("event_id", flat=True)) == sorted(ids)
+    assert {(row.attempts, row.error) for row in rows} == {(1, "RuntimeError: boom")}
+
+
+def test_one_batch_holding_an_event_twice_writes_one_failed_event(orders):
+    doomed = make_consumer("doomed", "tests.handlers.always_fails", orders, max_attempts=1)
+    envelope = {"id": "evt-1", "type": "order.created", "data": {}}
+    twice = [delivery.Delivery("orders", envelope, 1, stream_id) for stream_id in ("1-0", "2-0")]
+
+    failures.record_many(doomed.pk, [(twice[0], "first", ""), (twice[1], "second", "")])
+
+    assert list(FailedEvent.objects.values_list("event_id", "stream_id", "error")) == [("evt-1", "2-0", "second")]
+
+
+def test_an_event_failing_again_keeps_its_row_and_first_failure_time(orders, redis_client):
+    make_consumer("doomed", "tests.handlers.always_fails", orders, max_attempts=1)
+    event_id = publish("orders", {}, type="order.created")
+    drain(Worker(), until=lambda: FailedEvent.objects.exists())
+    first = FailedEvent.objects.get()
+    # The same event delivered and failed again without a replay (e.g. a restored stream).
+    publish("orders", {}, type="order.created", id=event_id)
+    drain(Worker(), until=lambda: FailedEvent.objects.get().last_failed_at > first.last_failed_at)
+
+    again = FailedEvent.objects.get()
+    assert (again.pk, again.first_failed_at) == (first.pk, first.first_failed_at)
+
+
 def test_sync_mode_runs_handlers_inline_without_redis(settings, billing):
     settings.EVENTFLOW_SYNC = True
     settings.EVENTFLOW_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens: sync mode must not need it
