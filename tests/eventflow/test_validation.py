@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime, timedelta
+
 import orjson
 import pytest
 
 from eventflow.errors import InvalidEvent, TooLarge
 from eventflow.topics import TopicSpec
-from eventflow.validation import check_schema, compile_schema, from_simple, from_structured, seal
+from eventflow.validation import check_schema, compile_schema, from_simple, from_structured, new_event_ids, seal
 
 
 def spec(schema: object = None, max_event_bytes: int = 4096) -> TopicSpec:
@@ -88,8 +91,19 @@ def test_it_refuses_times_that_are_not_rfc3339_with_a_zone(time):
 
 
 def test_it_stamps_the_current_utc_time_when_none_is_given():
+    before = datetime.now(UTC)
     time = sealed()["time"]
+    after = datetime.now(UTC)
     assert time.endswith("Z") and len(time) == len("2026-01-31T12:00:00.000Z")
+    assert before - timedelta(milliseconds=1) <= datetime.fromisoformat(time) <= after
+
+
+def test_generated_ids_are_distinct_random_uuids():
+    ids = new_event_ids(1000) + [sealed()["id"] for _ in range(100)]
+    parsed = [uuid.UUID(text) for text in ids]
+    assert len(set(ids)) == len(ids)
+    assert {(u.version, u.variant) for u in parsed} == {(4, uuid.RFC_4122)}
+    assert [str(u) for u in parsed] == ids
 
 
 # --- attributes ---------------------------------------------------------------------------
