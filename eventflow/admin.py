@@ -116,7 +116,8 @@ class ConsumerAdmin(admin.ModelAdmin):
     list_display = [
         "name",
         "topic_list",
-        "handler",
+        "kind",
+        "handler",  # never the webhook secret: lists are for looking, not for copying secrets
         "event_types",
         "max_attempts",
         "ack_timeout",
@@ -130,7 +131,7 @@ class ConsumerAdmin(admin.ModelAdmin):
     actions = ["pause", "resume"]
     fieldsets = [
         (None, {"fields": ["name", "description", "topics", "paused"]}),
-        ("Handler", {"fields": ["kind", "handler", "event_types"]}),
+        ("Handler", {"fields": ["kind", "handler", "webhook_secret", "event_types"]}),
         ("Retries", {"fields": ["max_attempts", "retry_initial", "retry_factor", "retry_max", "ack_timeout"]}),
         ("Health", {"fields": ["stall_threshold", "failure_threshold"]}),
     ]

@@ -10,6 +10,7 @@ that dies while holding it loses nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import logging
 import time
@@ -55,6 +56,8 @@ class ConsumerSpec:
     retry_max: float
     ack_timeout: float
     paused: bool
+    kind: str = "python"  # or "webhook": then ``handler`` is the URL events are POSTed to
+    webhook_secret: str = dataclasses.field(default="", repr=False)  # signs webhook requests; kept out of logs
 
     @classmethod
     def from_model(cls, consumer: Any) -> ConsumerSpec:
@@ -70,6 +73,8 @@ class ConsumerSpec:
             retry_max=consumer.retry_max,
             ack_timeout=consumer.ack_timeout,
             paused=consumer.paused,
+            kind=consumer.kind,
+            webhook_secret=consumer.webhook_secret,
         )
 
     def accepts_type(self, event_type: str) -> bool:

@@ -1,4 +1,4 @@
-"""Finding and calling consumer handlers."""
+"""Finding and calling consumer handlers: a Python callable or a webhook URL."""
 
 from __future__ import annotations
 
@@ -6,12 +6,18 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from django.utils.module_loading import import_string
 
 from .events import Event
 
+if TYPE_CHECKING:
+    from .delivery import ConsumerSpec
+
 Handler = Callable[[Event], object]
+
+WEBHOOK = "webhook"  # Consumer.Kind.WEBHOOK; the models are not importable from every caller
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,8 +30,29 @@ class Outcome:
 OK = Outcome(ok=True)
 
 
+class DeliveryFailed(Exception):
+    """A failed attempt its handler has already described in words.
+
+    ``str(exc)`` becomes the failed event's error as it stands, and ``details``
+    takes the place of a traceback (a webhook's answer says more than our stack).
+    """
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.details = details
+
+
+def resolve(spec: ConsumerSpec) -> Handler:
+    """The callable that handles a consumer's events: its Python handler, or a poster to its URL."""
+    if spec.kind == WEBHOOK:
+        from . import webhooks  # imported here: workers of Python consumers never load an HTTP client
+
+        return webhooks.handler_for(spec)
+    return import_handler(spec.handler)
+
+
 @lru_cache(maxsize=1024)
-def resolve(dotted_path: str) -> Handler:
+def import_handler(dotted_path: str) -> Handler:
     """Import a handler by dotted path (cached; the admin checked it imports)."""
     handler = import_string(dotted_path)
     if not callable(handler):
@@ -37,6 +64,8 @@ def invoke(handler: Handler, event: Event) -> Outcome:
     """Run a handler; any exception is a failed attempt, never a crashed worker."""
     try:
         handler(event)
+    except DeliveryFailed as exc:
+        return Outcome(ok=False, error=str(exc)[:2000], traceback=exc.details[-20000:])
     except Exception as exc:  # noqa: BLE001 - a handler's failure is data, not a crash
         message = f"{type(exc).__name__}: {exc}"[:2000]
         return Outcome(ok=False, error=message, traceback=traceback.format_exc()[-20000:])

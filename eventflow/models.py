@@ -139,6 +139,7 @@ class Producer(models.Model):
 class Consumer(models.Model):
     class Kind(models.TextChoices):
         PYTHON = "python", "Python callable"
+        WEBHOOK = "webhook", "Webhook (HTTP POST)"
 
     name = models.CharField(max_length=100, unique=True, validators=[name_validator])
     description = models.TextField(blank=True)
@@ -146,7 +147,14 @@ class Consumer(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.PYTHON)
     handler = models.CharField(
         max_length=255,
-        help_text="Dotted path to a callable taking one event, e.g. 'shop.handlers.bill'.",
+        help_text="Python: the dotted path to a callable taking one event, e.g. 'shop.handlers.bill'. "
+        "Webhook: the http(s) URL each event is POSTed to, e.g. 'https://shop.example/hooks/orders'.",
+    )
+    webhook_secret = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Webhooks only, optional: signs every request (Standard Webhooks' webhook-signature header) "
+        "so the receiver can check it came from here. 16+ random characters, or 'whsec_' and base64.",
     )
     event_types = models.CharField(
         max_length=500,
@@ -204,15 +212,41 @@ class Consumer(models.Model):
         return (self.name,)
 
     def clean(self) -> None:
+        errors: dict[str, str] = {}
         if self.retry_max < self.retry_initial:
-            raise ValidationError({"retry_max": "Must be at least the initial retry delay."})
-        if self.handler:
-            try:
-                handler = import_string(self.handler)
-            except Exception as exc:  # noqa: BLE001 - a module may fail at import in any way
-                raise ValidationError({"handler": f"Cannot import {self.handler!r}: {exc}"}) from None
-            if not callable(handler):
-                raise ValidationError({"handler": f"{self.handler!r} is not callable."})
+            errors["retry_max"] = "Must be at least the initial retry delay."
+        if self.handler and (problem := self._handler_problem()):
+            errors["handler"] = problem
+        if self.webhook_secret and (problem := self._secret_problem()):
+            errors["webhook_secret"] = problem
+        if errors:
+            raise ValidationError(errors)
+
+    def _handler_problem(self) -> str | None:
+        from . import webhooks  # imported here: the HTTP client loads only where webhooks are used
+
+        if self.is_webhook:
+            return webhooks.url_problem(self.handler)
+        if webhooks.url_problem(self.handler) is None:
+            return "This is a URL: choose the webhook kind to have events POSTed to it."
+        try:
+            handler = import_string(self.handler)
+        except Exception as exc:  # noqa: BLE001 - a module may fail at import in any way
+            return f"Cannot import {self.handler!r}: {exc}"
+        if not callable(handler):
+            return f"{self.handler!r} is not callable."
+        return None
+
+    def _secret_problem(self) -> str | None:
+        from . import webhooks
+
+        if not self.is_webhook:
+            return "Only webhook consumers sign requests: clear it, or choose the webhook kind."
+        return webhooks.secret_problem(self.webhook_secret)
+
+    @property
+    def is_webhook(self) -> bool:
+        return self.kind == self.Kind.WEBHOOK
 
     def type_patterns(self) -> list[str]:
         return [p.strip() for p in self.event_types.split(",") if p.strip()]

@@ -2,6 +2,7 @@
 
 Meant for users' own tests: no worker and no Redis are needed, retries happen
 at once without backoff, and events out of attempts still become FailedEvents.
+Webhook consumers get their POSTs inline too, from the publishing thread.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def deliver_inline(spec: TopicSpec, envelopes: list[dict]):
         for consumer in consumers:
             if not consumer.accepts_type(envelope["type"]):
                 continue
-            handler = resolve(consumer.handler)
+            handler = resolve(consumer)
             for attempt in range(1, consumer.max_attempts + 1):
                 outcome = invoke(handler, Event.from_envelope(envelope, attempt=attempt))
                 if outcome.ok:

@@ -47,7 +47,7 @@ class ConsumerRunner:
         spec = self.spec
         if spec.paused or not spec.topics:
             return False
-        handler = resolve(spec.handler)  # fail before taking events, not after
+        handler = resolve(spec)  # fail before taking events, not after
         client = get_redis(blocking=block_ms is not None)
         self._ensure_groups(client)
         batch = self._batch
