@@ -61,14 +61,20 @@ def sections() -> list[tuple[str, Section, list[tuple[str, str, str, str]]]]:
     ]
 
 
-def run(quick: bool, say: Callable[[str], None] = print) -> list[Row]:
-    """Run every section; return the rows in table order."""
+def section_names() -> list[str]:
+    return [name for name, _, _ in sections()]
+
+
+def run(quick: bool, say: Callable[[str], None] = print, only: list[str] | None = None) -> list[Row]:
+    """Run every section (or those named in ``only``); return the rows in table order."""
     plan = Plan.make(quick)
     rows: list[Row] = []
     with Sandbox() as sandbox:
         context: dict = {}
         sandbox.context = context
         for name, section, owed in sections():
+            if only and name not in only:
+                continue
             say(f"benchmark: {name}…")
             try:
                 rows += section(sandbox, plan)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from eventflow.bench.runner import ORDER
 
@@ -39,6 +39,22 @@ def test_the_quick_benchmark_prints_every_row_with_numbers_or_a_reason_and_clean
     assert not list(redis_client.scan_iter(match=f"{key_prefix}bench*"))
     assert not Topic.objects.filter(name__startswith="bench-").exists()
     assert not Consumer.objects.filter(name__startswith="bench-").exists()
+
+
+def test_only_measures_the_named_section(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+
+    call_command("benchmark", "--quick", "--only", "python publish", "--json", str(out))
+
+    document = json.loads(out.read_text())
+    assert document["sections"] == ["python publish"]
+    assert [row["key"] for row in document["rows"]] == ["python_publish_batch", "python_publish_single"]
+    assert "only python publish" in capsys.readouterr().out
+
+
+def test_an_unknown_section_is_refused_with_the_known_ones(capsys):
+    with pytest.raises(CommandError, match="invalid choice: 'publsh'"):
+        call_command("benchmark", "--quick", "--only", "publsh")
 
 
 # --- the live dashboard's measuring helpers (no processes) ---------------------------------

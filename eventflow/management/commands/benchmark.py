@@ -24,15 +24,23 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--quick", action="store_true", help="a fast smoke run (small counts, for CI)")
         parser.add_argument("--json", metavar="PATH", help="also write the table as JSON to PATH")
+        parser.add_argument(
+            "--only",
+            action="append",
+            choices=runner.section_names(),
+            metavar="SECTION",
+            help=f"measure only this section (repeatable): {', '.join(runner.section_names())}",
+        )
 
-    def handle(self, *args, quick: bool, json: str | None, **options) -> None:
+    def handle(self, *args, quick: bool, json: str | None, only: list[str] | None, **options) -> None:
         _require_migrated()
         started = time.time()
-        rows = runner.run(quick, say=lambda line: self.stderr.write(line))
-        title = f"EventFlow benchmark ({'quick' if quick else 'full'}), {time.time() - started:.0f} s"
+        rows = runner.run(quick, say=lambda line: self.stderr.write(line), only=only)
+        scope = f"; only {', '.join(only)}" if only else ""
+        title = f"EventFlow benchmark ({'quick' if quick else 'full'}{scope}), {time.time() - started:.0f} s"
         self.stdout.write(render(rows, title))
         if json:
-            _write_json(Path(json), rows, quick, started)
+            _write_json(Path(json), rows, quick, started, only)
 
 
 def _require_migrated() -> None:
@@ -45,11 +53,12 @@ def _require_migrated() -> None:
         raise CommandError("the database has unapplied migrations: run `manage.py migrate` first")
 
 
-def _write_json(path: Path, rows: list, quick: bool, started: float) -> None:
+def _write_json(path: Path, rows: list, quick: bool, started: float, only: list[str] | None) -> None:
     from eventflow.connection import get_redis
 
     document = {
         "mode": "quick" if quick else "full",
+        "sections": only or runner.section_names(),
         "started_at": started,
         "seconds": time.time() - started,
         "machine": {"python": platform.python_version(), "cpus": _cpus(), "redis": _redis_version(get_redis)},
