@@ -119,7 +119,7 @@ async def acall(client: Any, *args: Any) -> Any:
     pool = client.connection_pool
     conn = await pool.get_connection()
     try:
-        await conn.send_command(*args)
+        await conn.send_packed_command(_packed(conn, (args,)))
         return await conn.read_response()
     except redis.ResponseError:
         raise
