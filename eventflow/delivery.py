@@ -5,7 +5,9 @@ stream, plus its retry schedule (a sorted set scored by due time, the
 envelopes beside it in a hash). Retries and replays wait in the schedule, not
 in the stream, so they never hold up the next events, and they reach that
 one consumer only. A claimed retry is leased until ``ack_timeout``: a worker
-that dies while holding it loses nothing.
+that dies while holding it loses nothing. A worker still working through a
+long batch renews its hold (``refresh_hold``), so only a dead or stuck
+worker's events are taken over.
 """
 
 from __future__ import annotations
@@ -35,6 +37,39 @@ for _, member in ipairs(due) do
   redis.call('ZADD', KEYS[1], ARGV[2], member)
   out[#out + 1] = member
   out[#out + 1] = redis.call('HGET', KEYS[2], member) or ''
+end
+return out
+""",
+)
+
+# KEYS: stream, schedule. ARGV: group, worker, new lease-until, then one pair per delivery:
+# a stream id and '' (an entry of the group's pending list), or a schedule member and the
+# lease the worker took on it. Returns 1 (still the worker's: hold renewed) or 0 (another
+# worker took it over: left alone) per pair, in order.
+# XCLAIM ... JUSTID resets the idle time without counting a delivery, but claims from any
+# owner, hence the XPENDING check first. A lane whose group is gone (Redis lost its data)
+# has no other worker, so its entries stay the worker's.
+_KEEP_HOLD = LuaScript(
+    """
+local group, worker, lease = ARGV[1], ARGV[2], ARGV[3]
+local out = {}
+for i = 4, #ARGV, 2 do
+  local name, taken = ARGV[i], ARGV[i + 1]
+  local held
+  if taken == '' then
+    local entry = redis.pcall('XPENDING', KEYS[1], group, name, name, 1)
+    if entry.err then
+      held = true
+    else
+      held = entry[1] ~= nil and entry[1][2] == worker
+      if held then redis.call('XCLAIM', KEYS[1], group, worker, 0, name, 'JUSTID') end
+    end
+  else
+    local score = redis.call('ZSCORE', KEYS[2], name)
+    held = score and tonumber(score) == tonumber(taken)
+    if held then redis.call('ZADD', KEYS[2], 'XX', lease, name) end
+  end
+  out[#out + 1] = held and 1 or 0
 end
 return out
 """,
@@ -94,6 +129,7 @@ class Delivery:
     stream_id: str
     member: str = ""  # set when it came from the retry schedule
     failed_event: int | None = None  # the FailedEvent row a replay updates
+    lease_until: float = 0.0  # with ``member``: the schedule score this worker's lease set
 
     @property
     def from_schedule(self) -> bool:
@@ -143,11 +179,12 @@ def take(
 ) -> list[Delivery]:
     """Due retries and replays from every lane's schedule, then new events: one round trip, no waiting."""
     commands: list[tuple] = []
+    now = time.time()
+    lease_until = now + lease_seconds
     if schedules:
-        now = time.time()
         for topic in topics:
             lane = [keys.retry_schedule(topic, consumer), keys.retry_payloads(topic, consumer)]
-            commands.append(_CLAIM_DUE.command(lane, [now, now + lease_seconds, count]))
+            commands.append(_CLAIM_DUE.command(lane, [now, lease_until, count]))
     lanes = [(t,) for t in topics] if is_cluster(client) else [topics]
     commands += [_xreadgroup(consumer, worker, lane, count, None) for lane in lanes]
     replies = call_many(client, commands)
@@ -158,7 +195,7 @@ def take(
         elif isinstance(reply, Exception):
             raise reply
         elif schedules and index < len(topics):
-            work += _claimed(client, topics[index], consumer, reply)
+            work += _claimed(client, topics[index], consumer, reply, lease_until)
         else:
             work += _deliveries(reply or [], attempt=1)
     return work
@@ -174,15 +211,16 @@ def _xreadgroup(consumer: str, worker: str, topics: tuple[str, ...], count: int,
 def claim_due(client: redis.Redis, topic: str, consumer: str, lease_seconds: float, count: int) -> list[Delivery]:
     """Take due retries and replays from the lane's schedule, leasing them."""
     now = time.time()
+    lease_until = now + lease_seconds
     reply = _CLAIM_DUE(
         client,
         [keys.retry_schedule(topic, consumer), keys.retry_payloads(topic, consumer)],
-        [now, now + lease_seconds, count],
+        [now, lease_until, count],
     )
-    return _claimed(client, topic, consumer, reply)
+    return _claimed(client, topic, consumer, reply, lease_until)
 
 
-def _claimed(client: redis.Redis, topic: str, consumer: str, reply: list) -> list[Delivery]:
+def _claimed(client: redis.Redis, topic: str, consumer: str, reply: list, lease_until: float) -> list[Delivery]:
     deliveries = []
     for member, raw in zip(reply[::2], reply[1::2], strict=True):
         member = member.decode()
@@ -198,6 +236,7 @@ def _claimed(client: redis.Redis, topic: str, consumer: str, reply: list) -> lis
                 stream_id=entry.get("stream_id", ""),
                 member=member,
                 failed_event=entry.get("failed_event"),
+                lease_until=lease_until,
             )
         )
     return deliveries
@@ -229,6 +268,47 @@ def reclaim_stale(
         Delivery(topic=topic, envelope=orjson.loads(fields[b"e"]), attempt=counts.get(sid, 2), stream_id=sid.decode())
         for sid, fields in claimed
     ]
+
+
+def refresh_hold(
+    client: redis.Redis, consumer: str, worker: str, items: list[Delivery], ack_timeout: float
+) -> list[Delivery]:
+    """Renew ``worker``'s hold on deliveries it has yet to handle, in one round trip.
+
+    A stream entry still pending with ``worker`` gets its idle time reset (its
+    delivery count stays); a schedule entry still under the lease ``worker``
+    took gets that lease extended to ``ack_timeout`` from now (and its
+    ``lease_until`` updated). Return the deliveries still held, in order; the
+    others were taken over by another worker and are that worker's to handle.
+    """
+    lanes: dict[str, list[Delivery]] = {}
+    for item in items:
+        lanes.setdefault(item.topic, []).append(item)
+    lease_until = time.time() + ack_timeout
+    scripts = [_hold_script(topic, consumer, worker, lane, lease_until) for topic, lane in lanes.items()]
+    replies = call_many(client, [_KEEP_HOLD.command(*script) for script in scripts])
+    kept: set[int] = set()
+    for lane, script, reply in zip(lanes.values(), scripts, replies):
+        if isinstance(reply, redis.exceptions.NoScriptError):
+            reply = _KEEP_HOLD(client, *script)
+        elif isinstance(reply, Exception):
+            raise reply
+        kept.update(id(item) for item, held in zip(lane, reply) if held)
+    held = [item for item in items if id(item) in kept]
+    for item in held:
+        if item.member:
+            item.lease_until = lease_until
+    return held
+
+
+def _hold_script(
+    topic: str, consumer: str, worker: str, lane: list[Delivery], lease_until: float
+) -> tuple[list[str], list[Any]]:
+    """The keys and arguments of ``_KEEP_HOLD`` for one topic's deliveries."""
+    args: list[Any] = [keys.group(consumer), worker, lease_until]
+    for item in lane:
+        args += [item.member, item.lease_until] if item.member else [item.stream_id, ""]
+    return [keys.stream(topic), keys.retry_schedule(topic, consumer)], args
 
 
 class Settlement:

@@ -75,12 +75,46 @@ class ConsumerRunner:
             self._batch = min(limit, self._batch * 2)
 
     def handle(self, handler: Handler, work: list[Delivery]) -> None:
-        """Run the handler on each delivery, then write every outcome in one round trip."""
+        """Run the handler on each delivery and write the outcomes (one round trip for a quick batch).
+
+        A slow batch writes its outcomes so far every third of the ack timeout, and renews
+        its hold on the rest then; deliveries another worker took over meanwhile are
+        skipped: neither acked nor failed here.
+        """
+        # Slow handlers can make a big batch outlast the ack timeout: unrenewed, its
+        # unstarted events would be taken over and handled twice, though no worker died.
+        every = self.spec.ack_timeout / 3
+        self.in_flight = len(work)
+        rest = self._handle_for(every, handler, work)
+        taken_over = 0
+        while rest:
+            held = self._still_held(rest)
+            taken_over += len(rest) - len(held)
+            self.in_flight -= len(rest) - len(held)
+            rest = self._handle_for(every, handler, held)
+        self.handled += len(work) - taken_over
+
+    def _handle_for(self, seconds: float, handler: Handler, work: list[Delivery]) -> list[Delivery]:
+        """Handle deliveries in order for about ``seconds`` and write their outcomes; return the unstarted rest."""
         settlement = Settlement(self.spec.name)
         self._dead_letters = []
-        self.in_flight = len(work)
+        rest = self._run_until(time.monotonic() + seconds, handler, work, settlement)
+        if self._dead_letters:
+            # The rows are written before their events are released (acked) below.
+            failures.record_many(self.spec.id, self._dead_letters)
+        settlement.flush(get_redis())
+        return rest
+
+    def _run_until(
+        self, deadline: float, handler: Handler, work: list[Delivery], settlement: Settlement
+    ) -> list[Delivery]:
+        """Handle deliveries in order until the monotonic ``deadline`` passes; return the unstarted rest.
+
+        At least one is handled, so a tiny ack timeout still makes progress.
+        """
         plain = self._plain_delivery
-        for item in work:
+        clock = time.monotonic
+        for index, item in enumerate(work):
             if plain(item):
                 # The common case, kept short: a first or retried attempt of a wanted event.
                 outcome = invoke(
@@ -93,11 +127,19 @@ class ConsumerRunner:
             else:
                 self._handle_one(handler, item, settlement)
             self.in_flight -= 1
-        if self._dead_letters:
-            # The rows are written before their events are released (acked) below.
-            failures.record_many(self.spec.id, self._dead_letters)
-        settlement.flush(get_redis())
-        self.handled += len(work)
+            if clock() >= deadline:  # the one check per event on the fast path
+                return work[index + 1 :]
+        return []
+
+    def _still_held(self, rest: list[Delivery]) -> list[Delivery]:
+        """Renew this worker's hold on ``rest``; return those no other worker took over."""
+        spec = self.spec
+        held = delivery.refresh_hold(get_redis(), spec.name, self.worker_name, rest, spec.ack_timeout)
+        if len(held) < len(rest):
+            logger.info(
+                "consumer %s: another worker took over %d events of a slow batch", spec.name, len(rest) - len(held)
+            )
+        return held
 
     def _plain_delivery(self, item: Delivery) -> bool:
         spec = self.spec

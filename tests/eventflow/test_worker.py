@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from eventflow import delivery, failures, keys, publish
+from eventflow.connection import get_redis
 from eventflow.models import FailedEvent
-from eventflow.worker import Worker
+from eventflow.worker import ConsumerRunner, Worker
 from tests import handlers
 from tests.conftest import drain, make_consumer
 
@@ -246,3 +249,131 @@ def test_slow_handlers_get_small_batches_so_workers_share_the_backlog(orders, se
         sizes.append(runner.handled - sum(sizes))
 
     assert sizes[:3] == [1, 2, 1]  # grew while quick, halved once a batch took too long
+
+
+# --- a slow batch keeps its hold (ack timeout 0.3 s: renewed every 0.1 s) ------
+
+
+def test_a_worker_keeps_the_events_of_a_batch_that_outlasts_the_ack_timeout(orders, redis_client):
+    make_consumer("slowpoke", "tests.handlers.slow", orders, ack_timeout=0.3)
+    ids = [publish("orders", {"sleep": 0.1}, type="order.created") for _ in range(6)]
+    busy, other = runner_for("slowpoke"), Worker()
+    batch = take_batch(busy)
+    assert len(batch) == 6  # 0.6 s of work in hand
+    stream = keys.stream("orders")
+    delivery_counts: set[int] = set()
+
+    def other_worker_step() -> None:
+        other.run_once()  # reclaims whatever sits idle past the ack timeout
+        pending = redis_client.xpending_range(stream, "slowpoke", "-", "+", 10)
+        delivery_counts.update(entry["times_delivered"] for entry in pending)
+
+    handle_while(busy, batch, other_worker_step)
+
+    assert Counter(e for e, _, _ in handlers.seen("slow")) == Counter(ids)  # each once
+    assert {attempt for _, attempt, _ in handlers.seen("slow")} == {1}
+    assert delivery_counts == {1}  # renewing the hold is not another delivery
+    assert redis_client.xpending(stream, "slowpoke")["pending"] == 0
+
+
+def test_a_worker_leaves_an_event_another_worker_took_over_to_that_worker(orders, redis_client):
+    make_consumer("slowpoke", "tests.handlers.slow", orders, ack_timeout=0.3)
+    for _ in range(3):
+        publish("orders", {"sleep": 0.12}, type="order.created")
+    runner = runner_for("slowpoke")
+    first, theirs, last = take_batch(runner)
+    stream = keys.stream("orders")
+    # Taken over before its turn came, as another worker's reclaim_stale would.
+    redis_client.xclaim(stream, "slowpoke", "other-worker", 0, [theirs.stream_id])
+
+    runner.handle(handlers.slow, [first, theirs, last])
+
+    assert [e for e, _, _ in handlers.seen("slow")] == [first.envelope["id"], last.envelope["id"]]
+    (entry,) = redis_client.xpending_range(stream, "slowpoke", "-", "+", 10)
+    assert (entry["message_id"].decode(), entry["consumer"].decode()) == (theirs.stream_id, "other-worker")
+    counters = redis_client.hgetall(keys.counters("orders"))
+    assert (counters.get(b"acked:slowpoke"), counters.get(b"errors:slowpoke")) == (b"2", None)
+    assert runner.handled == 2
+
+
+def test_a_worker_keeps_the_retries_of_a_batch_that_outlasts_the_ack_timeout(orders, redis_client):
+    make_consumer("slowpoke", "tests.handlers.slow", orders, ack_timeout=0.3)
+    ids = retried_now("slowpoke", [{"sleep": 0.1}] * 6)
+    busy, other = runner_for("slowpoke"), Worker()
+    batch = take_batch(busy)
+    assert len(batch) == 6 and all(item.from_schedule for item in batch)
+
+    handle_while(busy, batch, other.run_once)  # the other worker takes retries whose lease ran out
+
+    assert Counter(e for e, _, _ in handlers.seen("slow")) == Counter(ids)  # each once
+    assert {attempt for _, attempt, _ in handlers.seen("slow")} == {2}
+    assert redis_client.zcard(keys.retry_schedule("orders", "slowpoke")) == 0
+
+
+def test_a_worker_leaves_a_retry_whose_lease_another_worker_took_to_that_worker(orders, redis_client):
+    make_consumer("slowpoke", "tests.handlers.slow", orders, ack_timeout=0.3)
+    retried_now("slowpoke", [{"sleep": 0.12}] * 3)
+    runner = runner_for("slowpoke")
+    first, theirs, last = take_batch(runner)
+    schedule = keys.retry_schedule("orders", "slowpoke")
+    their_lease = time.time() + 0.3
+    # Leased anew, as another worker's claim_due would once this worker's lease had run out.
+    redis_client.zadd(schedule, {theirs.member: their_lease})
+
+    runner.handle(handlers.slow, [first, theirs, last])
+
+    assert [e for e, _, _ in handlers.seen("slow")] == [first.envelope["id"], last.envelope["id"]]
+    assert redis_client.zrange(schedule, 0, -1, withscores=True) == [(theirs.member.encode(), their_lease)]
+
+
+def test_renewing_a_hold_extends_a_retry_s_lease_and_resets_an_event_s_idle_time_only(orders, redis_client):
+    make_consumer("slowpoke", "tests.handlers.slow", orders, ack_timeout=0.3)
+    retried_now("slowpoke", [{}])
+    publish("orders", {}, type="order.created")
+    runner = runner_for("slowpoke")
+    retry, event = take_batch(runner)
+    first_lease = retry.lease_until
+    time.sleep(0.15)
+
+    held = delivery.refresh_hold(redis_client, "slowpoke", runner.worker_name, [retry, event], 0.3)
+
+    assert held == [retry, event]
+    schedule = keys.retry_schedule("orders", "slowpoke")
+    assert redis_client.zscore(schedule, retry.member) == retry.lease_until >= first_lease + 0.1
+    (entry,) = redis_client.xpending_range(keys.stream("orders"), "slowpoke", "-", "+", 10)
+    assert entry["time_since_delivered"] < 100 and entry["times_delivered"] == 1
+
+
+def runner_for(consumer: str) -> ConsumerRunner:
+    worker = Worker([consumer])
+    worker.refresh()
+    return worker.runners[consumer]
+
+
+def take_batch(runner: ConsumerRunner) -> list[delivery.Delivery]:
+    """Take everything due in one batch, as ``run_once`` does once its batches have grown."""
+    spec, client = runner.spec, get_redis()
+    delivery.ensure_group(client, "orders", spec.name, start="0")
+    return delivery.take(client, spec.name, runner.worker_name, spec.topics, 50, spec.ack_timeout)
+
+
+def retried_now(consumer: str, data: list[dict]) -> list[str]:
+    """Publish events whose first attempt failed: they wait in the consumer's schedule, due now."""
+    client = get_redis()
+    ids = [publish("orders", d, type="order.created") for d in data]
+    delivery.ensure_group(client, "orders", consumer, start="0")
+    settlement = delivery.Settlement(consumer)
+    for item in delivery.read_new(client, consumer, "failed-worker", ("orders",), len(ids), None):
+        settlement.retry(item, time.time())
+    settlement.flush(client)
+    return ids
+
+
+def handle_while(runner: ConsumerRunner, batch: list[delivery.Delivery], step: Callable[[], object]) -> None:
+    """Handle ``batch`` in a thread while this one calls ``step`` (another worker) until it is done."""
+    with ThreadPoolExecutor(1) as pool:
+        handling = pool.submit(runner.handle, handlers.slow, batch)
+        while not handling.done():
+            step()
+            time.sleep(0.02)
+        handling.result()
