@@ -25,6 +25,7 @@ from .security import can_discard, can_replay, staff_page
 PAGE_ROWS = 50
 Status = FailedEvent.Status
 OPEN = [Status.FAILED, Status.FAILED_AGAIN, Status.REPLAYING]
+CLOSED = [status for status in Status.values if status not in OPEN]
 FILTERS = ("consumer", "topic", "type", "q", "since", "until", "status")
 
 
@@ -37,7 +38,10 @@ def matching(filters: dict[str, str]) -> QuerySet[FailedEvent]:
     rows = FailedEvent.objects.select_related("consumer", "topic")
     status = filters.get("status") or "open"
     if status == "open":
-        rows = rows.filter(status__in=OPEN)
+        # Said as "not closed": SQLite cannot search an index for NOT IN, so it walks the
+        # last_failed_at index in page order and stops after a page, where "IN (open
+        # statuses)" made it gather and sort every open row (0.26 s at 100,000 rows).
+        rows = rows.exclude(status__in=CLOSED)
     elif status in Status.values:
         rows = rows.filter(status=status)
     if filters.get("consumer"):
