@@ -66,6 +66,10 @@ class Event:
     key = property(lambda self: self._envelope.get("key"))
     subject = property(lambda self: self._envelope.get("subject"))
 
+    def to_json(self) -> bytes:
+        """The event as a structured-mode CloudEvent: its envelope, as stored, in JSON."""
+        return orjson.dumps(self._envelope)
+
     @property
     def extensions(self) -> dict[str, Any]:
         return {k: v for k, v in self._envelope.items() if k not in _ATTRIBUTES}

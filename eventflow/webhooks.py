@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 import httpx
-import orjson
 
 from .events import Event
 from .handlers import DeliveryFailed
@@ -73,9 +72,9 @@ class WebhookHandler:
     key: bytes = dataclasses.field(default=b"", repr=False)  # empty: requests go unsigned
 
     def __call__(self, event: Event) -> None:
-        # Event keeps the stored envelope; sending it as stored is both the cheapest
-        # and the most faithful body (what the producer published, as Python sees it).
-        body = orjson.dumps(event._envelope)
+        # The envelope as stored: the cheapest and most faithful body (what the
+        # producer published, as a Python handler sees it).
+        body = event.to_json()
         deadline = time.monotonic() + self.timeout
         try:
             with _client().stream(
