@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from eventflow.bench.browser import CHROMIUM_ARGS  # one list of the flags Chromium runs with here
+from dashboard.bench.browser import CHROMIUM_ARGS  # one list of the flags Chromium runs with here
 from tests.conftest import ROOT, process_env
 
 E2E_DIR = Path(__file__).resolve().parent

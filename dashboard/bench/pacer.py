@@ -1,4 +1,4 @@
-"""A steady publisher, run as its own process: ``python -m eventflow.bench.pacer TOPIC RATE``.
+"""A steady publisher, run as its own process: ``python -m dashboard.bench.pacer TOPIC RATE``.
 
 Publishes ``RATE`` events a second with Python ``publish_batch`` (a batch every
 10 ms) until SIGTERM. Each event's data carries its send time (``t``, wall

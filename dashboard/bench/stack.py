@@ -15,12 +15,12 @@ from typing import Any
 from django.conf import settings
 from django.test import Client
 
-from .. import inspection, keys
-from ..connection import get_redis
+from eventflow import inspection, keys
+from eventflow.connection import get_redis
 from .http import Servers
 from .sandbox import Sandbox, wait_until
 
-WEB_APP = "eventflow.bench.webapp:application"  # the project's app with static files, as `serve` runs it
+WEB_APP = "dashboard.bench.webapp:application"  # the project's app with static files, as `serve` runs it
 HEALTH = b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 
@@ -31,7 +31,7 @@ class LiveStack:
         self.sandbox = sandbox
         self.label = label
         self.topic = sandbox.topic(label)
-        self.consumer = sandbox.consumer(label, "eventflow.bench.handlers.noop", self.topic)
+        self.consumer = sandbox.consumer(label, "dashboard.bench.handlers.noop", self.topic)
         self.servers: Servers | None = None
         self.monitor: subprocess.Popen | None = None
         self.worker: subprocess.Popen | None = None
@@ -71,7 +71,7 @@ class LiveStack:
     def start_publishing(self, rate: float) -> None:
         """Publish ``rate`` events a second to the topic, from a process of its own."""
         self.stop_publishing()
-        args = [sys.executable, "-m", "eventflow.bench.pacer", self.topic.name, str(rate)]
+        args = [sys.executable, "-m", "dashboard.bench.pacer", self.topic.name, str(rate)]
         before = self.published()
         self.publisher = self.sandbox.spawn(args)
         if not wait_until(lambda: self.published() > before, timeout=60, interval=0.02):

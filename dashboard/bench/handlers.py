@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from .. import conf
-from ..connection import get_redis
-from ..events import Event
+from eventflow import conf
+from eventflow.connection import get_redis
+from eventflow.events import Event
 
 _latencies: list[float] = []
 _flushed_at = 0.0

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import keys
-from ..connection import get_redis
-from ..publishing import publish_batch
+from eventflow import keys
+from eventflow.connection import get_redis
+from eventflow.publishing import publish_batch
 from .publish import sample_events, stored_payloads
 from .sandbox import Sandbox
 from .table import Figure, Row

@@ -9,13 +9,13 @@ from typing import Any
 
 import orjson
 
-from ..connection import get_redis
-from ..publishing import publish
+from eventflow.connection import get_redis
+from eventflow.publishing import publish
 from .handlers import key
 from .sandbox import Sandbox, wait_until
 from .table import Figure, Row, ratio
 
-RECORDER = "eventflow.bench.handlers.record_latency"
+RECORDER = "dashboard.bench.handlers.record_latency"
 
 ROWS = [
     ("latency_python", "publish → handler p99 at 5,000 ev/s, Python publish", "ms", "≤ 5 ms"),
@@ -82,7 +82,7 @@ def raw_latency(sandbox: Sandbox, rate: float, seconds: float) -> list[float]:
     client = get_redis()
     client.xgroup_create(stream, "raw", id="$", mkstream=True)
     expected = int(rate * seconds)
-    args = ["-m", "eventflow.bench.limits", sandbox.redis_url, stream, "raw", str(expected), key("raw-latency")]
+    args = ["-m", "dashboard.bench.limits", sandbox.redis_url, stream, "raw", str(expected), key("raw-latency")]
     proc = sandbox.spawn([sys.executable, *args])
     if not wait_until(lambda: client.exists(key("raw-latency") + ":ready"), timeout=30, interval=0.01):
         raise RuntimeError("the raw latency reader did not start")

@@ -20,7 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.test import override_settings
 
-from .. import conf, connection, topics
+from eventflow import conf, connection, topics
 
 ROOT = Path(settings.BASE_DIR)
 
@@ -56,7 +56,7 @@ class Sandbox:
         return f"bench-{self.run}-{what}"
 
     def topic(self, what: str, **options: Any):
-        from ..models import Topic
+        from eventflow.models import Topic
 
         # No retention limit unless asked: a benchmark's backlog must not be trimmed under it.
         options.setdefault("retention_max_events", None)
@@ -66,7 +66,7 @@ class Sandbox:
 
     def producer(self, *topic_rows: Any) -> str:
         """Create the run's producer (allowed on ``topic_rows``) and return its token."""
-        from ..models import Producer
+        from eventflow.models import Producer
 
         producer = Producer(name=self.name("producer"))
         self.token = producer.set_new_token()
@@ -76,12 +76,12 @@ class Sandbox:
 
     def producer_for(self, topic_row: Any) -> None:
         """Allow the run's producer on one more topic."""
-        from ..models import Producer
+        from eventflow.models import Producer
 
         Producer.objects.get(name=self.name("producer")).topics.add(topic_row)
 
     def consumer(self, what: str, handler: str, *topic_rows: Any, **options: Any):
-        from ..models import Consumer
+        from eventflow.models import Consumer
 
         consumer = Consumer.objects.create(name=self.name(what), handler=handler, **options)
         consumer.topics.add(*topic_rows)
@@ -153,7 +153,7 @@ class Sandbox:
     def _delete_rows(self) -> None:
         from django.contrib.auth import get_user_model
 
-        from ..models import Consumer, FailedEvent, Producer, Topic
+        from eventflow.models import Consumer, FailedEvent, Producer, Topic
 
         pattern = f"bench-{self.run}-"
         get_user_model().objects.filter(username__startswith=pattern).delete()

@@ -55,11 +55,11 @@ def _staff(sandbox: Sandbox) -> Any:
 
 
 def _flow_at_scale(sandbox: Sandbox, client: Client, size: int, runs: int) -> tuple[Figure, Figure]:
-    from .. import monitor
+    from eventflow import monitor
 
     for n in range(size):
         topic = sandbox.topic(f"t{n}")
-        sandbox.consumer(f"c{n}", "eventflow.bench.handlers.noop", topic)
+        sandbox.consumer(f"c{n}", "dashboard.bench.handlers.noop", topic)
     watcher = monitor.Monitor()
     ticks, pages = [], []
     for _ in range(runs):
@@ -77,12 +77,12 @@ def _flow_at_scale(sandbox: Sandbox, client: Client, size: int, runs: int) -> tu
 def _failed_at_scale(
     sandbox: Sandbox, client: Client, user: Any, count: int, replayed: int, runs: int
 ) -> tuple[Figure, Figure]:
-    from .. import failures
-    from ..models import Consumer, FailedEvent, Topic
+    from eventflow import failures
+    from eventflow.models import Consumer, FailedEvent, Topic
 
     topic = Topic.objects.get(name=sandbox.name("t0"))
     consumer = Consumer.objects.get(name=sandbox.name("c0"))
-    other = sandbox.consumer("c-replayed", "eventflow.bench.handlers.noop", topic)
+    other = sandbox.consumer("c-replayed", "dashboard.bench.handlers.noop", topic)
     now = timezone.now()
     rows = [
         FailedEvent(

@@ -9,15 +9,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .. import keys
-from ..connection import get_redis
-from ..publishing import publish_batch
+from eventflow import keys
+from eventflow.connection import get_redis
+from eventflow.publishing import publish_batch
 from . import limits
 from .publish import sample_events
 from .sandbox import Sandbox, wait_until
 from .table import Figure, Row, ratio
 
-NOOP = "eventflow.bench.handlers.noop"
+NOOP = "dashboard.bench.handlers.noop"
 
 
 def _fill(topic: str, count: int) -> None:

@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any
 
-from ..connection import get_redis
+from eventflow.connection import get_redis
 from .latency import paced, percentile
 from .sandbox import Sandbox, wait_until
 from .table import Figure, Row, ratio
@@ -69,7 +69,7 @@ def _configure(sandbox: Sandbox) -> Any:
 
 
 def _worker(sandbox: Sandbox) -> Any:
-    args = [sys.executable, "-m", "celery", "-A", "eventflow.bench.celery_app", "worker", "--pool", "solo",
+    args = [sys.executable, "-m", "celery", "-A", "dashboard.bench.celery_app", "worker", "--pool", "solo",
             "--loglevel", "WARNING", "--without-heartbeat", "--without-gossip", "--without-mingle"]  # fmt: skip
     return sandbox.spawn(args, **_env(sandbox))
 

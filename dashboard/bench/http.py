@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 from django.conf import settings
 
-from .. import keys
-from ..connection import get_redis
+from eventflow import keys
+from eventflow.connection import get_redis
 from . import loadgen
 from .handlers import key
 from .latency import latencies, percentile, start_recorder
@@ -35,7 +35,7 @@ ROWS = [
     ),
     ("latency_http", "publish → handler p99 at 5,000 ev/s, HTTP", "ms", "≤ 10 ms"),
 ]
-RAW_APP = "eventflow.bench.limits:raw_app"
+RAW_APP = "dashboard.bench.limits:raw_app"
 PER_REQUEST = 10  # events per request in the latency run: one per request saturates daphne near 1k req/s here
 URL = "/api/v1/topics/{}/events"
 

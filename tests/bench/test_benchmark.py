@@ -11,7 +11,7 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from eventflow.bench.runner import ORDER
+from dashboard.bench.runner import ORDER
 
 pytestmark = [pytest.mark.processes, pytest.mark.django_db(transaction=True)]
 
@@ -61,14 +61,14 @@ def test_an_unknown_section_is_refused_with_the_known_ones(capsys):
 
 
 def test_the_longest_wait_counts_the_edges_of_the_window():
-    from eventflow.bench.tabs import _longest_gap
+    from dashboard.bench.tabs import _longest_gap
 
     assert _longest_gap([10.5, 11.4], start=10.0, end=13.0) == pytest.approx(1.6)
     assert _longest_gap([], start=10.0, end=12.0) == pytest.approx(2.0)
 
 
 def test_messages_are_counted_per_whole_second():
-    from eventflow.bench.tabs import _per_second
+    from dashboard.bench.tabs import _per_second
 
     assert _per_second([0.0, 0.2, 0.9, 1.1, 2.5], seconds=3.0) == [3, 1, 1]
 
@@ -76,7 +76,7 @@ def test_messages_are_counted_per_whole_second():
 def test_the_websocket_client_reads_fragmented_and_long_text_messages_and_answers_pings():
     import asyncio
 
-    from eventflow.bench import wsclient
+    from dashboard.bench import wsclient
 
     long_text = b"x" * 70_000
     frames = (
@@ -110,7 +110,7 @@ def test_the_websocket_client_reads_fragmented_and_long_text_messages_and_answer
 def test_cpu_and_memory_of_a_process_are_read_from_proc():
     import os
 
-    from eventflow.bench.procstat import cpu_seconds, rss
+    from dashboard.bench.procstat import cpu_seconds, rss
 
     assert cpu_seconds(os.getpid()) > 0
     assert rss(os.getpid()) > 10_000_000

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from eventflow.bench import runner
-from eventflow.bench.table import render
+from dashboard.bench import runner
+from dashboard.bench.table import render
 
 
 class Command(BaseCommand):
