@@ -35,6 +35,7 @@ def measure(sandbox: Sandbox, plan: Any) -> list[Row]:
     p99 = _latency(sandbox, app, celery_rate, plan.latency_seconds)
     queue = f"{sandbox.prefix}celery"  # kombu keeps its bindings outside our prefix
     get_redis().unlink(f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
+    sandbox.context["celery_drain"] = rate_figure
     ours = sandbox.context.get("delivery")
     peer_path = ROWS[1][1].replace("1,000", f"{celery_rate:,.0f}")
     r = ratio(ours, rate_figure)

@@ -41,8 +41,12 @@ def measure(sandbox: Sandbox, plan: Any) -> list[Row]:
     quick = plan.quick
     runs = 2 if quick else plan.runs
     singles, batches = (300, 2_000) if quick else (5_000, 50_000)
-    single, single_limit = _interleaved(runs, lambda: _single(topic, singles), lambda: _raw_single(topic, singles))
-    batch, batch_limit = _interleaved(runs, lambda: _batch(topic, batches), lambda: _raw_batch(topic, batches))
+    single, single_limit = _interleaved(
+        runs, lambda: eventflow_single(topic, singles), lambda: _raw_single(topic, singles)
+    )
+    batch, batch_limit = _interleaved(
+        runs, lambda: eventflow_batch(topic, batches), lambda: _raw_batch(topic, batches)
+    )
     return [
         _row(
             "python_publish_batch",
@@ -91,7 +95,8 @@ def _clean(topic: str) -> None:
     get_redis().unlink(keys.stream(topic))
 
 
-def _single(topic: str, count: int) -> float:
+def eventflow_single(topic: str, count: int) -> float:
+    """Events/s through Python ``publish``, one at a time."""
     import time
 
     events = sample_events(count)
@@ -103,7 +108,8 @@ def _single(topic: str, count: int) -> float:
     return rate
 
 
-def _batch(topic: str, count: int) -> float:
+def eventflow_batch(topic: str, count: int) -> float:
+    """Events/s through ``publish_batch``, ``BATCH`` events per call."""
     import time
 
     events = sample_events(count)

@@ -46,7 +46,7 @@ Section = Callable[[Sandbox, Plan], list[Row]]
 
 def sections() -> list[tuple[str, Section, list[tuple[str, str, str, str]]]]:
     """Each section with the rows it owes (key, path, unit, target) if it fails."""
-    from . import celery_peer, dashboard, delivery, http, latency, live, memory, publish
+    from . import celery_peer, dashboard, delivery, http, latency, live, memory, peers, publish
 
     return [
         ("python publish", publish.measure, publish.ROWS),
@@ -54,6 +54,7 @@ def sections() -> list[tuple[str, Section, list[tuple[str, str, str, str]]]]:
         ("latency", latency.measure, latency.ROWS),
         ("http publish", http.measure, http.ROWS),
         ("celery", celery_peer.measure, celery_peer.ROWS),
+        ("peers", peers.measure, peers.ROWS),  # after Celery: its drain joins the peers' drain row
         # Before the 1,000-topic dashboard section: the monitor here samples only this run's topics.
         ("live dashboard and soak", live.measure, live.ROWS),
         ("dashboard", dashboard.measure, dashboard.ROWS),
@@ -95,6 +96,11 @@ ORDER = [
     "latency_python",
     "latency_http",
     "latency_celery",
+    "peers_batch",
+    "peers_single",
+    "peers_drain",
+    "peers_p99_1k",
+    "peers_p99_5k",
     "browser_visible",
     "dashboard_tabs",
     "overview_page",

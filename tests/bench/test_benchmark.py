@@ -115,3 +115,28 @@ def test_cpu_and_memory_of_a_process_are_read_from_proc():
     assert cpu_seconds(os.getpid()) > 0
     assert rss(os.getpid()) > 10_000_000
     assert cpu_seconds(2**22 + 1) == 0.0 and rss(2**22 + 1) == 0
+
+
+# --- the peer brokers (RabbitMQ, NATS JetStream) ---------------------------------------------
+
+
+def test_a_peer_whose_server_does_not_answer_is_left_out_with_the_reason():
+    from dashboard.bench import peer_clients
+    from dashboard.bench.peers import Peer
+
+    peer = Peer(peer_clients.NATS, "nats", "nats://127.0.0.1:9", "nats")
+
+    reason = peer.unavailable()
+
+    assert reason and ("did not answer" in reason or "not installed" in reason)
+
+
+def test_the_peer_rows_divide_by_the_best_peer_and_invert_for_latencies():
+    from dashboard.bench.peers import _row
+
+    rates = _row("peers_drain", "drain", "ev/s", {"EventFlow": [300.0], "A": [100.0], "B": [50.0]}, {})
+    p99 = _row("peers_p99_1k", "p99", "ms", {"EventFlow": [0.5], "A": [2.0], "B": [1.0]}, {"C": "not installed"})
+
+    assert (rates.limit_label, rates.ratio, rates.met) == ("best peer: A", 3.0, True)
+    assert (p99.limit_label, p99.ratio, p99.met) == ("best peer: B", 2.0, False)
+    assert "C: not installed" in p99.note and "A 2.00 ms" in p99.note

@@ -37,7 +37,10 @@ class Command(BaseCommand):
         started = time.time()
         rows = runner.run(quick, say=lambda line: self.stderr.write(line), only=only)
         scope = f"; only {', '.join(only)}" if only else ""
-        title = f"EventFlow benchmark ({'quick' if quick else 'full'}{scope}), {time.time() - started:.0f} s"
+        title = (
+            f"EventFlow benchmark ({'quick' if quick else 'full'}{scope}), {time.time() - started:.0f} s; "
+            f"Redis {_redis_version()}, persistence: {redis_persistence()}"
+        )
         self.stdout.write(render(rows, title))
         if json:
             _write_json(Path(json), rows, quick, started, only)
@@ -54,14 +57,17 @@ def _require_migrated() -> None:
 
 
 def _write_json(path: Path, rows: list, quick: bool, started: float, only: list[str] | None) -> None:
-    from eventflow.connection import get_redis
-
     document = {
         "mode": "quick" if quick else "full",
         "sections": only or runner.section_names(),
         "started_at": started,
         "seconds": time.time() - started,
-        "machine": {"python": platform.python_version(), "cpus": _cpus(), "redis": _redis_version(get_redis)},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": _cpus(),
+            "redis": _redis_version(),
+            "persistence": redis_persistence(),
+        },
         "rows": [row.as_dict() for row in rows],
     }
     path.write_text(json.dumps(document, indent=2, ensure_ascii=False))
@@ -73,9 +79,24 @@ def _cpus() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def _redis_version(get_redis) -> str:
+def _redis_version() -> str:
+    from eventflow.connection import get_redis
+
     try:
         info = get_redis().info("server")
     except Exception:  # noqa: BLE001 - the version is a nicety
         return "unknown"
     return f"{info.get('redis_version', '?')} ({info.get('server_name', 'redis')})"
+
+
+def redis_persistence() -> str:
+    """What the measured Redis keeps on disk ("AOF everysec", "RDB only", "none"): figures depend on it."""
+    from eventflow.connection import get_redis
+
+    try:
+        config = get_redis().config_get("appendonly", "appendfsync", "save")
+    except Exception:  # noqa: BLE001 - managed servers may refuse CONFIG; say so rather than guess
+        return "unknown (CONFIG GET refused)"
+    if config.get("appendonly") == "yes":
+        return f"AOF {config.get('appendfsync', '?')}"
+    return "RDB snapshots only" if config.get("save") else "none"
