@@ -15,15 +15,17 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
+from eventflow.connection import get_redis
 from eventflow.publishing import publish
 from . import peer_clients as clients
 from .delivery import eventflow_rate
 from .latency import percentile, python_latency
 from .publish import eventflow_batch, eventflow_single, sample_events, stored_payloads
-from .sandbox import Sandbox
+from .sandbox import Sandbox, wait_until
 from .table import Figure, Row
 
 AMQP_URL = os.environ.get("BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -112,6 +114,58 @@ class Peer:
         return json.loads(line)
 
 
+class DramatiqPeer:
+    """Dramatiq on the same Redis: one publish at a time (it has no batch API) and a one-process drain."""
+
+    name = "Dramatiq"
+    settings = "Redis broker, one worker process with 1 thread, no retries, no results"
+
+    def unavailable(self) -> str | None:
+        return clients.missing_client("dramatiq")
+
+    def _env(self, sandbox: Sandbox) -> dict[str, str]:
+        return {
+            "DRAMATIQ_REDIS_URL": sandbox.redis_url,
+            "EVENTFLOW_BENCH_QUEUE": f"{sandbox.prefix}dramatiq",
+            "EVENTFLOW_BENCH_KEY": f"{sandbox.prefix}dramatiq-bench",
+        }
+
+    def _actor(self, sandbox: Sandbox):
+        os.environ.update(self._env(sandbox))
+        from . import dramatiq_app
+
+        return dramatiq_app.noop
+
+    def single_rate(self, sandbox: Sandbox, count: int) -> float:
+        actor = self._actor(sandbox)
+        start = time.perf_counter()
+        for _ in range(count):
+            actor.send()
+        rate = count / (time.perf_counter() - start)
+        actor.broker.flush_all()
+        return rate
+
+    def drain_rate(self, sandbox: Sandbox, count: int) -> float:
+        actor = self._actor(sandbox)
+        actor.send("first")
+        for _ in range(count - 2):
+            actor.send()
+        actor.send("last")
+        args = [sys.executable, "-m", "dramatiq", "dashboard.bench.dramatiq_app", "--processes", "1", "--threads", "1"]
+        proc = sandbox.spawn(args, **self._env(sandbox))
+        mark = f"{sandbox.prefix}dramatiq-bench"
+        client = get_redis()
+        try:
+            if not wait_until(lambda: client.exists(f"{mark}:last"), timeout=180, interval=0.01):
+                raise RuntimeError("the Dramatiq worker did not finish within 180 s")
+            first, last = float(client.get(f"{mark}:first")), float(client.get(f"{mark}:last"))
+        finally:
+            sandbox.stop(proc)
+            client.unlink(f"{mark}:first", f"{mark}:last")
+            actor.broker.flush_all()
+        return (count - 1) / (last - first)
+
+
 def sandbox_root() -> str:
     from .sandbox import ROOT
 
@@ -132,10 +186,10 @@ def measure(sandbox: Sandbox, plan: Any) -> list[Row]:
         else:
             reachable.append(peer)
     runs = 1 if plan.quick else 3
-    counts = {"batch": 2_000, "single": 300, "drain": 3_000} if plan.quick else {
-        "batch": 20_000, "single": 3_000, "drain": 50_000}  # fmt: skip
+    counts = {"batch": 2_000, "single": 300, "drain": 3_000, "dramatiq": 300} if plan.quick else {
+        "batch": 20_000, "single": 3_000, "drain": 50_000, "dramatiq": 5_000}  # fmt: skip
     topic = sandbox.topic("peers").name
-    bodies = {kind: stored_payloads(sample_events(n), topic) for kind, n in counts.items()}
+    bodies = {kind: stored_payloads(sample_events(counts[kind]), topic) for kind in ("batch", "single", "drain")}
     figures: dict[str, dict[str, list[float]]] = {row[0]: {} for row in ROWS}
 
     def note(row: str, who: str, value: float) -> None:
@@ -157,6 +211,14 @@ def measure(sandbox: Sandbox, plan: Any) -> list[Row]:
             note("peers_drain", peer.info.name, peer.drain_rate(sandbox, name, bodies["drain"]))
             for rate in rates:
                 note(_latency_key(rate), peer.info.name, peer.p99_ms(sandbox, name, rate, seconds))
+    dramatiq = DramatiqPeer()
+    reason = dramatiq.unavailable()
+    if reason:
+        absent[dramatiq.name] = reason
+    else:
+        for n in range(runs):
+            note("peers_single", dramatiq.name, dramatiq.single_rate(sandbox, counts["single"]))
+            note("peers_drain", dramatiq.name, dramatiq.drain_rate(sandbox, counts["dramatiq"]))
     celery = sandbox.context.get("celery_drain")
     if celery is not None:
         figures["peers_drain"]["Celery 5"] = [celery.median]
@@ -184,6 +246,7 @@ def _row(key: str, path: str, unit: str, samples: dict[str, list[float]], absent
     parts = [f"{who} {_short(f.median, unit)}" for who, f in theirs.items()]
     parts += [f"{who}: {reason}" for who, reason in absent.items()]
     settings = "; ".join(f"{p.info.name} ({p.info.client}): {p.info.settings}" for p in peers())
+    settings += f"; Dramatiq: {DramatiqPeer.settings}"
     return Row(
         key=key,
         path=path,
