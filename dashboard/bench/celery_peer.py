@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from eventflow.connection import get_redis
+
 from .latency import paced, percentile
 from .sandbox import Sandbox, wait_until
 from .table import Figure, Row, ratio

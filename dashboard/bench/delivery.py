@@ -12,6 +12,7 @@ from typing import Any
 from eventflow import keys
 from eventflow.connection import get_redis
 from eventflow.publishing import publish_batch
+
 from . import limits
 from .publish import sample_events
 from .sandbox import Sandbox, wait_until

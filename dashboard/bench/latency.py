@@ -11,6 +11,7 @@ import orjson
 
 from eventflow.connection import get_redis
 from eventflow.publishing import publish
+
 from .handlers import key
 from .sandbox import Sandbox, wait_until
 from .table import Figure, Row, ratio

@@ -7,6 +7,7 @@ from typing import Any
 from eventflow import keys
 from eventflow.connection import get_redis
 from eventflow.publishing import publish_batch
+
 from .publish import sample_events, stored_payloads
 from .sandbox import Sandbox
 from .table import Figure, Row

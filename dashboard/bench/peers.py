@@ -21,6 +21,7 @@ from typing import Any
 
 from eventflow.connection import get_redis
 from eventflow.publishing import publish
+
 from . import peer_clients as clients
 from .delivery import eventflow_rate
 from .latency import percentile, python_latency
@@ -216,7 +217,7 @@ def measure(sandbox: Sandbox, plan: Any) -> list[Row]:
     if reason:
         absent[dramatiq.name] = reason
     else:
-        for n in range(runs):
+        for _ in range(runs):
             note("peers_single", dramatiq.name, dramatiq.single_rate(sandbox, counts["single"]))
             note("peers_drain", dramatiq.name, dramatiq.drain_rate(sandbox, counts["dramatiq"]))
     celery = sandbox.context.get("celery_drain")

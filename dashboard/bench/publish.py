@@ -10,6 +10,7 @@ from eventflow import keys
 from eventflow.connection import get_redis
 from eventflow.publishing import publish, publish_batch
 from eventflow.validation import new_event_id, now_rfc3339
+
 from . import limits
 from .sandbox import Sandbox
 from .table import Figure, Row, ratio

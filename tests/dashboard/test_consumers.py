@@ -11,8 +11,7 @@ from dashboard import live
 from dashboard.asgi import application
 from eventflow.models import FailedEvent
 from eventflow.publishing import publish
-
-from .conftest import subscribe
+from tests.helpers import subscribe
 
 ORIGIN = (b"origin", b"http://localhost")
 
@@ -228,8 +227,7 @@ def test_an_open_event_page_gets_its_delivery_matrix_pushed_as_it_changes(
 ):
     from eventflow import keys
     from eventflow.connection import get_redis
-
-    from .conftest import take
+    from tests.helpers import take
 
     headers = session_headers(client, staff_user)
     subscribe(billing)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from eventflow import keys
 from eventflow.connection import get_redis
 from eventflow.publishing import publish
-
-from .conftest import subscribe
+from tests.helpers import subscribe
 
 
 def htmx_get(client, url: str, target: str):

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from dashboard.bench.browser import CHROMIUM_ARGS  # one list of the flags Chromium runs with here
-from tests.conftest import ROOT, process_env
+from tests.helpers import ROOT, process_env
 
 E2E_DIR = Path(__file__).resolve().parent
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from eventflow.models import FailedEvent
 from tests import handlers
-from tests.conftest import make_consumer
+from tests.helpers import make_consumer
 
 from .conftest import log_in
 

@@ -16,7 +16,7 @@ import pytest
 
 from eventflow import publish
 from eventflow.models import Consumer, FailedEvent, Topic
-from tests.conftest import make_consumer
+from tests.helpers import make_consumer
 
 from .conftest import log_in
 

@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from eventflow import connection, keys
 from eventflow.models import Consumer, FailedEvent, Producer, Topic
-from tests.conftest import publish_status
+from tests.helpers import publish_status
 
 TOKEN = re.compile(r"<code>(ef_[A-Za-z0-9_-]+)</code>")
 

@@ -11,7 +11,7 @@ from django.core.management import call_command
 
 from eventflow import keys
 from eventflow.models import Consumer, Producer, Topic
-from tests.conftest import make_consumer
+from tests.helpers import make_consumer
 
 MODELS = ["eventflow.Topic", "eventflow.Producer", "eventflow.Consumer"]
 

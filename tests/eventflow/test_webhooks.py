@@ -18,8 +18,8 @@ from django.urls import reverse
 from eventflow import failures, keys, publish
 from eventflow.models import Consumer, FailedEvent
 from eventflow.worker import Worker
-from tests.conftest import drain, free_port, make_consumer, wait_for
 from tests.eventflow.test_admin import consumer_form, fast_passwords  # noqa: F401 - fast_passwords is autouse
+from tests.helpers import drain, free_port, make_consumer, wait_for
 
 SECRET = "a-long-enough-shared-secret"
 WHSEC = "whsec_" + base64.b64encode(b"twenty-four random bytes").decode()

@@ -40,7 +40,7 @@ import redis
 from django.db import connection
 
 from eventflow import keys
-from tests.conftest import ROOT, free_port, process_env, wait_for
+from tests.helpers import ROOT, free_port, process_env, wait_for
 from tests.reliability import handlers
 
 LONG = os.environ.get("EVENTFLOW_LONG") == "1"

@@ -19,7 +19,7 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 PUBLIC = {
     "eventflow:health": "liveness for load balancers",

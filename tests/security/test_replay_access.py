@@ -13,7 +13,7 @@ from django.test import Client
 
 from eventflow import keys
 from eventflow.models import FailedEvent
-from tests.conftest import make_consumer
+from tests.helpers import make_consumer
 
 DOORS = ["/api/v1/failed-events/{}/replay", "/failed/{}/replay"]
 

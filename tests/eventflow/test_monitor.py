@@ -11,9 +11,7 @@ from eventflow import monitor as monitor_module
 from eventflow.connection import get_redis
 from eventflow.models import FailedEvent
 from eventflow.publishing import publish
-from tests.conftest import make_consumer
-
-from .conftest import consumer_state, subscribe, take
+from tests.helpers import consumer_state, make_consumer, subscribe, take
 
 
 def beat(*consumers: str, worker_id: str = "w1") -> None:

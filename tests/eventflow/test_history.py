@@ -8,10 +8,8 @@ from eventflow import keys
 from eventflow.connection import get_redis
 from eventflow.monitor import Monitor
 from eventflow.publishing import publish
-from tests.conftest import make_consumer
-
-from .conftest import consumer_state, subscribe
-from .test_monitor import beat
+from tests.eventflow.test_monitor import beat
+from tests.helpers import consumer_state, make_consumer, subscribe
 
 
 def remember(consumer: str, seconds_ago: range, **fields_at) -> None:
