@@ -34,6 +34,7 @@ from .connection import acall, get_async_redis
 from .errors import BrokerUnavailable, MalformedRequest, PublishError, TooLarge
 from .models import hash_token
 from .publishing import _STORE, prepare, unavailable
+from .status import arefuse_if_evicting
 from .tokens import Identity, require_topic_permission
 from .topics import TopicSpec
 
@@ -114,6 +115,7 @@ async def _publish(topic: str, identity: Identity, guard: str, meta: dict, body:
         await sync_to_async(tokens.spend_rate)(identity, len(events))
     batch = prepare(spec, events, source=identity.name, guard=guard)
     try:
+        await arefuse_if_evicting()
         replies = await _store(batch.keys, batch.args)
     except redis.ResponseError as exc:
         if str(exc).startswith("STALE"):
