@@ -200,7 +200,7 @@ def prepare(spec: TopicSpec, attributes: list[dict], *, source: str, guard: str 
     limit = conf.get("MAX_BATCH_EVENTS")
     if len(attributes) > limit:
         raise TooLarge(f"{len(attributes)} events is over the batch limit of {limit}")
-    name = spec.name
+    name = spec.stream  # the topic's Redis identity: a renamed topic keeps its stream
     script_keys = [keys.stream(name), keys.counters(name), keys.auth_generation(name)]
     args: list[Any] = [conf.get("DEDUP_WINDOW"), source, len(attributes), guard]
     envelopes = []

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 
 import redis
-from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
 from django.dispatch import receiver
 
 from . import topics
-from .models import Consumer, Producer, Topic
+from .models import Consumer, Producer, Topic, free_identity
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +29,27 @@ post_delete.connect(_expire_token_checks, sender=Producer, dispatch_uid="eventfl
 m2m_changed.connect(_expire_token_checks, sender=Producer.topics.through, dispatch_uid="eventflow-producer-topics")
 
 
+@receiver(pre_save, sender=Topic, dispatch_uid="eventflow-topic-identity")
+@receiver(pre_save, sender=Consumer, dispatch_uid="eventflow-consumer-identity")
+def assign_redis_identity(sender, instance, raw=False, **kwargs) -> None:
+    """Give a new topic (consumer) its Redis identity once: its name at creation, never changed after.
+
+    Runs for ``loaddata`` too (``raw``), where a fixture without the field leaves it blank.
+    """
+    field_name = "stream_name" if sender is Topic else "group_name"
+    if not getattr(instance, field_name):
+        setattr(instance, field_name, free_identity(sender, field_name, instance.name))
+    if sender is Topic and instance.pk is not None and not raw:
+        # A renamed topic: producers' cached permission checks name the old name.
+        instance._renamed = Topic.objects.filter(pk=instance.pk).exclude(name=instance.name).exists()
+
+
+@receiver(post_save, sender=Topic, dispatch_uid="eventflow-topic-renamed")
+def _expire_token_checks_on_rename(sender, instance, **kwargs) -> None:
+    if getattr(instance, "_renamed", False):
+        _expire_token_checks()
+
+
 @receiver(m2m_changed, sender=Consumer.topics.through, dispatch_uid="eventflow-subscriptions")
 def create_groups(sender, instance, action, pk_set, **kwargs) -> None:
     """A new subscription starts at the events published from now on.
@@ -41,11 +62,11 @@ def create_groups(sender, instance, action, pk_set, **kwargs) -> None:
     from .delivery import ensure_group
 
     if isinstance(instance, Consumer):
-        pairs = [(name, instance.name) for name in Topic.objects.filter(pk__in=pk_set).values_list("name", flat=True)]
+        streams = Topic.objects.filter(pk__in=pk_set).values_list("stream_name", flat=True)
+        pairs = [(stream, instance.group_name) for stream in streams]
     else:
-        pairs = [
-            (instance.name, name) for name in Consumer.objects.filter(pk__in=pk_set).values_list("name", flat=True)
-        ]
+        groups = Consumer.objects.filter(pk__in=pk_set).values_list("group_name", flat=True)
+        pairs = [(instance.stream_name, group) for group in groups]
     try:
         client = get_redis()
         for topic, consumer in pairs:

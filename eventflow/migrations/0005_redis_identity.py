@@ -1,0 +1,45 @@
+"""Topics and consumers get a Redis identity that renames leave alone (issue 9, case 7).
+
+Existing rows get their current name: the keys and groups they already have
+in Redis keep working, nothing in Redis is touched.
+"""
+
+from django.db import migrations, models
+
+
+def name_is_identity(apps, schema_editor):
+    for model_name, field_name in (("Topic", "stream_name"), ("Consumer", "group_name")):
+        model = apps.get_model("eventflow", model_name)
+        model.objects.update(**{field_name: models.F("name")})
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("eventflow", "0004_consumer_webhooks"),
+    ]
+
+    operations = [
+        migrations.AddField(
+            model_name="topic",
+            name="stream_name",
+            field=models.CharField(default="", editable=False, max_length=110),
+            preserve_default=False,
+        ),
+        migrations.AddField(
+            model_name="consumer",
+            name="group_name",
+            field=models.CharField(default="", editable=False, max_length=110),
+            preserve_default=False,
+        ),
+        migrations.RunPython(name_is_identity, migrations.RunPython.noop),
+        migrations.AlterField(
+            model_name="topic",
+            name="stream_name",
+            field=models.CharField(editable=False, max_length=110, unique=True),
+        ),
+        migrations.AlterField(
+            model_name="consumer",
+            name="group_name",
+            field=models.CharField(editable=False, max_length=110, unique=True),
+        ),
+    ]
