@@ -311,7 +311,10 @@ class Worker:
                 idle = 0.0
             except redis.ResponseError as exc:
                 if "NOGROUP" in str(exc):
-                    runner.forget_groups()  # Redis lost its data; recreate the groups
+                    # Redis lost its data, or the consumer was deleted or unsubscribed (its group
+                    # removed on purpose): only groups the configuration still wants come back.
+                    self._safely(self.refresh)
+                    runner.forget_groups()
                     continue
                 found, idle = False, self._backoff(idle, exc)
             except (redis.ConnectionError, redis.TimeoutError) as exc:
