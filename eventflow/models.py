@@ -58,7 +58,7 @@ class Topic(models.Model):
         max_length=100,
         unique=True,
         validators=[name_validator],
-        help_text="Used in URLs and stream keys: lowercase letters, digits, . _ -",
+        help_text="Used in URLs: lowercase letters, digits, . _ -. Renaming keeps its events and subscribers.",
     )
     description = models.TextField(blank=True)
     retention_max_events = models.PositiveIntegerField(

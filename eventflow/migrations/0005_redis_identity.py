@@ -4,6 +4,7 @@ Existing rows get their current name: the keys and groups they already have
 in Redis keep working, nothing in Redis is touched.
 """
 
+import django.core.validators
 from django.db import migrations, models
 
 
@@ -41,5 +42,20 @@ class Migration(migrations.Migration):
             model_name="consumer",
             name="group_name",
             field=models.CharField(editable=False, max_length=110, unique=True),
+        ),
+        migrations.AlterField(
+            model_name="topic",
+            name="name",
+            field=models.CharField(
+                help_text="Used in URLs: lowercase letters, digits, . _ -. Renaming keeps its events and subscribers.",
+                max_length=100,
+                unique=True,
+                validators=[
+                    django.core.validators.RegexValidator(
+                        "^[a-z0-9][a-z0-9._-]{0,99}\\Z",
+                        "Use 1–100 lowercase letters, digits, dots, dashes or underscores, starting with a letter or digit.",
+                    )
+                ],
+            ),
         ),
     ]

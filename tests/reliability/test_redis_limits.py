@@ -102,6 +102,7 @@ def test_health_warns_with_the_figures_when_redis_memory_is_nearly_full(small_re
     assert warning["level"] == "warning"
     assert memory["used"] >= 0.9 * memory["max"] and memory["max"] == 2 * 1024 * 1024
     assert "% full" in warning["message"] and "of 2.0 MB" in warning["message"]
+    print(f"\n[nearly full] {warning['message']}")
 
 
 # --- case 3: Redis that may evict --------------------------------------------------------
