@@ -19,8 +19,9 @@ class TopicAdmin(admin.ModelAdmin):
     list_display = ["name", "active", "retention", "max_event_bytes", "has_schema", "producer_count", "consumer_count"]
     list_filter = ["active"]
     search_fields = ["name", "description"]
+    readonly_fields = ["stream_name"]
     fieldsets = [
-        (None, {"fields": ["name", "description", "active"]}),
+        (None, {"fields": ["name", "description", "active", "stream_name"]}),
         ("Retention", {"fields": ["retention_max_events", "retention_max_age"]}),
         ("Validation", {"fields": ["max_event_bytes", "data_schema"]}),
     ]
@@ -130,8 +131,9 @@ class ConsumerAdmin(admin.ModelAdmin):
     search_fields = ["name", "description", "handler"]
     filter_horizontal = ["topics"]
     actions = ["pause", "resume", "delete_selected"]
+    readonly_fields = ["group_name"]
     fieldsets = [
-        (None, {"fields": ["name", "description", "topics", "paused"]}),
+        (None, {"fields": ["name", "description", "topics", "paused", "group_name"]}),
         ("Handler", {"fields": ["kind", "handler", "webhook_secret", "event_types"]}),
         ("Retries", {"fields": ["max_attempts", "retry_initial", "retry_factor", "retry_max", "ack_timeout"]}),
         ("Health", {"fields": ["stall_threshold", "failure_threshold"]}),

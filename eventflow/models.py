@@ -85,7 +85,13 @@ class Topic(models.Model):
     active = models.BooleanField(default=True, help_text="Inactive topics refuse new events (403).")
     # Its streams' and keys' name in Redis: the name it was created with, kept across renames
     # (renaming must not strand the backlog in a stream nobody reads).
-    stream_name = models.CharField(max_length=IDENTITY_MAX_LENGTH, unique=True, editable=False)
+    stream_name = models.CharField(
+        "Redis identity",
+        max_length=IDENTITY_MAX_LENGTH,
+        unique=True,
+        editable=False,
+        help_text="The name it was created with; its stream and keys keep it when it is renamed.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = NamedManager()
@@ -219,7 +225,13 @@ class Consumer(models.Model):
     paused = models.BooleanField(default=False, help_text="Paused consumers keep their backlog; resuming drains it.")
     # Its consumer groups' (and retry schedules', counters') name in Redis: the name it was
     # created with, kept across renames (a new group would deliver every retained event again).
-    group_name = models.CharField(max_length=IDENTITY_MAX_LENGTH, unique=True, editable=False)
+    group_name = models.CharField(
+        "Redis identity",
+        max_length=IDENTITY_MAX_LENGTH,
+        unique=True,
+        editable=False,
+        help_text="The name it was created with; its consumer groups keep it when it is renamed.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = NamedManager()

@@ -238,7 +238,7 @@ class Worker:
             else:
                 runner.spec = spec
         for gone in set(self.runners) - {s.name for s in specs}:
-            self.runners.pop(gone)
+            self.runners.pop(gone, None)  # a runner thread meeting NOGROUP refreshes too
 
     def run_once(self) -> bool:
         """Refresh, then give every consumer one step; return True if any had work."""

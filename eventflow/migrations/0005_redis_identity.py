@@ -36,12 +36,24 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name="topic",
             name="stream_name",
-            field=models.CharField(editable=False, max_length=110, unique=True),
+            field=models.CharField(
+                "Redis identity",
+                editable=False,
+                help_text="The name it was created with; its stream and keys keep it when it is renamed.",
+                max_length=110,
+                unique=True,
+            ),
         ),
         migrations.AlterField(
             model_name="consumer",
             name="group_name",
-            field=models.CharField(editable=False, max_length=110, unique=True),
+            field=models.CharField(
+                "Redis identity",
+                editable=False,
+                help_text="The name it was created with; its consumer groups keep it when it is renamed.",
+                max_length=110,
+                unique=True,
+            ),
         ),
         migrations.AlterField(
             model_name="topic",
