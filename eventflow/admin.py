@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import redis
 from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 
-from . import failures
+from . import failures, lanes
 from .models import Consumer, FailedEvent, Producer, Topic
 
 
@@ -18,8 +19,9 @@ class TopicAdmin(admin.ModelAdmin):
     list_display = ["name", "active", "retention", "max_event_bytes", "has_schema", "producer_count", "consumer_count"]
     list_filter = ["active"]
     search_fields = ["name", "description"]
+    readonly_fields = ["stream_name"]
     fieldsets = [
-        (None, {"fields": ["name", "description", "active"]}),
+        (None, {"fields": ["name", "description", "active", "stream_name"]}),
         ("Retention", {"fields": ["retention_max_events", "retention_max_age"]}),
         ("Validation", {"fields": ["max_event_bytes", "data_schema"]}),
     ]
@@ -128,9 +130,10 @@ class ConsumerAdmin(admin.ModelAdmin):
     list_editable = ["paused"]
     search_fields = ["name", "description", "handler"]
     filter_horizontal = ["topics"]
-    actions = ["pause", "resume"]
+    actions = ["pause", "resume", "delete_selected"]
+    readonly_fields = ["group_name"]
     fieldsets = [
-        (None, {"fields": ["name", "description", "topics", "paused"]}),
+        (None, {"fields": ["name", "description", "topics", "paused", "group_name"]}),
         ("Handler", {"fields": ["kind", "handler", "webhook_secret", "event_types"]}),
         ("Retries", {"fields": ["max_attempts", "retry_initial", "retry_factor", "retry_max", "ack_timeout"]}),
         ("Health", {"fields": ["stall_threshold", "failure_threshold"]}),
@@ -152,6 +155,20 @@ class ConsumerAdmin(admin.ModelAdmin):
     @admin.display(description="failed events", ordering="n_failures")
     def open_failures(self, consumer: Consumer) -> int:
         return consumer.n_failures
+
+    # Deleting asks first with what the consumer holds (templates/admin/eventflow/consumer/):
+    # its pending, scheduled and undelivered events are dropped, its failed events deleted.
+    def render_delete_form(self, request: HttpRequest, context: dict):
+        context["in_flight"] = [lanes.in_flight(context["object"])]
+        return super().render_delete_form(request, context)
+
+    @admin.action(description=django_delete_selected.short_description, permissions=["delete"])
+    def delete_selected(self, request: HttpRequest, queryset: QuerySet):
+        """Django's bulk delete, its confirmation page showing what each consumer holds."""
+        response = django_delete_selected(self, request, queryset)
+        if response is not None:  # the confirmation page (None: deleted)
+            response.context_data["in_flight"] = [lanes.in_flight(c) for c in queryset.prefetch_related("topics")]
+        return response
 
     @admin.action(description="Pause the selected consumers (their backlog is kept)")
     def pause(self, request: HttpRequest, queryset: QuerySet) -> None:

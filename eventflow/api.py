@@ -182,7 +182,11 @@ def not_found(request: HttpRequest, path: str = "") -> HttpResponse:
 
 
 def health(request: HttpRequest) -> HttpResponse:
-    """Public liveness: is Redis reachable, how durable is it, is the database up."""
+    """Public liveness: is Redis reachable, how durable is it, may it evict, is the database up.
+
+    An evicting Redis is degraded (503): it can lose accepted events. Its
+    warnings (memory near maxmemory, a policy it will not tell) stay 200.
+    """
     from django.db import connection
 
     from .status import broker_status
@@ -193,7 +197,8 @@ def health(request: HttpRequest) -> HttpResponse:
         database = "ok"
     except DatabaseError:
         database = "unavailable"
-    healthy = broker["reachable"] and database == "ok"
+    evicting = any(p["level"] == "error" for p in broker.get("problems", ()))
+    healthy = broker["reachable"] and database == "ok" and not evicting
     return json_response(
         {"status": "ok" if healthy else "degraded", "redis": broker, "database": database}, 200 if healthy else 503
     )

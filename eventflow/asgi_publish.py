@@ -34,6 +34,7 @@ from .connection import acall, get_async_redis
 from .errors import BrokerUnavailable, MalformedRequest, PublishError, TooLarge
 from .models import hash_token
 from .publishing import _STORE, prepare, unavailable
+from .status import arefuse_if_evicting
 from .tokens import Identity, require_topic_permission
 from .topics import TopicSpec
 
@@ -114,6 +115,7 @@ async def _publish(topic: str, identity: Identity, guard: str, meta: dict, body:
         await sync_to_async(tokens.spend_rate)(identity, len(events))
     batch = prepare(spec, events, source=identity.name, guard=guard)
     try:
+        await arefuse_if_evicting()
         replies = await _store(batch.keys, batch.args)
     except redis.ResponseError as exc:
         if str(exc).startswith("STALE"):
@@ -175,11 +177,20 @@ def _digest(authorization: str | None) -> str | None:
 async def _generation(topic: str) -> str:
     if not api._TOPIC_NAME.fullmatch(topic):
         return "0"
+    stream = await _stream_name(topic)
     try:
-        value = await acall(get_async_redis(), "GET", keys.auth_generation(topic))
+        value = await acall(get_async_redis(), "GET", keys.auth_generation(stream))
     except (redis.RedisError, OSError) as exc:
         raise unavailable(exc) from exc
     return value.decode() if value else "0"
+
+
+async def _stream_name(topic: str) -> str:
+    """The topic's Redis identity (its keys survive renames), from the topic cache when fresh."""
+    spec = topics.peek(topic)
+    if spec is None:
+        return await sync_to_async(topics.stream_name)(topic)
+    return spec.stream
 
 
 async def _touch(producer_id: int) -> None:
@@ -264,8 +275,8 @@ def expire_token_checks(*args: Any, **kwargs: Any) -> None:
     clear_cache()
     try:
         pipe = get_redis().pipeline(transaction=False)
-        for name in Topic.objects.values_list("name", flat=True):
-            pipe.incr(keys.auth_generation(name))
+        for stream in Topic.objects.values_list("stream_name", flat=True):
+            pipe.incr(keys.auth_generation(stream))
         pipe.execute()
     except redis.RedisError as exc:
         logger.warning("could not expire cached token checks (%s); they expire within %ss", exc, _CACHE_SECONDS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+import redis
 from django.core.checks import Error, Warning, register
 
 from . import conf
@@ -24,3 +25,33 @@ def check_settings(app_configs, **kwargs) -> list:
             Warning("EVENTFLOW_SYNC runs handlers inside publish; it is meant for tests", id="eventflow.W001")
         )
     return problems
+
+
+@register()
+def check_redis_memory(app_configs, **kwargs) -> list:
+    """Refuse loudly, at every start and in ``check --deploy``, a Redis that may evict.
+
+    Silent when Redis cannot be reached (health and the dashboard say so at
+    run time) and for the embedded server, which keeps Redis's defaults (no
+    maxmemory, ``noeviction``).
+    """
+    if conf.get("EMBEDDED_REDIS"):
+        return []
+    from .connection import get_redis
+    from .health import memory_problems
+    from .status import memory_status
+
+    try:
+        memory = memory_status(get_redis())
+    except (redis.RedisError, OSError):
+        return []
+    found = memory_problems(memory["policy"], memory["used"], memory["max"])
+    return [_MESSAGE[p.level](p.message, id=_CHECK_IDS[p.code]) for p in found]
+
+
+_MESSAGE = {"error": Error, "warning": Warning}
+_CHECK_IDS = {
+    "redis_evicting": "eventflow.E010",
+    "redis_memory_high": "eventflow.W010",
+    "redis_policy_unknown": "eventflow.W011",
+}

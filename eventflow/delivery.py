@@ -81,9 +81,10 @@ class ConsumerSpec:
     """A consumer's settings as a worker needs them (loaded from the database)."""
 
     id: int
-    name: str
+    name: str  # shown in logs and webhook headers; Redis knows the consumer as ``group``
+    group: str  # its Redis identity (``Consumer.group_name``): its groups, schedules, counters
     handler: str
-    topics: tuple[str, ...]
+    topics: tuple[str, ...]  # its topics' Redis identities (``Topic.stream_name``)
     type_patterns: tuple[str, ...]
     max_attempts: int
     retry_initial: float
@@ -99,8 +100,9 @@ class ConsumerSpec:
         return cls(
             id=consumer.pk,
             name=consumer.name,
+            group=consumer.group_name,
             handler=consumer.handler,
-            topics=tuple(sorted(t.name for t in consumer.topics.all())),
+            topics=tuple(sorted(t.stream_name for t in consumer.topics.all())),
             type_patterns=tuple(consumer.type_patterns()),
             max_attempts=consumer.max_attempts,
             retry_initial=consumer.retry_initial,

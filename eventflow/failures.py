@@ -61,7 +61,9 @@ def record_many(consumer_id: int, failed: Iterable[tuple[Delivery, str, str]]) -
 
 
 def _new_rows(consumer_id: int, failed: list[tuple[Delivery, str, str]], now: Any) -> list[FailedEvent]:
-    topic_ids = dict(Topic.objects.filter(name__in={d.topic for d, _, _ in failed}).values_list("name", "pk"))
+    # ``Delivery.topic`` is the topic's Redis identity (its stream), not its current name.
+    streams = {d.topic for d, _, _ in failed}
+    topic_ids = dict(Topic.objects.filter(stream_name__in=streams).values_list("stream_name", "pk"))
     rows: dict[tuple[int, str], FailedEvent] = {}  # one per key: an upsert may touch a row only once
     for delivery, error, traceback in failed:
         topic_id = topic_ids.get(delivery.topic)
@@ -154,7 +156,7 @@ def _replay_chunk(pks: list[int], subscribed: set[tuple[int, int]], by: Any) -> 
     try:
         pipe = get_redis().pipeline(transaction=False)
         for row in mine:
-            queue_replay(pipe, row.consumer.name, row.topic.name, row.event, row.pk, row.stream_id)
+            queue_replay(pipe, row.consumer.group_name, row.topic.stream_name, row.event, row.pk, row.stream_id)
         pipe.execute()
     except Exception:
         # Nothing was queued: put the rows back so the operator can try again.

@@ -186,3 +186,61 @@ class Tracker:
         if memory.last_ack_at is not None:
             start = max(start, memory.last_ack_at)
         return max(0.0, at - start)
+
+
+# --- the broker's memory (DESIGN.md: Redis "must not evict") ---------------------------
+
+SAFE_POLICY = "noeviction"
+MEMORY_WARNING_SHARE = 0.9  # used_memory at or past this share of maxmemory is a warning
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerProblem:
+    """Something about the broker an operator must hear of; ``level`` is "error" or "warning"."""
+
+    level: str
+    code: str
+    message: str
+
+
+def memory_problems(policy: str | None, used: int, maxmemory: int) -> list[BrokerProblem]:
+    """Judge Redis's eviction policy and memory use (``policy`` None: the server would not say).
+
+    An evicting policy is an error: Redis may drop a topic's stream, a consumer
+    group or a dedup mark, so accepted events vanish or are stored twice.
+    Memory at ``MEMORY_WARNING_SHARE`` of ``maxmemory`` (0: no limit) is a
+    warning, with the figures: at the limit, publishing is refused.
+    """
+    problems = []
+    if policy is None:
+        problems.append(
+            BrokerProblem(
+                "warning",
+                "redis_policy_unknown",
+                "Redis does not tell its maxmemory-policy (CONFIG and INFO refused): EventFlow cannot check "
+                f"that it never evicts. It must be {SAFE_POLICY}.",
+            )
+        )
+    elif policy != SAFE_POLICY:
+        problems.append(
+            BrokerProblem(
+                "error",
+                "redis_evicting",
+                f"Redis may evict keys (maxmemory-policy {policy}): accepted events, consumer groups and dedup "
+                f"marks can vanish. Set maxmemory-policy {SAFE_POLICY}.",
+            )
+        )
+    if maxmemory > 0 and used >= MEMORY_WARNING_SHARE * maxmemory:
+        problems.append(
+            BrokerProblem(
+                "warning",
+                "redis_memory_high",
+                f"Redis memory is {used / maxmemory:.0%} full ({_megabytes(used)} of {_megabytes(maxmemory)} "
+                "maxmemory): when it is full, publishing is refused (503 redis_full).",
+            )
+        )
+    return problems
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MB"

@@ -2,6 +2,10 @@
 
 A topic's keys share the hash tag ``{topic}`` so that they live on one Redis
 Cluster slot and can be changed together in one script or transaction.
+
+``topic`` and ``consumer`` here are Redis identities (``Topic.stream_name``,
+``Consumer.group_name``: the names at creation, kept across renames), never
+the current display names; ``producer`` is the producer's name.
 """
 
 from __future__ import annotations

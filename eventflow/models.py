@@ -30,6 +30,22 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+IDENTITY_MAX_LENGTH = 110
+
+
+def free_identity(model: type[models.Model], field_name: str, name: str) -> str:
+    """The Redis identity for a new row named ``name``: the name itself, unless a row already holds it.
+
+    A row renamed away from ``name`` keeps ``name`` as its identity, so a new
+    row given that name gets ``name~2`` (``~`` never occurs in names, so no
+    later name can collide with it).
+    """
+    candidate, n = name, 2
+    while model._default_manager.filter(**{field_name: candidate}).exists():
+        candidate, n = f"{name}~{n}", n + 1
+    return candidate
+
+
 class NamedManager(models.Manager):
     """Natural keys by name, so ``dumpdata``/``loaddata`` carry a whole flow."""
 
@@ -42,7 +58,7 @@ class Topic(models.Model):
         max_length=100,
         unique=True,
         validators=[name_validator],
-        help_text="Used in URLs and stream keys: lowercase letters, digits, . _ -",
+        help_text="Used in URLs: lowercase letters, digits, . _ -. Renaming keeps its events and subscribers.",
     )
     description = models.TextField(blank=True)
     retention_max_events = models.PositiveIntegerField(
@@ -67,6 +83,15 @@ class Topic(models.Model):
         help_text="Optional JSON Schema that every event's data must satisfy.",
     )
     active = models.BooleanField(default=True, help_text="Inactive topics refuse new events (403).")
+    # Its streams' and keys' name in Redis: the name it was created with, kept across renames
+    # (renaming must not strand the backlog in a stream nobody reads).
+    stream_name = models.CharField(
+        "Redis identity",
+        max_length=IDENTITY_MAX_LENGTH,
+        unique=True,
+        editable=False,
+        help_text="The name it was created with; its stream and keys keep it when it is renamed.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = NamedManager()
@@ -198,6 +223,15 @@ class Consumer(models.Model):
         help_text="Share of failed deliveries, over the health window, that counts as failing.",
     )
     paused = models.BooleanField(default=False, help_text="Paused consumers keep their backlog; resuming drains it.")
+    # Its consumer groups' (and retry schedules', counters') name in Redis: the name it was
+    # created with, kept across renames (a new group would deliver every retained event again).
+    group_name = models.CharField(
+        "Redis identity",
+        max_length=IDENTITY_MAX_LENGTH,
+        unique=True,
+        editable=False,
+        help_text="The name it was created with; its consumer groups keep it when it is renamed.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = NamedManager()

@@ -55,20 +55,35 @@ class ConsumerConfig:
 
 @dataclass(slots=True)
 class Flow:
-    """Topics, producers and consumers as the database says, by name."""
+    """Topics, producers and consumers as the database says, by (current) name.
+
+    Redis knows topics and consumers by identities that renames leave alone:
+    ``stream_of`` and ``group_of`` translate, so only the keys use them and the
+    snapshot shows the names operators see.
+    """
 
     topics: dict[str, bool] = field(default_factory=dict)  # name -> active
     producers: dict[str, tuple[str, ...]] = field(default_factory=dict)
     consumers: dict[str, ConsumerConfig] = field(default_factory=dict)
+    streams: dict[str, str] = field(default_factory=dict)  # topic name -> Topic.stream_name
+    groups: dict[str, str] = field(default_factory=dict)  # consumer name -> Consumer.group_name
 
     def lanes(self) -> list[tuple[str, str]]:
         return [(t, c.name) for c in self.consumers.values() for t in c.topics if t in self.topics]
+
+    def stream_of(self, topic: str) -> str:
+        return self.streams.get(topic, topic)
+
+    def group_of(self, consumer: str) -> str:
+        return self.groups.get(consumer, consumer)
 
 
 def load_flow() -> Flow:
     from .models import Consumer, Producer, Topic
 
     flow = Flow(topics=dict(Topic.objects.values_list("name", "active")))
+    flow.streams = dict(Topic.objects.values_list("name", "stream_name"))
+    flow.groups = dict(Consumer.objects.values_list("name", "group_name"))
     for producer in Producer.objects.filter(revoked_at__isnull=True).prefetch_related("topics"):
         flow.producers[producer.name] = tuple(sorted(t.name for t in producer.topics.all()))
     for consumer in Consumer.objects.prefetch_related("topics"):
@@ -110,9 +125,10 @@ def read(client: redis.Redis, flow: Flow) -> Reading:
     lanes = flow.lanes()
     first: list[tuple[str, Any]] = []
     for topic in topics:
-        first += [("hgetall", (keys.counters(topic),)), ("xinfo_groups", (keys.stream(topic),))]
-        first.append(("xlen", (keys.stream(topic),)))
-    first += [("zcard", (keys.retry_schedule(t, c),)) for t, c in lanes]
+        stream = flow.stream_of(topic)
+        first += [("hgetall", (keys.counters(stream),)), ("xinfo_groups", (keys.stream(stream),))]
+        first.append(("xlen", (keys.stream(stream),)))
+    first += [("zcard", (keys.retry_schedule(flow.stream_of(t), flow.group_of(c)),)) for t, c in lanes]
     first.append(("zrangebyscore", (keys.workers(), time.time() - conf.get("HEARTBEAT_TTL"), "+inf", 0, 1000)))
     replies = pipelined(client, first)
     reading = Reading(at=time.time(), counters={}, lengths={}, lanes={}, workers=[])
@@ -123,9 +139,10 @@ def read(client: redis.Redis, flow: Flow) -> Reading:
         reading.lengths[topic] = replies[3 * i + 2] if isinstance(replies[3 * i + 2], int) else 0
     offset = 3 * len(topics)
     for j, (topic, consumer) in enumerate(lanes):
-        reading.lanes[(topic, consumer)] = _lane(reading.counters[topic], groups[topic].get(consumer), consumer)
+        group = flow.group_of(consumer)
+        reading.lanes[(topic, consumer)] = _lane(reading.counters[topic], groups[topic].get(group), group)
         reading.lanes[(topic, consumer)].retrying = _int(replies[offset + j])
-    _read_pending_ages(client, reading)
+    _read_pending_ages(client, reading, flow)
     reading.workers = _read_workers(client, replies[-1])
     return reading
 
@@ -171,9 +188,12 @@ def _lane(counters: dict[str, int], group: dict | None, consumer: str) -> Lane:
     return lane
 
 
-def _read_pending_ages(client: redis.Redis, reading: Reading) -> None:
+def _read_pending_ages(client: redis.Redis, reading: Reading, flow: Flow) -> None:
     waiting = [lane for lane in reading.lanes.items() if lane[1].pending > 0]
-    commands = [("xpending_range", (keys.stream(t), keys.group(c), "-", "+", 1)) for (t, c), _ in waiting]
+    commands = [
+        ("xpending_range", (keys.stream(flow.stream_of(t)), keys.group(flow.group_of(c)), "-", "+", 1))
+        for (t, c), _ in waiting
+    ]
     for ((_, _), lane), reply in zip(waiting, pipelined(client, commands)):
         if isinstance(reply, list) and reply:
             lane.oldest_pending = reply[0]["time_since_delivered"] / 1000

@@ -198,7 +198,12 @@ def _publish() -> Schema:
                     (422, "A well-formed but invalid event; the message names which and why."),
                 ),
                 "429": _answer("Over the producer's rate limit.", "Error", retry_after=True),
-                "503": _answer("Redis is unreachable; nothing was accepted.", "Error", retry_after=True),
+                "503": _answer(
+                    "Redis is unreachable (broker_unavailable), full (redis_full) or may evict keys "
+                    "(redis_evicting); nothing was accepted.",
+                    "Error",
+                    retry_after=True,
+                ),
             },
         }
     }

@@ -15,7 +15,8 @@ import redis
 
 from . import conf, keys
 from .connection import LuaScript, call_many, get_redis
-from .errors import BrokerUnavailable, Forbidden, InvalidEvent, TooLarge, UnknownTopic
+from .errors import BrokerUnavailable, Forbidden, InvalidEvent, TooLarge, UnknownTopic, broker_error
+from .status import refuse_if_evicting
 from .topics import TopicSpec, get_spec
 from .validation import from_simple, new_event_ids, now_rfc3339, seal
 
@@ -122,6 +123,7 @@ def store(spec: TopicSpec, attributes: list[dict], *, source: str) -> PublishRes
         return deliver_inline(spec, batch.envelopes)
     client = get_redis()
     try:
+        refuse_if_evicting(client)
         if batch.needs_script or type(client) is not redis.Redis:
             replies = _STORE(client, batch.keys, batch.args)
         else:
@@ -198,7 +200,7 @@ def prepare(spec: TopicSpec, attributes: list[dict], *, source: str, guard: str 
     limit = conf.get("MAX_BATCH_EVENTS")
     if len(attributes) > limit:
         raise TooLarge(f"{len(attributes)} events is over the batch limit of {limit}")
-    name = spec.name
+    name = spec.stream  # the topic's Redis identity: a renamed topic keeps its stream
     script_keys = [keys.stream(name), keys.counters(name), keys.auth_generation(name)]
     args: list[Any] = [conf.get("DEDUP_WINDOW"), source, len(attributes), guard]
     envelopes = []
@@ -220,4 +222,5 @@ def prepare(spec: TopicSpec, attributes: list[dict], *, source: str, guard: str 
 
 
 def unavailable(exc: Exception) -> BrokerUnavailable:
-    return BrokerUnavailable(f"the event store is unreachable ({type(exc).__name__}); nothing was accepted")
+    """Shared by every publish path: see ``errors.broker_error``."""
+    return broker_error(exc)

@@ -52,9 +52,9 @@ class ConsumerRunner:
         self._ensure_groups(client)
         batch = self._batch
         work = self._reclaim(client, batch)
-        work += delivery.take(client, spec.name, self.worker_name, spec.topics, batch, spec.ack_timeout)
+        work += delivery.take(client, spec.group, self.worker_name, spec.topics, batch, spec.ack_timeout)
         if not work and block_ms is not None:
-            work = delivery.read_new(client, spec.name, self.worker_name, spec.topics, batch, block_ms)
+            work = delivery.read_new(client, spec.group, self.worker_name, spec.topics, batch, block_ms)
         if work:
             started = time.monotonic()
             self.handle(handler, work)
@@ -96,7 +96,7 @@ class ConsumerRunner:
 
     def _handle_for(self, seconds: float, handler: Handler, work: list[Delivery]) -> list[Delivery]:
         """Handle deliveries in order for about ``seconds`` and write their outcomes; return the unstarted rest."""
-        settlement = Settlement(self.spec.name)
+        settlement = Settlement(self.spec.group)
         self._dead_letters = []
         rest = self._run_until(time.monotonic() + seconds, handler, work, settlement)
         if self._dead_letters:
@@ -134,7 +134,7 @@ class ConsumerRunner:
     def _still_held(self, rest: list[Delivery]) -> list[Delivery]:
         """Renew this worker's hold on ``rest``; return those no other worker took over."""
         spec = self.spec
-        held = delivery.refresh_hold(get_redis(), spec.name, self.worker_name, rest, spec.ack_timeout)
+        held = delivery.refresh_hold(get_redis(), spec.group, self.worker_name, rest, spec.ack_timeout)
         if len(held) < len(rest):
             logger.info(
                 "consumer %s: another worker took over %d events of a slow batch", spec.name, len(rest) - len(held)
@@ -183,7 +183,7 @@ class ConsumerRunner:
         # Starting at "$" would skip what producers published since the restart.
         for topic in self.spec.topics:
             if topic not in self._groups_ready:
-                if delivery.ensure_group(client, topic, self.spec.name, start="0"):
+                if delivery.ensure_group(client, topic, self.spec.group, start="0"):
                     logger.info("created group %s on topic %s", self.spec.name, topic)
                 self._groups_ready.add(topic)
 
@@ -197,7 +197,7 @@ class ConsumerRunner:
         work: list[Delivery] = []
         for topic in self.spec.topics:
             work += delivery.reclaim_stale(
-                client, topic, self.spec.name, self.worker_name, self.spec.ack_timeout, count
+                client, topic, self.spec.group, self.worker_name, self.spec.ack_timeout, count
             )
         return work
 
@@ -238,7 +238,7 @@ class Worker:
             else:
                 runner.spec = spec
         for gone in set(self.runners) - {s.name for s in specs}:
-            self.runners.pop(gone)
+            self.runners.pop(gone, None)  # a runner thread meeting NOGROUP refreshes too
 
     def run_once(self) -> bool:
         """Refresh, then give every consumer one step; return True if any had work."""
@@ -311,7 +311,10 @@ class Worker:
                 idle = 0.0
             except redis.ResponseError as exc:
                 if "NOGROUP" in str(exc):
-                    runner.forget_groups()  # Redis lost its data; recreate the groups
+                    # Redis lost its data, or the consumer was deleted or unsubscribed (its group
+                    # removed on purpose): only groups the configuration still wants come back.
+                    self._safely(self.refresh)
+                    runner.forget_groups()
                     continue
                 found, idle = False, self._backoff(idle, exc)
             except (redis.ConnectionError, redis.TimeoutError) as exc:

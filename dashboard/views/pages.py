@@ -11,7 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
 
-from eventflow import inspection, keys, monitor
+from eventflow import inspection, keys, monitor, topics
 from eventflow.connection import get_redis
 from eventflow.errors import PublishError
 from eventflow.models import Consumer, FailedEvent, Topic
@@ -76,7 +76,8 @@ def _browse(topic: str, params: Any) -> dict:
             error = "Give the time as YYYY-MM-DDTHH:MM."
     if start and not _valid_id(start):
         start, error = "", "A stream id looks like 1712345678901-0."
-    entries = get_redis().xrevrange(keys.stream(topic), max=start or "+", min="-", count=BROWSE_ROWS + 1)
+    stream = keys.stream(topics.stream_name(topic))  # a renamed topic keeps its stream
+    entries = get_redis().xrevrange(stream, max=start or "+", min="-", count=BROWSE_ROWS + 1)
     rows = [{"stream_id": sid.decode(), "event": orjson.loads(f[b"e"])} for sid, f in entries if b"e" in f]
     older = rows[BROWSE_ROWS]["stream_id"] if len(rows) > BROWSE_ROWS else ""
     return {"rows": rows[:BROWSE_ROWS], "older": older, "from": params.get("from", ""), "at": at, "error": error}

@@ -327,7 +327,8 @@ def wait(condition: Callable[[], Any], timeout: float, what: str, interval: floa
 class RedisServer:
     """A Redis server this scenario owns: its own port, directory and persistence."""
 
-    def __init__(self, *, appendonly: bool, fsync: str = "everysec") -> None:
+    def __init__(self, *, appendonly: bool, fsync: str = "everysec", extra: tuple[str, ...] = ()) -> None:
+        self.extra = extra  # more server options, e.g. ("--maxmemory", "2mb")
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="eventflow-redis-"))
         self.appendonly = appendonly
@@ -345,6 +346,7 @@ class RedisServer:
             args += ["--appendonly", "yes", "--appendfsync", self.fsync]
         else:
             args += ["--appendonly", "no"]
+        args += list(self.extra)
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait(self.answers, 10, f"redis on port {self.port}")
         return self
