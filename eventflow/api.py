@@ -183,16 +183,11 @@ def not_found(request: HttpRequest, path: str = "") -> HttpResponse:
 
 def health(request: HttpRequest) -> HttpResponse:
     """Public liveness: is Redis reachable, how durable is it, is the database up."""
-    from django.db import connection
-
+    from .database import database_status
     from .status import broker_status
 
     broker = broker_status()
-    try:
-        connection.ensure_connection()
-        database = "ok"
-    except DatabaseError:
-        database = "unavailable"
+    database, _ = database_status()  # a real query: a dropped connection still looks open
     healthy = broker["reachable"] and database == "ok"
     return json_response(
         {"status": "ok" if healthy else "degraded", "redis": broker, "database": database}, 200 if healthy else 503
