@@ -146,10 +146,19 @@ def ensure_group(client: redis.Redis, topic: str, consumer: str, start: str = "$
     try:
         client.xgroup_create(keys.stream(topic), keys.group(consumer), id=start, mkstream=True)
     except redis.ResponseError as exc:
-        if "BUSYGROUP" in str(exc):
-            return False
+        if "BUSYGROUP" in str(exc) or _group_exists(client, topic, consumer):
+            return False  # a full Redis (OOM) refuses even this no-op: a restarted worker must still start
         raise
     return True
+
+
+def _group_exists(client: redis.Redis, topic: str, consumer: str) -> bool:
+    try:
+        groups = client.xinfo_groups(keys.stream(topic))
+    except redis.ResponseError:
+        return False  # no stream
+    name = keys.group(consumer)
+    return any(g["name"] in (name, name.encode()) for g in groups)
 
 
 def read_new(
