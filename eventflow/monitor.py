@@ -96,6 +96,7 @@ class Lane:
     dead: int = 0
     trimmed: int = 0  # events retention cut before this consumer acknowledged them
     infra: int = 0  # database and Redis failures its workers met (not the handler's)
+    parked: int = 0  # dead letters in the outbox, not yet written to the database (it may be down)
 
 
 @dataclass(slots=True)
@@ -116,6 +117,7 @@ def read(client: redis.Redis, flow: Flow) -> Reading:
         first += [("hgetall", (keys.counters(topic),)), ("xinfo_groups", (keys.stream(topic),))]
         first.append(("xlen", (keys.stream(topic),)))
     first += [("zcard", (keys.retry_schedule(t, c),)) for t, c in lanes]
+    first += [("hlen", (keys.dead_letters(t, c),)) for t, c in lanes]
     first.append(("zrangebyscore", (keys.workers(), time.time() - conf.get("HEARTBEAT_TTL"), "+inf", 0, 1000)))
     replies = pipelined(client, first)
     reading = Reading(at=time.time(), counters={}, lengths={}, lanes={}, workers=[])
@@ -128,6 +130,7 @@ def read(client: redis.Redis, flow: Flow) -> Reading:
     for j, (topic, consumer) in enumerate(lanes):
         reading.lanes[(topic, consumer)] = _lane(reading.counters[topic], groups[topic].get(consumer), consumer)
         reading.lanes[(topic, consumer)].retrying = _int(replies[offset + j])
+        reading.lanes[(topic, consumer)].parked = _int(replies[offset + len(lanes) + j])
     _read_pending_ages(client, reading)
     reading.workers = _read_workers(client, replies[-1])
     return reading
@@ -416,6 +419,7 @@ def _consumer_state(
         "dead": sum(x.dead for x in lanes),
         "trimmed": sum(x.trimmed for x in lanes),
         "infra_errors": sum(x.infra for x in lanes),
+        "parked_dead_letters": sum(x.parked for x in lanes),
         "handler_error": next((e for w in workers if (e := w["consumers"][config.name].get("handler_error"))), ""),
         "failed": failed,
         "workers": len(workers),

@@ -158,6 +158,14 @@ class ConsumerRunner:
             self._infra_unreported -= extra
             self._after_settled(settlement, errors)
 
+    def settle_before_stopping(self) -> None:
+        """Try once more to write refused outcomes; left unwritten, their events come back to another worker."""
+        if self._unsettled:
+            try:
+                self._settle_parked()
+            except redis.RedisError:
+                logger.warning("consumer %s: stopping with %d unwritten batches", self.spec.name, len(self._unsettled))
+
     def _after_settled(self, settlement: Settlement, errors: list[Exception]) -> None:
         for error in errors:
             logger.warning("consumer %s: settling a batch: %s", self.spec.name, error)
@@ -446,6 +454,9 @@ class Worker:
                 found, idle = False, self._backoff(idle, None)
             if not found and (runner.spec.paused or not runner.spec.topics):
                 self.stop_event.wait(0.5)
+        runner = self.runners.get(name)
+        if runner is not None:
+            runner.settle_before_stopping()
         close_old_connections()
 
     def _backoff(self, idle: float, exc: Exception | None) -> float:

@@ -115,15 +115,16 @@ def failed_rows(db_url: str) -> list[tuple[str, str, int]]:
 
 def watch_outage(url: str, seconds: float) -> dict:
     """Poll health and the monitor's snapshot while the database is down."""
-    seen, samples = Counter(), set()
+    seen, samples, parked = Counter(), set(), 0
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         seen[f"health:{health(url)}"] += 1
         current = snapshot()
         seen[f"monitor:{current.get('database', {}).get('status', 'none')}"] += 1
         samples.add(current.get("at"))
+        parked = max([parked] + [c.get("parked_dead_letters", 0) for c in current.get("consumers", [])])
         time.sleep(0.5)
-    return {"seen": seen, "monitor_samples": len(samples - {None})}
+    return {"seen": seen, "monitor_samples": len(samples - {None}), "parked": parked}
 
 
 def test_postgres_stopped_and_started_recovers_with_nothing_lost_doubled_or_overtried(scenario, fleet, own_postgres):
@@ -173,6 +174,7 @@ def test_postgres_stopped_and_started_recovers_with_nothing_lost_doubled_or_over
         "max poison attempts": max((n for (e, c), n in calls.items() if e in poison and c == "risky"), default=0),
         "outage seen": dict(outage["seen"]),
         "monitor samples in outage": outage["monitor_samples"],
+        "most parked (monitor)": outage["parked"],
         "health ok after": f"{health_back:.2f} s",
         "monitor ok after": f"{monitor_back:.2f} s",
         "all filed after": f"{filed_after:.2f} s",
@@ -182,6 +184,7 @@ def test_postgres_stopped_and_started_recovers_with_nothing_lost_doubled_or_over
         print(f"{name:<27}{value}")
     assert outage["seen"]["health:down"] >= 1 and outage["seen"]["health:ok"] == 0, figures
     assert outage["seen"]["monitor:down"] >= 1 and outage["monitor_samples"] >= OUTAGE // 2, figures
+    assert outage["parked"] >= 1, figures  # the dead letters waiting for the database are shown, not hidden
     assert figures["lost"] == 0 and figures["handled twice"] == 0, figures
     assert len(rows) == len(poison) and figures["max poison attempts"] <= MAX_ATTEMPTS, figures
     assert all(error.startswith("RuntimeError: poison event") for _, error, _ in rows), figures

@@ -68,7 +68,7 @@ def settle(runner: ConsumerRunner, poison: Ledger, healthy: Ledger, errors: Coun
         if not step(runner, errors) and _settled(poison, healthy):
             break
         time.sleep(0.01)
-    return time.monotonic() - started
+    return round(time.monotonic() - started, 2)
 
 
 def _settled(poison: Ledger, healthy: Ledger) -> bool:
@@ -132,7 +132,7 @@ def test_redis_full_with_noeviction_makes_no_failing_event_vanish(scenario, sett
 
     figures = ledger_report(poison, healthy)
     infra = monitor.Monitor().step(store=False)["consumers"][0]["infra_errors"]
-    show("redis full (noeviction)", figures, refused_steps=sum(errors.values()), infra_errors=infra, settle_s=round(took, 2))
+    show("redis full (noeviction)", figures, refused_steps=sum(errors.values()), infra_errors=infra, settle_s=took)
     assert errors, "the fault did not bite: Redis took every write"
     assert_held(figures)
     assert infra >= 1
@@ -141,7 +141,8 @@ def test_redis_full_with_noeviction_makes_no_failing_event_vanish(scenario, sett
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="locks an SQLite file; this run uses another database")
 def test_sqlite_write_locked_while_dead_lettering_loses_and_doubles_nothing(scenario, monkeypatch, caplog):
     caplog.set_level(logging.ERROR, "eventflow")
-    build_flow([RISKY], max_attempts=MAX_ATTEMPTS, retry_initial=0.05, retry_factor=1.0, retry_max=0.05, ack_timeout=1.0)
+    options = {"retry_initial": 0.05, "retry_factor": 1.0, "retry_max": 0.05, "ack_timeout": 1.0}
+    build_flow([RISKY], max_attempts=MAX_ATTEMPTS, **options)
     poison, healthy = publish_mix(sized(40, 400), sized(60, 600))
     # Writers give up after 0.2 s instead of the deployment's 20 s, so the lock bites in a short test.
     monkeypatch.setitem(connection.settings_dict["OPTIONS"], "timeout", 0.2)
@@ -159,6 +160,6 @@ def test_sqlite_write_locked_while_dead_lettering_loses_and_doubles_nothing(scen
     connection.close()
 
     figures = ledger_report(poison, healthy)
-    show("sqlite write-locked", figures, infra_errors=runner.infra_errors, lock_s=FAULT_SECONDS, settle_s=round(took, 2))
+    show("sqlite write-locked", figures, infra_errors=runner.infra_errors, lock_s=FAULT_SECONDS, settle_s=took)
     assert parked >= 1, "the lock did not bite: the dead letters were written meanwhile"
     assert_held(figures)
