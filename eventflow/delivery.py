@@ -280,7 +280,7 @@ def reclaim_stale(
     first, last = claimed[0][0], claimed[-1][0]
     for entry in client.xpending_range(stream, group, min=first, max=last, count=len(claimed) * 2, consumername=worker):
         counts[entry["message_id"]] = entry["times_delivered"]
-    return [_decoded(topic, sid, fields, counts.get(sid, 2)) for sid, fields in claimed]
+    return [decode_entry(topic, sid, fields, counts.get(sid, 2)) for sid, fields in claimed]
 
 
 def refresh_hold(
@@ -483,7 +483,7 @@ def _deliveries(replies: list | dict, attempt: int) -> list[Delivery]:
     return deliveries
 
 
-def _decoded(topic: str, sid: bytes, fields: list | dict, attempt: int) -> Delivery:
+def decode_entry(topic: str, sid: bytes, fields: list | dict, attempt: int = 1) -> Delivery:
     """One stream entry as a delivery: its event, or an unreadable one (see ``unreadable_delivery``)."""
     try:
         envelope = orjson.loads(_payload(fields))

@@ -146,3 +146,20 @@ def test_dead_letters_reach_the_database_through_the_outbox_and_leave_nothing_pe
     assert set(FailedEvent.objects.values_list("error", flat=True)) == {"RuntimeError: boom"}
     assert client.hlen(keys.dead_letters("orders", "billing")) == 0
     assert client.xpending(keys.stream("orders"), "billing")["pending"] == 0
+
+
+def test_the_live_tail_shows_an_unreadable_entry_as_such_instead_of_failing(orders):
+    from eventflow import inspection
+
+    good = publish("orders", {"n": 1}, type="order.created")
+    truncated = get_redis().xadd(keys.stream("orders"), {"e": b'{"id": "x1", "ty'}).decode()
+
+    events, _ = inspection.read_tail(get_redis(), "orders", None, 10)
+
+    assert [(sid, e["id"], e["type"]) for sid, e in events][0] == (
+        truncated,
+        f"unreadable:{truncated}",
+        "eventflow.unreadable",
+    )
+    assert events[1][1]["id"] == good
+    assert inspection.find_event(get_redis(), "orders", truncated)["type"] == "eventflow.unreadable"
