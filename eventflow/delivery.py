@@ -539,7 +539,9 @@ def _unreadable_reason(raw: dict[str, bytes]) -> str:
 
 
 def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else str(value)
+    """Readable text of raw bytes; NUL spelled ``\\x00``, as PostgreSQL's JSON cannot hold it."""
+    text = value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else str(value)
+    return text.replace("\x00", "\\x00")
 
 
 def _payload(fields: list | dict | None) -> bytes | None:

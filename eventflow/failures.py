@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
 import redis
-from django.db import transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
@@ -142,11 +143,40 @@ def _write_parked(consumer_id: int, topic: str, raw_entries: Iterable[bytes]) ->
             failed_event=entry.get("failed_event"),
         )
         dead.append((parked, entry.get("error", ""), entry.get("traceback", "")))
-    with transaction.atomic():
-        if dead:
-            record_many(consumer_id, dead)
-        if resolved:
-            resolve_many(resolved)
+    try:
+        with transaction.atomic():
+            if dead:
+                record_many(consumer_id, dead)
+            if resolved:
+                resolve_many(resolved)
+    except (OperationalError, InterfaceError):
+        raise  # the database is down: every entry waits for it
+    except DatabaseError:
+        # One entry the database cannot store (e.g. a NUL in JSON text on PostgreSQL)
+        # must not hold up the others: write them one by one.
+        _write_one_by_one(consumer_id, dead, resolved)
+
+
+def _write_one_by_one(consumer_id: int, dead: list[tuple[Delivery, str, str]], resolved: list[int]) -> None:
+    if resolved:
+        resolve_many(resolved)
+    for delivery, error, traceback in dead:
+        try:
+            with transaction.atomic():
+                record_many(consumer_id, [(delivery, error, traceback)])
+        except (OperationalError, InterfaceError):
+            raise
+        except DatabaseError as exc:
+            stored = dataclasses.replace(delivery, envelope=_storable(delivery.envelope))
+            record_many(consumer_id, [(stored, f"{error} [event kept as text: {exc}]"[:2000], traceback)])
+
+
+def _storable(envelope: dict) -> dict:
+    """The envelope's identity, and the rest as JSON text with NUL spelled out."""
+    text = orjson.dumps(envelope).decode()  # JSON escapes NUL as the six characters \u0000: storable
+    return {key: str(envelope.get(key, ""))[:200].replace("\x00", "") for key in ("id", "type", "source")} | {
+        "unstorable": text[:100_000]
+    }
 
 
 class ReplayRefused(Exception):

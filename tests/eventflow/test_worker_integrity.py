@@ -108,7 +108,7 @@ def test_a_foreign_or_truncated_stream_entry_is_filed_once_and_takes_no_other_ev
     odd = rows[foreign.decode()]
     assert odd.error.startswith("unreadable entry: no 'e' field") and "kind" in odd.error
     assert (odd.event_id, odd.event_type) == (f"unreadable:{foreign.decode()}", "eventflow.unreadable")
-    assert odd.event["data"]["fields"] == {"kind": "audit", "payload": "\\xff\x00raw"}
+    assert odd.event["data"]["fields"] == {"kind": "audit", "payload": "\\xff\\x00raw"}
     assert odd.event["data"]["fields_base64"]["payload"] == "/wByYXc="
     assert rows[truncated.decode()].error.startswith("unreadable entry: 'e' is not valid JSON")
     assert rows[truncated.decode()].event["data"]["fields"]["e"] == '{"id": "x1", "type": "order.cr'
@@ -163,3 +163,20 @@ def test_the_live_tail_shows_an_unreadable_entry_as_such_instead_of_failing(orde
     )
     assert events[1][1]["id"] == good
     assert inspection.find_event(get_redis(), "orders", truncated)["type"] == "eventflow.unreadable"
+
+
+def test_a_dead_letter_the_database_cannot_store_does_not_hold_up_the_others(orders):
+    from django.db import connection
+
+    make_consumer("billing", "tests.handlers.always_fails", orders, max_attempts=1)
+    odd = publish("orders", {"text": "nul \x00 inside"}, type="order.created")  # PostgreSQL's JSON refuses NUL
+    plain = publish("orders", {"text": "plain"}, type="order.created")
+
+    drain(Worker(), until=lambda: FailedEvent.objects.count() == 2)
+
+    rows = {row.event_id: row for row in FailedEvent.objects.all()}
+    assert rows[plain].event["data"] == {"text": "plain"} and rows[plain].error == "RuntimeError: boom"
+    assert rows[odd].error.startswith("RuntimeError: boom")
+    if connection.vendor == "postgresql":
+        assert "[event kept as text" in rows[odd].error and "nul \\u0000 inside" in rows[odd].event["unstorable"]
+    assert get_redis().hlen(keys.dead_letters("orders", "billing")) == 0
