@@ -464,22 +464,14 @@ def _deliveries(replies: list | dict, attempt: int) -> list[Delivery]:
     """Deliveries from an XREADGROUP reply (raw nested lists, or redis-py's parsed forms)."""
     deliveries = []
     append = deliveries.append
-    loads = orjson.loads
+    decode = decode_entry
     for stream_key, entries in replies.items() if isinstance(replies, dict) else replies:
         topic = _topic_of(stream_key)
         if entries and isinstance(entries[0], list) and entries[0] and isinstance(entries[0][0], list):
             entries = entries[0]  # RESP3 shape: {stream: [[entries]]}
         for sid, fields in entries:
-            if not fields:  # trimmed while pending: nothing left to deliver
-                continue
-            try:
-                envelope = loads(_payload(fields))
-            except (ValueError, TypeError):  # truncated JSON, or no payload field at all
-                envelope = None
-            if type(envelope) is dict and "id" in envelope:
-                append(Delivery(topic, envelope, attempt, sid.decode()))
-            else:
-                append(unreadable_delivery(topic, sid, fields, attempt))
+            if fields:  # none: trimmed while pending, nothing left to deliver
+                append(decode(topic, sid, fields, attempt))
     return deliveries
 
 
@@ -487,7 +479,7 @@ def decode_entry(topic: str, sid: bytes, fields: list | dict, attempt: int = 1) 
     """One stream entry as a delivery: its event, or an unreadable one (see ``unreadable_delivery``)."""
     try:
         envelope = orjson.loads(_payload(fields))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError):  # truncated JSON, or no payload field at all
         envelope = None
     if type(envelope) is dict and "id" in envelope:
         return Delivery(topic=topic, envelope=envelope, attempt=attempt, stream_id=sid.decode())
