@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.db import DatabaseError
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -29,6 +31,8 @@ from eventflow.connection import get_redis
 from eventflow.models import FailedEvent
 
 from .views import state
+
+logger = logging.getLogger(__name__)
 
 FRAGMENTS = "live.fragments"  # {"html": str}: out-of-band swaps, forwarded as they are
 FAILED_ROWS = "live.failed_rows"  # {"ids"}: failed-event rows whose status moved, for the sockets to render
@@ -156,9 +160,12 @@ class Bridge:
             self._next_sample += self.sample_interval
             if self._next_sample <= now:  # the first sample, or far behind: restart the grid
                 self._next_sample = now + self.sample_interval
-            snapshot = self.monitor.step()
-            messages += self._fragments(snapshot, pages)
-            messages += self._failed_rows()
+            snapshot = self.monitor.step()  # stored even while the database is down (it says so)
+            try:
+                messages += self._fragments(snapshot, pages)
+                messages += self._failed_rows()
+            except DatabaseError as exc:  # pages that read rows wait for the database; sampling goes on
+                logger.warning("monitor: dashboard pages not rendered: database unavailable (%s)", exc)
         return messages
 
     def _fragments(self, snapshot: dict, pages: set[tuple[str, str]]) -> list[tuple[str, dict]]:

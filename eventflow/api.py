@@ -187,16 +187,11 @@ def health(request: HttpRequest) -> HttpResponse:
     An evicting Redis is degraded (503): it can lose accepted events. Its
     warnings (memory near maxmemory, a policy it will not tell) stay 200.
     """
-    from django.db import connection
-
+    from .database import database_status
     from .status import broker_status
 
     broker = broker_status()
-    try:
-        connection.ensure_connection()
-        database = "ok"
-    except DatabaseError:
-        database = "unavailable"
+    database, _ = database_status()  # a real query: a dropped connection still looks open
     evicting = any(p["level"] == "error" for p in broker.get("problems", ()))
     healthy = broker["reachable"] and database == "ok" and not evicting
     return json_response(

@@ -165,6 +165,31 @@ class Tracker:
             unacked_for=self._unacked_for(memory, at),
         )
 
+    def clocks(self) -> dict[str, dict[str, float | None]]:
+        """Each consumer's clocks (when its backlog began, its last ack), to keep outside the process."""
+        return {
+            name: {"backlog_since": m.backlog_since, "last_ack_at": m.last_ack_at} for name, m in self._memory.items()
+        }
+
+    def restore(self, name: str, backlog_since: float | None, last_ack_at: float | None, kept_at: float) -> None:
+        """Take back clocks a previous tracker kept at ``kept_at``, after seeding this one from history.
+
+        The history covers only the last window, so a seeded clock starts at its
+        first reading at best. The kept ``backlog_since`` wins when it is older and
+        the backlog seen since has not emptied after ``kept_at`` (a backlog that
+        began after it is a new one); the later ``last_ack_at`` wins.
+        """
+        memory = self._memory.setdefault(name, _Memory())
+        if last_ack_at is not None and (memory.last_ack_at is None or last_ack_at > memory.last_ack_at):
+            memory.last_ack_at = last_ack_at
+        if backlog_since is None:
+            return
+        seeded = memory.backlog_since
+        if seeded is None and not memory.readings:
+            memory.backlog_since = backlog_since  # no history to contradict it; the next reading decides
+        elif seeded is not None and seeded <= kept_at + 1.0 and backlog_since < seeded:
+            memory.backlog_since = backlog_since
+
     def forget_others(self, names: set[str]) -> None:
         """Drop consumers that no longer exist."""
         for gone in set(self._memory) - names:

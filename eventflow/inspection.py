@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import orjson
 import redis
 
 from . import keys
+from .delivery import decode_entry
 from .monitor import groups_by_name, pipelined
 from .topics import stream_name
 
@@ -26,7 +26,9 @@ def read_tail(client: redis.Redis, topic: str, after: str | None, limit: int) ->
     """
     low = "-" if after is None else f"({after}"
     entries = client.xrevrange(keys.stream(stream_name(topic)), max="+", min=low, count=limit)
-    events = [(sid.decode(), orjson.loads(fields[b"e"])) for sid, fields in entries if b"e" in fields]
+    # One door for decoding: an entry another program wrote (or a truncated one) shows as
+    # an "eventflow.unreadable" placeholder instead of breaking the tail of the whole topic.
+    events = [(sid.decode(), decode_entry(topic, sid, fields).envelope) for sid, fields in entries if fields]
     cursor = entries[0][0].decode() if entries else after
     return events, cursor or "0-0"
 
@@ -37,7 +39,7 @@ def published_total(client: redis.Redis, topic: str) -> int:
 
 def find_event(client: redis.Redis, topic: str, stream_id: str) -> dict | None:
     entries = client.xrange(keys.stream(stream_name(topic)), min=stream_id, max=stream_id, count=1)
-    return orjson.loads(entries[0][1][b"e"]) if entries and b"e" in entries[0][1] else None
+    return decode_entry(topic, entries[0][0], entries[0][1]).envelope if entries and entries[0][1] else None
 
 
 def delivery_matrix(client: redis.Redis, topic: str, stream_id: str, event_id: str, consumers: list[str]) -> list[dict]:

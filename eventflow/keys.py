@@ -42,6 +42,16 @@ def retry_payloads(topic: str, consumer: str) -> str:
     return f"{_prefix()}{{{topic}}}:retrydata:{consumer}"
 
 
+def dead_letters(topic: str, consumer: str) -> str:
+    """Hash of a consumer's dead letters (and replay resolutions) waiting to be written to the database.
+
+    Written in the same transaction as the acks that release their events, so a
+    dead letter is durable before its event is gone; workers drain it into
+    FailedEvent rows, and keep it while the database is down.
+    """
+    return f"{_prefix()}{{{topic}}}:deadletters:{consumer}"
+
+
 def counters(topic: str) -> str:
     """Hash of running totals for a topic and its consumers (published, acked, ...)."""
     return f"{_prefix()}{{{topic}}}:counters"
@@ -82,6 +92,11 @@ def rate_history(topic: str, resolution: str) -> str:
 def monitor_snapshot() -> str:
     """The monitor's latest computed state (rates, health), as JSON with a short TTL."""
     return f"{_prefix()}monitor:snapshot"
+
+
+def monitor_clocks() -> str:
+    """Hash of each consumer's health clocks (backlog since, last ack at), so a restarted monitor keeps them."""
+    return f"{_prefix()}monitor:clocks"
 
 
 def monitor_leader() -> str:

@@ -26,10 +26,12 @@ from typing import Any
 
 import orjson
 import redis
+from django.db import DatabaseError
 from django.db.models import Count
 
 from . import conf, health, history, keys
 from .connection import get_redis
+from .database import close_connection, drop_broken_connections
 from .status import broker_status
 
 logger = logging.getLogger(__name__)
@@ -108,6 +110,8 @@ class Lane:
     errors: int = 0
     dead: int = 0
     trimmed: int = 0  # events retention cut before this consumer acknowledged them
+    infra: int = 0  # database and Redis failures its workers met (not the handler's)
+    parked: int = 0  # dead letters in the outbox, not yet written to the database (it may be down)
 
 
 @dataclass(slots=True)
@@ -129,6 +133,7 @@ def read(client: redis.Redis, flow: Flow) -> Reading:
         first += [("hgetall", (keys.counters(stream),)), ("xinfo_groups", (keys.stream(stream),))]
         first.append(("xlen", (keys.stream(stream),)))
     first += [("zcard", (keys.retry_schedule(flow.stream_of(t), flow.group_of(c)),)) for t, c in lanes]
+    first += [("hlen", (keys.dead_letters(flow.stream_of(t), flow.group_of(c)),)) for t, c in lanes]
     first.append(("zrangebyscore", (keys.workers(), time.time() - conf.get("HEARTBEAT_TTL"), "+inf", 0, 1000)))
     replies = pipelined(client, first)
     reading = Reading(at=time.time(), counters={}, lengths={}, lanes={}, workers=[])
@@ -142,6 +147,7 @@ def read(client: redis.Redis, flow: Flow) -> Reading:
         group = flow.group_of(consumer)
         reading.lanes[(topic, consumer)] = _lane(reading.counters[topic], groups[topic].get(group), group)
         reading.lanes[(topic, consumer)].retrying = _int(replies[offset + j])
+        reading.lanes[(topic, consumer)].parked = _int(replies[offset + len(lanes) + j])
     _read_pending_ages(client, reading, flow)
     reading.workers = _read_workers(client, replies[-1])
     return reading
@@ -181,6 +187,7 @@ def _lane(counters: dict[str, int], group: dict | None, consumer: str) -> Lane:
         errors=counters.get(f"errors:{consumer}", 0),
         dead=counters.get(f"dead:{consumer}", 0),
         trimmed=counters.get(f"trimmed:{consumer}", 0),
+        infra=counters.get(f"infra:{consumer}", 0),
     )
     if group is not None:
         lane.pending = int(group.get("pending") or 0)
@@ -224,11 +231,37 @@ class Monitor:
         self._broker: dict = {}
         self._broker_at = 0.0
         self._seeded = False
+        self.database = {"status": "ok", "error": ""}  # what the last database read found
+        self._failed: dict[str, int] = {}
 
     def flow(self) -> Flow:
+        """The configured flow, reloaded every ``flow_refresh`` seconds; the last one while the database is down."""
         if self._flow is None or time.monotonic() - self._flow_at > self.flow_refresh:
-            self._flow, self._flow_at = load_flow(), time.monotonic()
+            self._flow_at = time.monotonic()
+            loaded = self._from_database(load_flow)
+            self._flow = loaded if loaded is not None else (self._flow or Flow())
         return self._flow
+
+    def failed(self) -> dict[str, int]:
+        """Replayable failed events per consumer; the last counts while the database is down."""
+        counts = self._from_database(failed_counts)
+        if counts is not None:
+            self._failed = counts
+        return self._failed
+
+    def _from_database(self, read: Any) -> Any:
+        """``read()``, or None (the database noted down) if the database fails; Redis sampling goes on."""
+        drop_broken_connections()
+        try:
+            value = read()
+        except DatabaseError as exc:
+            close_connection()  # reopened on next use, once the database is back
+            if self.database["status"] == "ok":
+                logger.warning("monitor: database unavailable (%s); sampling Redis meanwhile", exc)
+            self.database = {"status": "down", "error": f"{type(exc).__name__}: {exc}".strip()[:300]}
+            return None
+        self.database = {"status": "ok", "error": ""}
+        return value
 
     def broker(self, client: redis.Redis) -> dict:
         """The server's kind and durability mode, read every ``BROKER_EVERY`` seconds (it rarely changes)."""
@@ -252,10 +285,12 @@ class Monitor:
         flow = self.flow()
         if not self._seeded:
             history.seed_tracker(client, flow, self.tracker, self._sparks)
+            restore_clocks(client, self.tracker)
             self._seeded = True
         reading = read(client, flow)
-        snapshot = build_snapshot(flow, reading, self._previous, self.tracker, self._sparks)
+        snapshot = build_snapshot(flow, reading, self._previous, self.tracker, self._sparks, failed=self.failed())
         snapshot["broker"] = self.broker(client)
+        snapshot["database"] = dict(self.database)
         self._previous = reading
         self.tracker.forget_others(set(flow.consumers))
         if store:
@@ -263,7 +298,26 @@ class Monitor:
             history.write_history(client, reading, flow, minute=minute != self._minute)
             self._minute = minute
             store_snapshot(client, snapshot)
+            store_clocks(client, self.tracker, reading.at)
         return snapshot
+
+
+def store_clocks(client: redis.Redis, tracker: health.Tracker, at: float) -> None:
+    """Keep each consumer's health clocks in Redis, so a restarted monitor does not restart "stalled for"."""
+    clocks = tracker.clocks()
+    if clocks:
+        client.hset(keys.monitor_clocks(), mapping={n: orjson.dumps({**c, "at": at}) for n, c in clocks.items()})
+
+
+def restore_clocks(client: redis.Redis, tracker: health.Tracker) -> None:
+    """Give a freshly seeded tracker the clocks the previous monitor kept (see ``Tracker.restore``)."""
+    stored = client.hgetall(keys.monitor_clocks())
+    oldest = time.time() - setting("HISTORY_SECONDS")  # older clocks: the monitor was away too long to trust them
+    for name, raw in stored.items():
+        clock = orjson.loads(raw)
+        if clock.get("at", 0.0) < oldest:
+            continue
+        tracker.restore(name.decode(), clock.get("backlog_since"), clock.get("last_ack_at"), clock.get("at", 0.0))
 
 
 def store_snapshot(client: redis.Redis, snapshot: dict) -> None:
@@ -282,11 +336,16 @@ def load_snapshot() -> dict:
 
 
 def build_snapshot(
-    flow: Flow, reading: Reading, previous: Reading | None, tracker: health.Tracker, sparks: dict[str, deque]
+    flow: Flow,
+    reading: Reading,
+    previous: Reading | None,
+    tracker: health.Tracker,
+    sparks: dict[str, deque],
+    failed: dict[str, int] | None = None,
 ) -> dict:
     elapsed = reading.at - previous.at if previous is not None else 0.0
     produce, consume = _edge_rates(flow, reading, previous, elapsed)
-    failed = failed_counts()
+    failed = failed_counts() if failed is None else failed
     consumers = [
         _consumer_state(config, reading, consume, tracker, sparks, failed.get(config.name, 0))
         for config in flow.consumers.values()
@@ -379,6 +438,9 @@ def _consumer_state(
         "acked": acked,
         "dead": sum(x.dead for x in lanes),
         "trimmed": sum(x.trimmed for x in lanes),
+        "infra_errors": sum(x.infra for x in lanes),
+        "parked_dead_letters": sum(x.parked for x in lanes),
+        "handler_error": next((e for w in workers if (e := w["consumers"][config.name].get("handler_error"))), ""),
         "failed": failed,
         "workers": len(workers),
         "in_flight": sum(int(w["consumers"][config.name].get("in_flight", 0)) for w in workers),

@@ -141,7 +141,7 @@ def _schemas() -> dict[str, Schema]:
             "required": ["status", "redis", "database"],
             "properties": {
                 "status": {"enum": ["ok", "degraded"]},
-                "database": {"enum": ["ok", "unavailable"]},
+                "database": {"enum": ["ok", "down"]},
                 "redis": {
                     "type": "object",
                     "required": ["reachable"],

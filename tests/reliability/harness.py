@@ -277,6 +277,12 @@ class Fleet:
         assert proc.poll() is None, "the web server exited at start"
         return url
 
+    def monitor(self) -> subprocess.Popen:
+        """Start ``manage.py monitor`` (it samples and stores the snapshot)."""
+        proc = self._start([sys.executable, str(ROOT / "manage.py"), "monitor"], "monitor.log")
+        self.others.append(proc)
+        return proc
+
     def live_workers(self) -> list[subprocess.Popen]:
         return [p for p in self.workers if p.poll() is None]
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-
 from django.db import transaction
 
 from eventflow import delivery, keys, monitor, publish_batch
@@ -20,7 +19,7 @@ from eventflow.connection import get_redis
 from eventflow.models import Consumer, FailedEvent, Topic
 from eventflow.worker import Worker
 from tests import handlers
-from tests.conftest import drain, make_consumer, publish_status, wait_for
+from tests.helpers import drain, make_consumer, publish_status, wait_for
 
 
 def publish(topic: str, count: int, start: int = 0) -> list[str]:
