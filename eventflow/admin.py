@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db import models
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -11,6 +16,35 @@ from django.utils.html import format_html
 
 from . import failures
 from .models import Consumer, FailedEvent, Producer, Topic
+from .validation import MAX_SCHEMA_DEPTH
+
+
+class SchemaField(forms.JSONField):
+    """A topic schema's text box: JSON nested past Python's stack is a field error, not a 500."""
+
+    def to_python(self, value: Any) -> Any:
+        try:
+            return super().to_python(value)
+        except RecursionError:
+            raise ValidationError(f"the schema is nested more than {MAX_SCHEMA_DEPTH} levels deep") from None
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:  # shown again as the text that was sent
+            return forms.fields.InvalidJSONInput(data)
+
+    def prepare_value(self, value: Any) -> Any:
+        try:
+            return super().prepare_value(value)
+        except RecursionError:  # saved past this form: shown as text that will not save as it is
+            return f"(the stored schema is nested more than {MAX_SCHEMA_DEPTH} levels deep: replace it)"
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        try:
+            return super().has_changed(initial, data)
+        except RecursionError:
+            return True
 
 
 @admin.register(Topic)
@@ -23,6 +57,7 @@ class TopicAdmin(admin.ModelAdmin):
         ("Retention", {"fields": ["retention_max_events", "retention_max_age"]}),
         ("Validation", {"fields": ["max_event_bytes", "data_schema"]}),
     ]
+    formfield_overrides = {models.JSONField: {"form_class": SchemaField}}
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (
