@@ -148,3 +148,19 @@ def test_under_daphne_an_oversize_or_binary_message_closes_with_4009_not_a_crash
 ):
     """Daphne refuses 1009 from an application; before, the consumer raised and the socket got 1011."""
     assert close_code_after(asgi_server, staff_cookie, opcode, payload) == CLOSE_TOO_BIG_PRIVATE
+
+
+@pytest.mark.parametrize("stream_id", ["١-٠", "99999999999999999999-0", "1-99999999999999999999"])
+def test_an_event_socket_for_a_stream_id_redis_cannot_hold_gets_a_snapshot_not_a_crash(staff_cookie, stream_id):
+    """The route's ``\\d`` matches any Unicode digit; Redis refuses them and ids past 64 bits."""
+
+    async def attempt() -> str:
+        headers = [(b"origin", GOOD_ORIGIN), (b"cookie", staff_cookie)]
+        socket = WebsocketCommunicator(application, f"/ws/live/event/orders/{stream_id}/", headers=headers)
+        connected, _ = await socket.connect(timeout=5)
+        assert connected
+        snapshot = await socket.receive_from(timeout=5)
+        await socket.disconnect()
+        return snapshot
+
+    assert async_to_sync(attempt)() == ""  # nothing to show, as for an event trimmed from the stream
