@@ -20,6 +20,8 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -86,6 +88,13 @@ def now_rfc3339() -> str:
 MAX_SCHEMA_DEPTH = 32
 MAX_DATA_DEPTH = 32  # event data checked against a schema; deeper data never reaches jsonschema
 MAX_SCHEMA_BYTES = 64 * 1024  # every event is checked against all of it: a schema, not a database
+# Keyword checks one event may cost: $refs can multiply work (16 definitions that
+# each allOf the next twice: 2**16 checks, 4.6 s), so a check stops after
+# SCHEMA_STEPS + SCHEMA_STEPS_PER_VALUE per JSON value in the data. A realistic
+# schema takes about 2 steps per value, at 1-15 us a step.
+SCHEMA_STEPS = 2_000
+SCHEMA_STEPS_PER_VALUE = 10
+_PROBES = (None, {}, [], "", 0)  # the admin tries a schema on these within SCHEMA_STEPS each
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False  # RE2 would print every refused pattern to stderr
 
@@ -104,13 +113,20 @@ def check_schema(schema: Any) -> None:
     try:
         validator = _validator_class(schema)
         validator.check_schema(schema, format_checker=_re2_format_checker(validator))
-        next(validator(schema).iter_errors(None), None)
+        for probe in _PROBES:
+            with _steps(SCHEMA_STEPS):
+                list(validator(schema).iter_errors(probe))
     except jsonschema.SchemaError as exc:
         raise ValueError(_schema_error(exc)) from None
     except Unresolvable as exc:
         raise ValueError(f"not a usable JSON Schema: cannot resolve $ref {exc}") from None
     except RecursionError:  # a chain of $refs, each shallow
         raise ValueError("not a usable JSON Schema: its $refs nest too deeply") from None
+    except _OverBudget:
+        raise ValueError(
+            f"not a usable JSON Schema: checking even an empty event takes over {SCHEMA_STEPS:,} steps "
+            "(its $refs multiply the work)"
+        ) from None
 
 
 def compile_schema(schema: Any) -> Callable[[Any], None]:
@@ -126,14 +142,19 @@ def compile_schema(schema: Any) -> Callable[[Any], None]:
     validator = _validator_class(schema)(schema)
 
     def validate(data: Any) -> None:
-        if depth_over(data, MAX_DATA_DEPTH):
+        values = count_values(data, MAX_DATA_DEPTH)
+        if values is None:
             raise ValueError(f"data is nested more than {MAX_DATA_DEPTH} levels deep, the most a schema checks")
+        steps = SCHEMA_STEPS + SCHEMA_STEPS_PER_VALUE * values
         try:
-            error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+            with _steps(steps):
+                error = jsonschema.exceptions.best_match(validator.iter_errors(data))
         except Unresolvable as exc:  # a $ref the admin could not see resolve
             raise ValueError(f"the topic's schema cannot be applied: unresolvable $ref {exc}") from None
         except RecursionError:
             raise ValueError("data is nested too deeply to check against the topic's schema") from None
+        except _OverBudget:
+            raise ValueError(f"checking this data against the topic's schema takes over {steps:,} steps") from None
         if error is not None:
             where = "/".join(str(p) for p in error.absolute_path) or "(root)"
             raise ValueError(f"data at {where}: {error.message}")
@@ -142,20 +163,26 @@ def compile_schema(schema: Any) -> Callable[[Any], None]:
 
 
 def depth_over(value: Any, limit: int) -> bool:
-    """True if ``value`` nests lists and dicts more than ``limit`` levels deep (a scalar is 0, ``[]`` is 1).
+    """True if ``value`` nests lists and dicts more than ``limit`` levels deep (a scalar is 0, ``[]`` is 1)."""
+    return count_values(value, limit) is None
+
+
+def count_values(value: Any, depth_limit: int) -> int | None:
+    """How many JSON values ``value`` holds, itself included; None if nested past ``depth_limit``.
 
     Walks with a stack of its own, so it cannot itself run out of Python's.
     """
-    stack = [(value, 1)]
+    stack, count = [(value, 1)], 0
     while stack:
         item, depth = stack.pop()
+        count += 1
         children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
         if children is None:
             continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return False
+        if depth > depth_limit:
+            return None
+        stack.extend((child, depth + 1) for child in children)
+    return count
 
 
 def _check_schema_shape(schema: Any) -> None:
@@ -265,9 +292,40 @@ _RE2_KEYWORDS = {
 }
 
 
+_steps_left: ContextVar[list[int] | None] = ContextVar("eventflow_schema_steps", default=None)
+
+
+class _OverBudget(Exception):
+    """A schema check used up its steps (``_steps``)."""
+
+
+@contextmanager
+def _steps(budget: int) -> Iterator[None]:
+    """Let the schema checks inside take at most ``budget`` keyword steps (then ``_OverBudget``)."""
+    token = _steps_left.set([budget])
+    try:
+        yield
+    finally:
+        _steps_left.reset(token)
+
+
+def _metered(keyword: Callable) -> Callable:
+    def check(validator: Any, value: Any, instance: Any, schema: Any) -> Any:
+        left = _steps_left.get()
+        if left is not None:
+            left[0] -= 1
+            if left[0] < 0:
+                raise _OverBudget
+        return keyword(validator, value, instance, schema)
+
+    return check
+
+
 @functools.cache
 def _re2_validator(draft: type) -> type:
-    return jsonschema.validators.extend(draft, validators=_RE2_KEYWORDS)
+    """``draft`` with RE2 for regular expressions, and every keyword metered by ``_steps``."""
+    keywords = {**draft.VALIDATORS, **_RE2_KEYWORDS}
+    return jsonschema.validators.extend(draft, validators={name: _metered(k) for name, k in keywords.items()})
 
 
 def _validator_class(schema: Any) -> type:

@@ -7,7 +7,9 @@ through ``pattern``, ``patternProperties`` and ``additionalProperties``
 alike; a pattern RE2 cannot run (backreferences, lookaround) is a field error
 in the admin. Schemas nested past ``MAX_SCHEMA_DEPTH`` (10,000 ``items``
 deep) are a field error too, never a ``RecursionError``; event data nested past
-``MAX_DATA_DEPTH`` gets a 422 JSON answer (``schema_mismatch``).
+``MAX_DATA_DEPTH`` gets a 422 JSON answer (``schema_mismatch``). A schema whose
+``$ref``s multiply the work (each definition ``allOf`` the next, twice) is
+stopped after a number of keyword steps linear in the event's size.
 """
 
 from __future__ import annotations
@@ -22,7 +24,15 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from eventflow.models import Topic
-from eventflow.validation import MAX_DATA_DEPTH, MAX_SCHEMA_BYTES, MAX_SCHEMA_DEPTH, check_schema, compile_schema
+from eventflow.validation import (
+    MAX_DATA_DEPTH,
+    MAX_SCHEMA_BYTES,
+    MAX_SCHEMA_DEPTH,
+    SCHEMA_STEPS,
+    SCHEMA_STEPS_PER_VALUE,
+    check_schema,
+    compile_schema,
+)
 from tests.conftest import ROOT
 
 EVIL = "^(a+)+$"
@@ -185,3 +195,50 @@ def test_data_at_the_nesting_limit_is_checked_and_accepted(post, orders):
     Topic.objects.filter(pk=orders.pk).update(data_schema={"$defs": {"x": {"items": {"$ref": "#/$defs/x"}}}})
 
     assert post(nested_list(MAX_DATA_DEPTH - 1)).status_code == 202
+
+
+def ref_bomb(levels: int) -> dict:
+    """``levels`` definitions, each ``allOf`` the next twice: 2**levels checks of the last one."""
+    defs = {f"a{n}": {"allOf": [{"$ref": f"#/$defs/a{n + 1}"}] * 2} for n in range(levels)}
+    return {**defs, f"a{levels}": {"type": "object"}}
+
+
+def test_a_schema_whose_refs_multiply_the_work_is_refused_in_the_admin_at_once():
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match="multiply"):
+        check_schema({"$defs": ref_bomb(30), "$ref": "#/$defs/a0"})  # 2**30 checks: hours, unchecked
+
+    assert time.perf_counter() - started < 2
+
+
+def test_a_multiplying_schema_the_admin_cannot_see_stops_after_its_steps(post, orders):
+    hidden = {"type": "object", "properties": {"x": {"$ref": "#/$defs/a0"}}, "$defs": ref_bomb(18)}  # unchecked: ~20 s
+    check_schema(hidden)  # an empty event never reaches "x"
+    Topic.objects.filter(pk=orders.pk).update(data_schema=hidden)
+
+    started = time.perf_counter()
+    reply = post({"x": {}})
+
+    assert time.perf_counter() - started < 2
+    assert reply.status_code == 422
+    steps = SCHEMA_STEPS + 2 * SCHEMA_STEPS_PER_VALUE  # {"x": {}} holds two values
+    assert f"takes over {steps:,} steps" in reply.json()["error"]["message"]
+
+
+def test_a_realistic_schema_checks_a_large_event_within_its_steps():
+    fields = {
+        "sku": {"type": "string", "pattern": "^[A-Z0-9-]+$"},
+        "qty": {"type": "integer", "minimum": 1},
+        "price": {"type": "number"},
+        "tags": {"type": "array", "items": {"enum": ["a", "b", "c"]}},
+    }
+    item = {"type": "object", "required": ["sku", "qty"], "properties": fields}
+    schema = {
+        "type": "object",
+        "required": ["id", "lines"],
+        "properties": {"id": {"type": "string"}, "lines": {"type": "array", "items": {"$ref": "#/$defs/line"}}},
+        "anyOf": [{"required": ["id"]}, {"required": ["ref"]}],
+        "$defs": {"line": {"oneOf": [item, {"type": "null"}]}},
+    }
+    validate = compile_schema(schema)
+    validate({"id": "o-1", "lines": [{"sku": "AB-1", "qty": 2, "price": 1.5, "tags": ["a", "b"]}] * 2000})
