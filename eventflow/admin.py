@@ -34,18 +34,6 @@ class SchemaField(forms.JSONField):
         except RecursionError:  # shown again as the text that was sent
             return forms.fields.InvalidJSONInput(data)
 
-    def prepare_value(self, value: Any) -> Any:
-        try:
-            return super().prepare_value(value)
-        except RecursionError:  # saved past this form: shown as text that will not save as it is
-            return f"(the stored schema is nested more than {MAX_SCHEMA_DEPTH} levels deep: replace it)"
-
-    def has_changed(self, initial: Any, data: Any) -> bool:
-        try:
-            return super().has_changed(initial, data)
-        except RecursionError:
-            return True
-
 
 @admin.register(Topic)
 class TopicAdmin(admin.ModelAdmin):

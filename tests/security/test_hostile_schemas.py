@@ -14,6 +14,7 @@ stopped after a number of keyword steps linear in the event's size.
 
 from __future__ import annotations
 
+import html
 import subprocess
 import sys
 import time
@@ -145,6 +146,20 @@ def test_the_admin_answers_a_10000_level_schema_with_a_field_error(admin_client,
     text = '{"items": ' * 10_000 + "{}" + "}" * 10_000
     form = {"name": "orders", "active": "on", "max_event_bytes": "262144", "retention_max_events": "100000"}
     reply = admin_client.post(f"/admin/eventflow/topic/{orders.pk}/change/", {**form, "data_schema": text})
+
+    assert reply.status_code == 200
+    assert "nested more than" in reply.content.decode()
+
+
+def test_the_admin_shows_and_refuses_a_deep_schema_saved_past_it(admin_client, orders):
+    Topic.objects.filter(pk=orders.pk).update(data_schema=nested(500))
+    url = f"/admin/eventflow/topic/{orders.pk}/change/"
+    shown = admin_client.get(url).content.decode()
+    form = {"name": "orders", "active": "on", "max_event_bytes": "262144", "retention_max_events": "100000"}
+
+    text = html.unescape(shown.split('name="data_schema"')[1].split(">", 1)[1].split("</textarea>")[0])
+
+    reply = admin_client.post(url, {**form, "data_schema": text})
 
     assert reply.status_code == 200
     assert "nested more than" in reply.content.decode()
