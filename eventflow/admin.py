@@ -16,7 +16,7 @@ from django.utils.html import format_html
 
 from . import failures
 from .models import Consumer, FailedEvent, Producer, Topic
-from .validation import MAX_SCHEMA_DEPTH
+from .schemas import MAX_SCHEMA_DEPTH
 
 
 class SchemaField(forms.JSONField):

@@ -25,7 +25,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from eventflow.models import Topic
-from eventflow.validation import (
+from eventflow.schemas import (
     MAX_DATA_DEPTH,
     MAX_SCHEMA_BYTES,
     MAX_SCHEMA_DEPTH,
@@ -67,7 +67,7 @@ def test_a_backtracking_pattern_checks_a_40_byte_value_in_milliseconds(keyword):
     """Run in a child process with a deadline: on a backtracking engine this never ends."""
     script = (
         "import time, django, orjson; django.setup()\n"
-        "from eventflow.validation import compile_schema\n"
+        "from eventflow.schemas import compile_schema\n"
         f"schema = orjson.loads({orjson.dumps(EVIL_SCHEMAS[keyword])!r})\n"
         f"data = orjson.loads({orjson.dumps(EVIL_DATA[keyword])!r})\n"
         "validate = compile_schema(schema)\n"
