@@ -21,6 +21,12 @@ from . import live
 from .failed_live import FailedWatch, rows_html
 
 MAX_MESSAGE_BYTES = 4096  # the browser only ever sends a small filter form (headers stripped)
+CLOSE_TOO_BIG = 1009  # RFC 6455: a message too big to process
+# Daphne (autobahn's sendClose) lets an application close only with 1000 or
+# 3000-4999 and raises on 1009; its own size limit drops the TCP connection
+# without a close frame. So under daphne the socket closes with 4009, the same
+# meaning in the private range, rather than crashing the consumer (1011).
+CLOSE_TOO_BIG_PRIVATE = 4009
 REFRESH_WATCH_AFTER = 10.0
 
 
@@ -116,7 +122,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if text_data is None or len(text_data) > MAX_MESSAGE_BYTES:
-            await self.close(code=1009)  # message too big (or binary)
+            await self._close_too_big()  # message too big (or binary)
             return
         try:
             form = orjson.loads(text_data)
@@ -128,6 +134,15 @@ class LiveConsumer(AsyncWebsocketConsumer):
         elif isinstance(form, dict) and self.page == "topic":
             html = await self._resume() if self.tail.update(form) else ""
             await self.send(text_data=html + self._tail_status())
+
+    async def _close_too_big(self) -> None:
+        """Close with 1009; on a server that refuses it from an application (daphne raises), with 4009."""
+        try:
+            await self.close(code=CLOSE_TOO_BIG)
+        except Exception as exc:  # daphne: "invalid close code 1009 (must be 1000 or from [3000, 4999])"
+            if "close code" not in str(exc):
+                raise
+            await self.close(code=CLOSE_TOO_BIG_PRIVATE)
 
     async def _resume(self) -> str:
         """Fill the tail in with what was published while it was paused, up to the page's cap."""

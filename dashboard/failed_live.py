@@ -21,6 +21,7 @@ from django.template.loader import render_to_string
 
 from eventflow.models import FailedEvent
 
+from .params import BadParam
 from .views.failed import filter_query, matching, parse_cursor, read_filters
 from .views.security import can_discard, can_replay
 
@@ -50,8 +51,12 @@ class FailedWatch:
     waiting: int = 0  # new rows the notice counts
 
     @classmethod
-    def from_form(cls, form: dict[str, Any]) -> FailedWatch:
-        return cls(read_filters(form), parse_cursor(str(form.get("newest") or "")), bool(form.get("paged")))
+    def from_form(cls, form: dict[str, Any]) -> FailedWatch | None:
+        """What the page's hidden form says it shows; None (watch nothing) if the form is not one it sent."""
+        try:
+            return cls(read_filters(form), parse_cursor(str(form.get("newest") or "")), bool(form.get("paged")))
+        except BadParam:
+            return None
 
     def push(self, user: Any) -> str:
         """The HTML to send for new failures matching this page (empty if none)."""

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected as django_delete_selected
+from django.core.exceptions import ValidationError
+from django.db import models
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -12,6 +17,23 @@ from django.utils.html import format_html
 
 from . import failures, lanes
 from .models import Consumer, FailedEvent, Producer, Topic
+from .schemas import MAX_SCHEMA_DEPTH
+
+
+class SchemaField(forms.JSONField):
+    """A topic schema's text box: JSON nested past Python's stack is a field error, not a 500."""
+
+    def to_python(self, value: Any) -> Any:
+        try:
+            return super().to_python(value)
+        except RecursionError:
+            raise ValidationError(f"the schema is nested more than {MAX_SCHEMA_DEPTH} levels deep") from None
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:  # shown again as the text that was sent
+            return forms.fields.InvalidJSONInput(data)
 
 
 @admin.register(Topic)
@@ -25,6 +47,7 @@ class TopicAdmin(admin.ModelAdmin):
         ("Retention", {"fields": ["retention_max_events", "retention_max_age"]}),
         ("Validation", {"fields": ["max_event_bytes", "data_schema"]}),
     ]
+    formfield_overrides = {models.JSONField: {"form_class": SchemaField}}
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (

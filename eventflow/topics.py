@@ -62,7 +62,7 @@ def clear_cache(*args: Any, **kwargs: Any) -> None:
 
 def _load(name: str) -> TopicSpec | None:
     from .models import Topic
-    from .validation import compile_schema
+    from .schemas import compile_schema
 
     topic = Topic.objects.filter(name=name).first()
     if topic is None:

@@ -2,6 +2,9 @@
 
 Every check here is shared by the HTTP API and the Python API, so both accept
 and refuse exactly the same events.
+
+Topic schemas are checked and applied by ``schemas`` (RE2, depth, size and
+step limits); ``check_schema`` and ``compile_schema`` are re-exported here.
 """
 
 from __future__ import annotations
@@ -10,15 +13,14 @@ import base64
 import os
 import re
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import jsonschema
 import orjson
-from referencing.exceptions import Unresolvable
 
 from .errors import InvalidEvent, TooLarge
+from .schemas import check_schema as check_schema  # re-exported: validation was their home
+from .schemas import compile_schema as compile_schema
 from .topics import TopicSpec
 
 SPECVERSION = "1.0"
@@ -68,54 +70,6 @@ def now_rfc3339() -> str:
         moment = datetime.fromtimestamp(millisecond // 1000, UTC).replace(microsecond=millisecond % 1000 * 1000)
         cached = _clock = (millisecond, moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
     return cached[1]
-
-
-def check_schema(schema: Any) -> None:
-    """Raise ValueError if ``schema`` is not a valid JSON Schema that can be applied."""
-    if not isinstance(schema, (dict, bool)):
-        raise ValueError("not a valid JSON Schema: it must be a JSON object (or true/false)")
-    try:
-        validator = jsonschema.validators.validator_for(schema)
-        validator.check_schema(schema)
-        next(validator(schema).iter_errors(None), None)
-    except jsonschema.SchemaError as exc:
-        raise ValueError(f"not a valid JSON Schema: {exc.message}") from None
-    except Unresolvable as exc:
-        raise ValueError(f"not a usable JSON Schema: cannot resolve $ref {exc}") from None
-
-
-def compile_schema(schema: Any) -> Callable[[Any], None]:
-    """Return a function that raises ValueError when data fails ``schema``.
-
-    A schema saved past the admin's check (fixtures, the ORM) refuses every
-    event with the reason, rather than failing the request.
-    """
-    try:
-        check_schema(schema)
-    except ValueError as exc:
-        return _refuse_all(f"the topic's schema is unusable ({exc})")
-    validator_class = jsonschema.validators.validator_for(schema)
-    validator = validator_class(schema)
-
-    def validate(data: Any) -> None:
-        try:
-            error = jsonschema.exceptions.best_match(validator.iter_errors(data))
-        except Unresolvable as exc:  # a $ref the admin could not see resolve
-            raise ValueError(f"the topic's schema cannot be applied: unresolvable $ref {exc}") from None
-        except RecursionError:
-            raise ValueError("data is nested too deeply to check against the topic's schema") from None
-        if error is not None:
-            where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-            raise ValueError(f"data at {where}: {error.message}")
-
-    return validate
-
-
-def _refuse_all(reason: str) -> Callable[[Any], None]:
-    def validate(data: Any) -> None:
-        raise ValueError(reason)
-
-    return validate
 
 
 def from_simple(raw: Any, index: int | None = None) -> dict:

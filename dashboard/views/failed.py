@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 from eventflow import failures
 from eventflow.models import Consumer, FailedEvent, Topic
 
+from .. import params
 from . import state
 from .security import can_discard, can_replay, staff_page
 
@@ -27,10 +28,16 @@ Status = FailedEvent.Status
 OPEN = [Status.FAILED, Status.FAILED_AGAIN, Status.REPLAYING]
 CLOSED = [status for status in Status.values if status not in OPEN]
 FILTERS = ("consumer", "topic", "type", "q", "since", "until", "status")
+STATUS_FILTERS = ("", "open", "all", *Status.values)
 
 
-def read_filters(params: Any) -> dict[str, str]:
-    return {name: str(params.get(name, "")).strip()[:200] for name in FILTERS}
+def read_filters(values: Any) -> dict[str, str]:
+    """The filter form's fields as text; raise ``params.BadParam`` for one the list cannot use."""
+    filters = {name: params.text(str(values.get(name, "")), name) for name in FILTERS}
+    params.moment(filters["since"], "since")
+    params.moment(filters["until"], "until")
+    params.choice(filters["status"], "status", STATUS_FILTERS)
+    return filters
 
 
 def matching(filters: dict[str, str]) -> QuerySet[FailedEvent]:
@@ -52,26 +59,16 @@ def matching(filters: dict[str, str]) -> QuerySet[FailedEvent]:
         rows = rows.filter(event_type=filters["type"])
     if filters.get("q"):
         rows = rows.filter(error__icontains=filters["q"])
-    if since := _moment(filters.get("since", "")):
+    if since := params.moment(filters.get("since", ""), "since"):
         rows = rows.filter(last_failed_at__gte=since)
-    if until := _moment(filters.get("until", "")):
+    if until := params.moment(filters.get("until", ""), "until"):
         rows = rows.filter(last_failed_at__lt=until)
     return rows.order_by("-last_failed_at", "-id")
 
 
-def _moment(value: str) -> dt.datetime | None:
-    try:
-        moment = dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
 def parse_cursor(cursor: str) -> tuple[dt.datetime, int] | None:
-    """A row's place in the list from "<iso time>|<id>", or None."""
-    when, _, pk = cursor.partition("|")
-    moment = _moment(when)
-    return (moment, int(pk)) if moment is not None and pk.isdigit() else None
+    """A row's place in the list from "<iso time>|<id>"; None if empty; ``params.BadParam`` if malformed."""
+    return params.cursor(cursor, "cursor")
 
 
 def page_of(rows: QuerySet[FailedEvent], cursor: str) -> tuple[list[FailedEvent], str]:
@@ -178,7 +175,7 @@ def _discarded(count: int) -> str:
 
 
 def _selected_ids(request: HttpRequest) -> list[int]:
-    return [int(i) for i in request.POST.getlist("ids") if i.isdigit()][:1000]
+    return params.row_ids(request.POST.getlist("ids"), "ids")
 
 
 def _nothing_selected(request: HttpRequest, filters: dict[str, str]) -> HttpResponse:

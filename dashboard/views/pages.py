@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import orjson
@@ -17,6 +16,7 @@ from eventflow.errors import PublishError
 from eventflow.models import Consumer, FailedEvent, Topic
 from eventflow.publishing import publish
 
+from .. import params
 from . import state
 from .security import can_replay, staff_page
 
@@ -61,31 +61,30 @@ def _first_tail(topic: str) -> list[dict]:
     return [{"stream_id": sid, "event": envelope} for sid, envelope in events]
 
 
-def _browse(topic: str, params: Any) -> dict:
-    """A page of stored events, newest first, from a stream id or a time on."""
-    start = params.get("from", "").strip()
-    at = params.get("at", "").strip()
-    error = ""
-    if at:
-        try:
-            moment = dt.datetime.fromisoformat(at)
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=dt.UTC)
-            start = f"{int(moment.timestamp() * 1000)}-99999"
-        except ValueError:
-            error = "Give the time as YYYY-MM-DDTHH:MM."
-    if start and not _valid_id(start):
-        start, error = "", "A stream id looks like 1712345678901-0."
+def _browse(topic: str, query: Any) -> dict:
+    """A page of stored events, newest first, from a stream id or a time on.
+
+    A value it cannot use is said in the form (htmx swaps only 2xx answers in).
+    """
+    try:
+        start, at = _browse_start(query)
+        error = ""
+    except params.BadParam as exc:
+        start, at, error = "", str(query.get("at", "")).strip(), str(exc)
     stream = keys.stream(topics.stream_name(topic))  # a renamed topic keeps its stream
     entries = get_redis().xrevrange(stream, max=start or "+", min="-", count=BROWSE_ROWS + 1)
     rows = [{"stream_id": sid.decode(), "event": orjson.loads(f[b"e"])} for sid, f in entries if b"e" in f]
     older = rows[BROWSE_ROWS]["stream_id"] if len(rows) > BROWSE_ROWS else ""
-    return {"rows": rows[:BROWSE_ROWS], "older": older, "from": params.get("from", ""), "at": at, "error": error}
+    return {"rows": rows[:BROWSE_ROWS], "older": older, "from": query.get("from", ""), "at": at, "error": error}
 
 
-def _valid_id(value: str) -> bool:
-    ms, _, seq = value.partition("-")
-    return ms.isdigit() and (seq == "" or seq.isdigit())
+def _browse_start(query: Any) -> tuple[str, str]:
+    """The stream id to browse back from (empty: the newest) and the ``at`` text it came from."""
+    at = params.text(str(query.get("at", "")), "at")
+    if moment := params.moment(at, "at"):
+        return f"{int(moment.timestamp() * 1000)}-{params.UINT64_MAX}", at
+    start = params.text(str(query.get("from", "")), "from")
+    return (params.stream_id(start, "from") if start else ""), at
 
 
 def _publish_form(values: dict, *, message: str = "", error: str = "") -> dict:
@@ -117,8 +116,10 @@ def publish_test_event(request: HttpRequest, name: str) -> HttpResponse:
 @staff_page
 def event_detail(request: HttpRequest, name: str, stream_id: str) -> HttpResponse:
     get_object_or_404(Topic, name=name)
-    if not _valid_id(stream_id):
-        raise Http404("no such event")
+    try:
+        stream_id = params.stream_id(stream_id, "stream id")
+    except params.BadParam as exc:  # a path no event can have: not found, as for any other path
+        raise Http404(str(exc)) from None
     context = state.event(f"{name}/{stream_id}")
     if context is None:
         raise Http404("this event is no longer in the stream")

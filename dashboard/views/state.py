@@ -14,6 +14,7 @@ from eventflow import history, inspection
 from eventflow.connection import get_redis
 from eventflow.models import Consumer, FailedEvent
 
+from .. import params
 from . import charts
 
 TABLE_ROWS = 200  # consumers listed on the overview; the worst come first
@@ -96,9 +97,14 @@ def failed_summary() -> dict:
 def event(name: str) -> dict | None:
     """One event and where it stands with each subscribed consumer; ``name`` is "<topic>/<stream id>".
 
-    None once the event has left the stream (trimmed).
+    None once the event has left the stream (trimmed), or if the stream id is not one Redis can hold
+    (an event socket's route takes any digits).
     """
     topic_name, _, stream_id = name.partition("/")
+    try:
+        params.stream_id(stream_id, "stream id")
+    except params.BadParam:
+        return None
     client = get_redis()
     envelope = inspection.find_event(client, topic_name, stream_id)
     if envelope is None:
