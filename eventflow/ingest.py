@@ -21,6 +21,9 @@ JSON = "application/json"
 CLOUDEVENT = "application/cloudevents+json"
 CLOUDEVENT_BATCH = "application/cloudevents-batch+json"
 SUPPORTED = (JSON, CLOUDEVENT, CLOUDEVENT_BATCH)
+# Refused rather than accepted as a no-op: an empty batch is almost always a producer bug
+# (a buffer flushed before it was filled), and a 202 would hide it.
+EMPTY_BATCH = "the batch holds no events; send at least one (an empty batch is refused so that a lost batch shows)"
 
 
 def media_type(content_type: str) -> tuple[str, dict[str, str]]:
@@ -165,7 +168,7 @@ def _ignore(text: str) -> None:
 
 def _check_count(events: list, max_events: int) -> None:
     if not events:
-        raise InvalidEvent("the batch holds no events", code="empty_batch")
+        raise InvalidEvent(EMPTY_BATCH, code="empty_batch")
     if len(events) > max_events:
         raise TooLarge(f"{len(events)} events is over the batch limit of {max_events}")
 

@@ -17,6 +17,7 @@ from . import conf, keys
 from .connection import LuaScript, call_many, get_redis
 from .errors import BrokerUnavailable, Forbidden, InvalidEvent, TooLarge, UnknownTopic
 from .topics import TopicSpec, get_spec
+from .ingest import EMPTY_BATCH
 from .validation import from_simple, new_event_ids, now_rfc3339, seal
 
 # KEYS: stream, counters, guard, then one dedup key per event that carries one.
@@ -26,7 +27,7 @@ from .validation import from_simple, new_event_ids, now_rfc3339, seal
 # HTTP path's token-cache generation for the topic) that no longer holds
 # refuses the whole batch with a STALE error, storing nothing.
 # No trimming here: retention.py trims, counting what consumers had not acked.
-_STORE = LuaScript(
+STORE_SCRIPT = LuaScript(
     """
 if ARGV[4] ~= '' and (redis.call('GET', KEYS[3]) or '0') ~= ARGV[4] then
   return redis.error_reply('STALE the token cache is out of date')
@@ -123,7 +124,7 @@ def store(spec: TopicSpec, attributes: list[dict], *, source: str) -> PublishRes
     client = get_redis()
     try:
         if batch.needs_script or type(client) is not redis.Redis:
-            replies = _STORE(client, batch.keys, batch.args)
+            replies = STORE_SCRIPT(client, batch.keys, batch.args)
         else:
             replies = _store_plain(client, batch, source)
     except redis.RedisError as exc:
@@ -194,7 +195,7 @@ def prepare(spec: TopicSpec, attributes: list[dict], *, source: str, guard: str 
     must still have for the store to happen (see ``asgi_publish``).
     """
     if not attributes:
-        raise InvalidEvent("the batch holds no events", code="empty_batch")
+        raise InvalidEvent(EMPTY_BATCH, code="empty_batch")
     limit = conf.get("MAX_BATCH_EVENTS")
     if len(attributes) > limit:
         raise TooLarge(f"{len(attributes)} events is over the batch limit of {limit}")

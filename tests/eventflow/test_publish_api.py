@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import orjson
 import pytest
@@ -156,6 +160,42 @@ def test_it_marks_the_producer_as_seen(post, shop, monkeypatch):
     post({"type": "order.created"})
     shop.refresh_from_db()
     assert shop.last_seen_at is not None
+
+
+@contextmanager
+def database_write_locked(producer: Producer) -> Iterator[None]:
+    """Another connection holds the lock a write to ``producer``'s row needs, until the block ends."""
+    from django.db import connection
+
+    settings = connection.settings_dict
+    if connection.vendor == "sqlite":
+        other = sqlite3.connect(settings["NAME"], isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # the database's one write lock
+    else:
+        import psycopg
+
+        other = psycopg.connect(
+            dbname=settings["NAME"], user=settings["USER"], host=settings["HOST"], port=settings["PORT"] or 5432
+        )
+        other.execute("SELECT 1 FROM eventflow_producer WHERE id = %s FOR UPDATE", [producer.pk])
+    try:
+        yield
+    finally:
+        other.rollback()
+        other.close()
+
+
+def test_it_answers_fast_while_another_connection_holds_the_database_write_lock(
+    transactional_db, post, shop, monkeypatch
+):
+    monkeypatch.setattr(tokens, "_last_seen_written", {})  # so this publish wants to write "last seen"
+    with database_write_locked(shop):
+        started = time.monotonic()
+        response = post({"type": "order.created"})
+        elapsed = time.monotonic() - started
+
+    assert response.status_code == 202, response.content
+    assert elapsed < 2.0, f"the publish waited {elapsed:.1f} s for the lock"
 
 
 # --- 400 ------------------------------------------------------------------------------
