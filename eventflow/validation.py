@@ -151,8 +151,9 @@ def from_structured(raw: Any, index: int | None = None) -> dict:
             continue  # the broker names the producer as the source
         if name == "topic":
             raise InvalidEvent("'topic' is set by the broker, not by producers", index=index)
-        if name == "partitionkey":
-            attributes["key"] = value
+        if name == "partitionkey":  # the CloudEvents extension, kept; it is also our ordering key
+            attributes["partitionkey"] = _extension(name, value, index)
+            attributes.setdefault("key", value)
         elif name in _CORE_ATTRIBUTES:
             attributes[name] = value
         elif name in _DATA_DESCRIPTORS:
@@ -188,8 +189,9 @@ def seal(
         "type": attributes["type"],
         "time": _checked_time(attributes.get("time"), index, now),
         "topic": topic.name,
-        "data": attributes.get("data"),
     }
+    if "data_base64" not in attributes:  # the JSON format carries one of the two, never both
+        envelope["data"] = attributes.get("data")
     payload = _dump(envelope, index)
     if len(payload) > topic.max_event_bytes:
         raise TooLarge(
