@@ -86,23 +86,37 @@ def publish(
     subject: str | None = None,
     time: str | None = None,
     source: str | None = None,
+    on_commit: bool = False,
+    outbox: bool = False,
 ) -> str:
     """Publish one event from Python and return its id.
 
     Raises the same ``PublishError`` subclasses the HTTP API answers with.
+    ``on_commit=True`` stores it when the current transaction commits (none
+    if it rolls back); ``outbox=True`` also survives a crash between the
+    commit and the store (see ``eventflow.outbox``). Both are opt-in: a plain
+    ``publish()`` keeps its promise that the event is in Redis when it returns.
     """
     event: dict[str, Any] = {"type": type, "data": data}
     for name, value in (("key", key), ("id", id), ("subject", subject), ("time", time)):
         if value is not None:
             event[name] = value
-    return publish_batch(topic, [event], source=source).ids[0]
+    return publish_batch(topic, [event], source=source, on_commit=on_commit, outbox=outbox).ids[0]
 
 
-def publish_batch(topic: str, events: Iterable[dict], *, source: str | None = None) -> PublishResult:
-    """Publish plain-form events (``{"type", "data", ...}``) all or nothing."""
+def publish_batch(
+    topic: str, events: Iterable[dict], *, source: str | None = None, on_commit: bool = False, outbox: bool = False
+) -> PublishResult:
+    """Publish plain-form events (``{"type", "data", ...}``) all or nothing (``on_commit``/``outbox``: see ``publish``)."""
     spec = require_topic(topic)
     attributes = [from_simple(raw, index) for index, raw in enumerate(events)]
-    return store(spec, attributes, source=source or conf.get("PRODUCER_SOURCE"))
+    source = source or conf.get("PRODUCER_SOURCE")
+    if outbox or on_commit:
+        from . import outbox as transactional
+
+        defer = transactional.write if outbox else transactional.on_commit
+        return PublishResult(ids=defer(spec.name, attributes, source=source), stream_ids=[])
+    return store(spec, attributes, source=source)
 
 
 def require_topic(name: str) -> TopicSpec:
