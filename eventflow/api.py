@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -20,6 +22,7 @@ from .publishing import store
 from .tokens import authenticate, require_topic_permission, spend_rate
 
 logger = logging.getLogger(__name__)
+View = Callable[..., HttpResponse]
 
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> HttpResponse:
@@ -157,6 +160,28 @@ def not_found(request: HttpRequest, path: str = "") -> HttpResponse:
     )
 
 
+def allow_methods(*methods: str) -> Callable[[View], View]:
+    """Answer any other method with a JSON 405 naming the allowed ones (Django's own is HTML)."""
+
+    def decorate(view: View) -> View:
+        @functools.wraps(view)
+        def only(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method not in methods:
+                message = f"use {' or '.join(methods)}"
+                return json_response(
+                    {"error": {"code": "method_not_allowed", "message": message}},
+                    status=405,
+                    headers={"Allow": ", ".join(methods)},
+                )
+            return view(request, *args, **kwargs)
+
+        return only
+
+    return decorate
+
+
+@csrf_exempt  # a POST gets the 405, not a CSRF page
+@allow_methods("GET", "HEAD")
 def health(request: HttpRequest) -> HttpResponse:
     """Public liveness: is Redis reachable, how durable is it, is the database up."""
     from django.db import connection
