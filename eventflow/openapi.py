@@ -90,9 +90,10 @@ def _event() -> Schema:
             "time": _time(),
         },
         "description": "A null optional attribute counts as absent. The broker sets source, topic and specversion.",
-        "patternProperties": {EXTENSION_NAME: _extension()},
-        "propertyNames": _not_named(*RESERVED),
-        "additionalProperties": False,
+        # Any other name is an extension: JSON Schema applies patternProperties to named properties
+        # too (data would have to be an extension value), so names are checked by propertyNames.
+        "propertyNames": {"pattern": EXTENSION_NAME, **_not_named(*RESERVED)},
+        "additionalProperties": _extension(),
     }
 
 
@@ -117,9 +118,8 @@ def _cloudevent() -> Schema:
             },
             "time": _time(),
         },
-        "patternProperties": {EXTENSION_NAME: _extension()},
-        "propertyNames": _not_named("topic"),
-        "additionalProperties": False,
+        "propertyNames": {"anyOf": [{"const": "data_base64"}, {"pattern": EXTENSION_NAME}], **_not_named("topic")},
+        "additionalProperties": _extension(),
         "allOf": [
             {"not": {"required": ["data", "data_base64"]}},
             # Without 'key', partitionkey is the ordering key, so it must be short text too.
@@ -239,10 +239,9 @@ def _publish() -> Schema:
                     JSON: {"schema": events},
                     "application/cloudevents+json": {"schema": _ref("CloudEvent")},
                     "application/cloudevents-batch+json": {"schema": batch},
-                    "text/plain": {"schema": {}, "description": "CloudEvents binary mode only (ce-* headers)."},
+                    "text/plain": {"schema": {"description": "CloudEvents binary mode only (ce-* headers)."}},
                     "application/octet-stream": {
-                        "schema": {},
-                        "description": "CloudEvents binary mode only (ce-* headers); stored as data_base64.",
+                        "schema": {"description": "CloudEvents binary mode only (ce-* headers); kept as data_base64."}
                     },
                 },
             },
