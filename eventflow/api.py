@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -126,7 +127,7 @@ def _bulk_selection(request: HttpRequest):
             raise MalformedRequest(f"'{name}' must be a name")
     ids = query.get("ids") or []
     if ids:
-        if not isinstance(ids, list) or not all(str(i).isdigit() for i in ids):
+        if not isinstance(ids, list) or not all(_is_row_id(i) for i in ids):
             raise MalformedRequest("'ids' must be a list of failed-event ids")
         return rows.filter(pk__in=[int(i) for i in ids])
     if not query.get("consumer") and not query.get("topic"):
@@ -136,6 +137,17 @@ def _bulk_selection(request: HttpRequest):
     if query.get("topic"):
         rows = rows.filter(topic__name=str(query["topic"]))
     return rows
+
+
+MAX_ROW_ID = 2**63 - 1  # a database's big integer; past it the query itself would fail
+ROW_ID_TEXT = re.compile(r"[0-9]{1,18}")
+
+
+def _is_row_id(value: Any) -> bool:
+    """A failed-event id as the form or JSON sends it: an integer, or up to 18 ASCII digits."""
+    if isinstance(value, str):
+        return ROW_ID_TEXT.fullmatch(value) is not None
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ROW_ID
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

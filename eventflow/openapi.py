@@ -179,7 +179,12 @@ def _schemas() -> dict[str, Schema]:
             "properties": {
                 "ids": {
                     "type": ["array", "null"],
-                    "items": {"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": "^[0-9]+$"}]},
+                    "items": {
+                        "oneOf": [
+                            {"type": "integer", "minimum": 0, "maximum": api.MAX_ROW_ID},
+                            {"type": "string", "pattern": "^" + api.ROW_ID_TEXT.pattern + "$"},
+                        ]
+                    },
                 },
                 "consumer": {"type": ["string", "null"]},
                 "topic": {"type": ["string", "null"]},
