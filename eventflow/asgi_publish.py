@@ -204,13 +204,17 @@ def _with_working_connection(func: Any, *args: Any) -> Any:
 
 
 def _reset_connections(*, broken: bool) -> None:
-    """Close unusable connections (all of them after an error), never inside a caller's transaction."""
+    """Close unusable connections (all of them after an error), never inside a caller's transaction.
+
+    A healthy connection stays open whatever ``CONN_MAX_AGE`` says: this path
+    has no request end to close it at, and reopening per token check would cost more.
+    """
     for connection in connections.all(initialized_only=True):
         if connection.in_atomic_block:
             continue
         if broken:
             connection.close()
-        else:
+        elif connection.errors_occurred:
             connection.close_if_unusable_or_obsolete()
 
 
