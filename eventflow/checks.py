@@ -20,6 +20,15 @@ def check_settings(app_configs, **kwargs) -> list:
         problems.append(
             Error("EVENTFLOW_MAX_BATCH_EVENTS must be ≥ 1 and EVENTFLOW_MAX_BODY_BYTES ≥ 1024", id="eventflow.E002")
         )
+    if not conf.get("EMBEDDED_REDIS") and not hasattr(settings, "EVENTFLOW_REDIS_URL"):
+        # Connecting to a default server nobody configured would hide the mistake until events go missing.
+        problems.append(
+            Error(
+                "EVENTFLOW_REDIS_URL is not set",
+                hint="Name the Redis that carries the streams, e.g. EVENTFLOW_REDIS_URL = 'redis://127.0.0.1:6379/0'.",
+                id="eventflow.E003",
+            )
+        )
     if conf.get("SYNC") and not settings.DEBUG:
         problems.append(
             Warning("EVENTFLOW_SYNC runs handlers inside publish; it is meant for tests", id="eventflow.W001")

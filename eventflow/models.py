@@ -347,11 +347,28 @@ class HandledEvent(models.Model):
     """Marks an event whose effects a handler committed (see ``eventflow.idempotent``)."""
 
     scope = models.CharField(max_length=100, help_text="Usually the consumer's name.")
+    # CloudEvents' identity is source + id: two producers may both publish an id "1001".
+    source = models.CharField(max_length=200, default="")
     event_id = models.CharField(max_length=200)
     handled_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["scope", "event_id"], name="handled_once_per_scope")]
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "source", "event_id"], name="handled_once_per_scope_and_source")
+        ]
 
     def __str__(self) -> str:
         return f"{self.scope}: {self.event_id}"
+
+
+class OutboxEvent(models.Model):
+    """An event written inside the caller's transaction, published once it commits (``eventflow.outbox``)."""
+
+    topic = models.CharField(max_length=100)
+    source = models.CharField(max_length=200)
+    attributes = models.JSONField(help_text="The event in plain form, with its id and time fixed at write.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_error = models.TextField(blank=True, help_text="Why the event could not be published (it stays here).")
+
+    def __str__(self) -> str:
+        return f"{self.topic}: {self.attributes.get('id')}"

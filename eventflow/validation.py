@@ -31,12 +31,12 @@ _EXTENSION_NAME = re.compile(r"[a-z0-9]{1,20}")
 # CloudEvents "Integer" is a signed 32-bit number.
 _INT32 = range(-(2**31), 2**31)
 # RFC 3339 date-time (section 5.6): full date, "T", full time, "Z" or a numeric offset.
-_RFC3339 = re.compile(
+RFC3339_PATTERN = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
 _CORE_ATTRIBUTES = {"id", "type", "time", "subject", "key", "data"}
 # Attributes the broker sets itself; a producer cannot supply them as extensions.
-_RESERVED = {"specversion", "source", "topic", "datacontenttype", "dataschema", "data_base64"}
+RESERVED = frozenset({"specversion", "source", "topic", "datacontenttype", "dataschema", "data_base64"})
 
 
 def new_event_id() -> str:
@@ -80,7 +80,7 @@ def from_simple(raw: Any, index: int | None = None) -> dict:
     for name, value in raw.items():
         if name in _CORE_ATTRIBUTES:
             attributes[name] = value
-        elif name in _RESERVED:
+        elif name in RESERVED:
             raise InvalidEvent(f"'{name}' is set by the broker, not by producers", index=index)
         else:
             attributes[name] = _extension(name, value, index)
@@ -105,8 +105,9 @@ def from_structured(raw: Any, index: int | None = None) -> dict:
             continue  # the broker names the producer as the source
         if name == "topic":
             raise InvalidEvent("'topic' is set by the broker, not by producers", index=index)
-        if name == "partitionkey":
-            attributes["key"] = value
+        if name == "partitionkey":  # the CloudEvents extension, kept; it is also our ordering key
+            attributes["partitionkey"] = _extension(name, value, index)
+            attributes.setdefault("key", value)
         elif name in _CORE_ATTRIBUTES:
             attributes[name] = value
         elif name in _DATA_DESCRIPTORS:
@@ -142,8 +143,9 @@ def seal(
         "type": attributes["type"],
         "time": _checked_time(attributes.get("time"), index, now),
         "topic": topic.name,
-        "data": attributes.get("data"),
     }
+    if "data_base64" not in attributes:  # the JSON format carries one of the two, never both
+        envelope["data"] = attributes.get("data")
     payload = _dump(envelope, index)
     if len(payload) > topic.max_event_bytes:
         raise TooLarge(
@@ -243,7 +245,7 @@ def _is_base64(value: str) -> bool:
 
 def _is_rfc3339(value: Any) -> bool:
     """Strict RFC 3339 (``datetime.fromisoformat`` alone accepts ISO 8601 forms such as ``2026-W05``)."""
-    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+    if not isinstance(value, str) or not RFC3339_PATTERN.fullmatch(value):
         return False
     text = value.upper()
     if text[17:19] == "60":  # a leap second is valid RFC 3339; datetime cannot hold it

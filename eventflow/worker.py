@@ -20,7 +20,7 @@ import orjson
 import redis
 from django.db import DatabaseError, close_old_connections
 
-from . import conf, delivery, failures, keys, retention
+from . import conf, delivery, failures, keys, outbox, retention
 from .connection import get_redis
 from .database import drop_broken_connections
 from .delivery import ConsumerSpec, Delivery, Settlement
@@ -410,6 +410,7 @@ class Worker:
                 next_refresh = now + min(conf.get("CONFIG_REFRESH_INTERVAL"), conf.get("HEARTBEAT_INTERVAL"))
             if now >= next_trim:
                 self._safely(retention.trim_all)
+                self._safely(outbox.drain)  # events whose transaction committed but whose store was missed
                 next_trim = now + conf.get("RETENTION_INTERVAL")
             self.stop_event.wait(0.2)
         for thread in self._threads.values():
