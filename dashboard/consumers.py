@@ -100,8 +100,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated or not user.is_staff or self.page not in live.PAGES:
             await self.close()  # before accept: the handshake is refused (HTTP 403)
             return
+        query_string = self.scope.get("query_string", b"").decode()
+        if self.page in live.LIST_PAGES:
+            self.name = live.list_name(self.page, query_string)
         self.group = live.group_name(self.page, self.name)
-        query = parse_qs(self.scope.get("query_string", b"").decode())
+        query = parse_qs(query_string)
         self.tail = TailFilter(after=(query.get("after") or [""])[0])
         self.failed: FailedWatch | None = None
         self._watched_at = 0.0

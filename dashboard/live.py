@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -28,6 +30,7 @@ from eventflow import inspection, keys, monitor
 from eventflow.connection import get_redis
 from eventflow.models import FailedEvent
 
+from . import listing
 from .views import state
 
 FRAGMENTS = "live.fragments"  # {"html": str}: out-of-band swaps, forwarded as they are
@@ -58,8 +61,16 @@ PAGES: dict[str, Page] = {
     ),
     "failed": Page("dashboard/failed.html", ("failed-summary",), lambda s, n: state.failed_summary()),
     "event": Page("dashboard/event.html", ("delivery-matrix",), lambda s, n: state.event(n)),
+    # A list's "name" is its canonical query (``listing.ListQuery``): the rows it shows.
+    "topics": Page("dashboard/topics.html", ("topic-list",), listing.topics_page),
+    "consumers": Page("dashboard/consumers.html", ("consumer-list",), listing.consumers_page),
 }
+LIST_PAGES = ("topics", "consumers")  # pages named by their query string, not a path
 EVENT_PAGE_LIMIT = 50  # open event pages whose delivery matrix is pushed each second
+LIST_PAGE_LIMIT = 50  # distinct list queries pushed each second (one render serves every tab on it)
+
+
+_GROUP_SAFE = re.compile(r"[A-Za-z0-9._-]+")  # what a channel group name may hold
 
 
 def group_name(page: str, name: str = "") -> str:
@@ -69,7 +80,9 @@ def group_name(page: str, name: str = "") -> str:
     for a group (100 characters) is hashed.
     """
     group = f"ef.{page}.{name.replace('/', '.')}" if name else f"ef.{page}"
-    return group if len(group) < 100 else f"ef.{page}.h{hashlib.sha1(name.encode()).hexdigest()}"
+    if len(group) < 100 and _GROUP_SAFE.fullmatch(group):
+        return group
+    return f"ef.{page}.h{hashlib.sha1(name.encode()).hexdigest()}"
 
 
 def render_partials(page: str, name: str, snapshot: dict, *, oob: bool = True) -> str:
@@ -163,8 +176,9 @@ class Bridge:
 
     def _fragments(self, snapshot: dict, pages: set[tuple[str, str]]) -> list[tuple[str, dict]]:
         events = sorted(p for p in pages if p[0] == "event")[:EVENT_PAGE_LIMIT]
+        lists = sorted(p for p in pages if p[0] in LIST_PAGES)[:LIST_PAGE_LIMIT]
         targets = {("overview", ""), ("failed", "")} | {p for p in pages if p[0] in ("topic", "consumer")}
-        targets |= set(events)
+        targets |= set(events) | set(lists)
         messages = []
         for page, name in sorted(targets):
             html = render_partials(page, name, snapshot)
@@ -217,3 +231,13 @@ class Bridge:
         fresh = [pk for pk, at in failing.items() if self._failed_at.get(pk) != at]
         self._failed_at = failing
         return [(group_name("failed"), {"type": FAILED_NEW, "count": len(fresh)})] if fresh else []
+
+
+def list_name(page: str, query_string: str) -> str:
+    """A list page's live name: its query read as the view reads it (unknown values dropped)."""
+    sorts, statuses = (
+        (listing.TOPIC_SORTS, listing.TOPIC_STATUSES)
+        if page == "topics"
+        else (listing.CONSUMER_SORTS, listing.CONSUMER_STATUSES)
+    )
+    return listing.ListQuery.from_params(dict(parse_qsl(query_string)), sorts, statuses).canonical()

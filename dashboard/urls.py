@@ -13,6 +13,9 @@ admin.site.index_title = "Flow configuration"
 
 urlpatterns = [
     path("", views.overview, name="overview"),
+    path("topics/", views.topics_index, name="topics"),
+    path("consumers/", views.consumers_index, name="consumers"),
+    path("search/", views.search, name="search"),
     path("topics/<str:name>/", views.topic_page, name="topic"),
     path("topics/<str:name>/publish", views.publish_test_event, name="topic-publish"),
     path("topics/<str:name>/events/<str:stream_id>/", views.event_detail, name="event"),

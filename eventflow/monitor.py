@@ -92,6 +92,7 @@ class Lane:
     acked: int = 0
     errors: int = 0
     dead: int = 0
+    skipped: int = 0  # events its event-type filter passed over (counted in ``acked`` too)
     trimmed: int = 0  # events retention cut before this consumer acknowledged them
 
 
@@ -163,6 +164,7 @@ def _lane(counters: dict[str, int], group: dict | None, consumer: str) -> Lane:
         acked=counters.get(f"acked:{consumer}", 0) + counters.get(f"skipped:{consumer}", 0),
         errors=counters.get(f"errors:{consumer}", 0),
         dead=counters.get(f"dead:{consumer}", 0),
+        skipped=counters.get(f"skipped:{consumer}", 0),
         trimmed=counters.get(f"trimmed:{consumer}", 0),
     )
     if group is not None:
@@ -310,7 +312,9 @@ def _edge_rates(flow: Flow, reading: Reading, previous: Reading | None, elapsed:
     consume: dict[str, float] = {}
     for (topic, consumer), lane in reading.lanes.items():
         before = previous.lanes.get((topic, consumer)) if previous else None
-        consume[f"{topic}|{consumer}"] = _rate(lane.acked, before.acked if before else 0, elapsed)
+        # Handled only: events the type filter skipped are counted apart ("skipped").
+        handled_before = before.acked - before.skipped if before else 0
+        consume[f"{topic}|{consumer}"] = _rate(lane.acked - lane.skipped, handled_before, elapsed)
     return produce, consume
 
 
@@ -358,6 +362,7 @@ def _consumer_state(
         "errors_in_window": window.errors,
         "acked": acked,
         "dead": sum(x.dead for x in lanes),
+        "skipped": sum(x.skipped for x in lanes),
         "trimmed": sum(x.trimmed for x in lanes),
         "failed": failed,
         "workers": len(workers),

@@ -80,3 +80,17 @@ def num(value: Any) -> str:
         return f"{int(value):,}"
     except (TypeError, ValueError):
         return "—"
+
+
+@register.filter
+def sort_link(query: Any, column: str) -> str:
+    """The query string that sorts a list by ``column`` (a ``listing.ListQuery``)."""
+    return query.sort_link(column)
+
+
+@register.filter
+def sort_dir(query: Any, column: str) -> str:
+    """``asc`` or ``desc`` if the list is sorted by ``column``, else empty (for the header's arrow)."""
+    if query.sort == column:
+        return "asc"
+    return "desc" if query.sort == f"-{column}" else ""

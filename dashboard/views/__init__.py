@@ -13,10 +13,12 @@ from .failed import (
     replay_one,
     replay_selected,
 )
+from .lists import consumers_index, search, topics_index
 from .pages import consumer_page, event_detail, overview, publish_test_event, topic_page
 
 __all__ = [
     "consumer_page",
+    "consumers_index",
     "discard_confirm",
     "discard_matching",
     "discard_one",
@@ -29,5 +31,7 @@ __all__ = [
     "replay_matching",
     "replay_one",
     "replay_selected",
+    "search",
     "topic_page",
+    "topics_index",
 ]

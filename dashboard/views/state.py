@@ -23,8 +23,9 @@ DAY = 86400.0
 
 def overview(snapshot: dict) -> dict:
     consumers = sorted(snapshot["consumers"], key=lambda c: (charts.SEVERITY.get(c["status"], 5), c["name"]))
-    for consumer in consumers:
+    for consumer in consumers[:TABLE_ROWS]:
         consumer["sparkline"] = charts.sparkline(consumer.get("spark") or [])
+        consumer["severity"] = charts.SEVERITY.get(consumer["status"], 5)  # the table sorts by it
     return {
         "snap": snapshot,
         "totals": snapshot["totals"],
