@@ -30,7 +30,7 @@ from eventflow import inspection, keys, monitor
 from eventflow.connection import get_redis
 from eventflow.models import FailedEvent
 
-from . import listing
+from . import graph, listing
 from .views import state
 
 FRAGMENTS = "live.fragments"  # {"html": str}: out-of-band swaps, forwarded as they are
@@ -52,9 +52,8 @@ class Page:
 
 
 PAGES: dict[str, Page] = {
-    "overview": Page(
-        "dashboard/overview.html", ("headline", "topology", "consumer-table"), lambda s, n: state.overview(s)
-    ),
+    # The overview's "name" is its graph's focus ("topic:orders"), empty for the whole flow.
+    "overview": Page("dashboard/overview.html", ("headline", "topology", "topic-table", "consumer-table"), state.overview),
     "topic": Page("dashboard/topic.html", ("topic-stats",), state.topic),
     "consumer": Page(
         "dashboard/consumer.html", ("consumer-health", "consumer-charts", "consumer-workers"), state.consumer
@@ -65,7 +64,7 @@ PAGES: dict[str, Page] = {
     "topics": Page("dashboard/topics.html", ("topic-list",), listing.topics_page),
     "consumers": Page("dashboard/consumers.html", ("consumer-list",), listing.consumers_page),
 }
-LIST_PAGES = ("topics", "consumers")  # pages named by their query string, not a path
+LIST_PAGES = ("overview", "topics", "consumers")  # pages named by their query string, not a path
 EVENT_PAGE_LIMIT = 50  # open event pages whose delivery matrix is pushed each second
 LIST_PAGE_LIMIT = 50  # distinct list queries pushed each second (one render serves every tab on it)
 
@@ -176,7 +175,7 @@ class Bridge:
 
     def _fragments(self, snapshot: dict, pages: set[tuple[str, str]]) -> list[tuple[str, dict]]:
         events = sorted(p for p in pages if p[0] == "event")[:EVENT_PAGE_LIMIT]
-        lists = sorted(p for p in pages if p[0] in LIST_PAGES)[:LIST_PAGE_LIMIT]
+        lists = sorted(p for p in pages if p[0] in LIST_PAGES and p[1])[:LIST_PAGE_LIMIT]
         targets = {("overview", ""), ("failed", "")} | {p for p in pages if p[0] in ("topic", "consumer")}
         targets |= set(events) | set(lists)
         messages = []
@@ -234,7 +233,13 @@ class Bridge:
 
 
 def list_name(page: str, query_string: str) -> str:
-    """A list page's live name: its query read as the view reads it (unknown values dropped)."""
+    """A list page's live name: its query read as the view reads it (unknown values dropped).
+
+    The overview's is its graph's focus ("topic:orders"), or empty.
+    """
+    if page == "overview":
+        focus = dict(parse_qsl(query_string)).get("focus", "")[:120]
+        return focus if graph.parse_focus(focus) else ""
     sorts, statuses = (
         (listing.TOPIC_SORTS, listing.TOPIC_STATUSES)
         if page == "topics"

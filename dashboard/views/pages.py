@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from django.core.exceptions import PermissionDenied
@@ -17,6 +18,7 @@ from eventflow.errors import PublishError
 from eventflow.models import Consumer, FailedEvent, Topic
 from eventflow.publishing import publish
 
+from .. import graph
 from . import state
 from .security import can_replay, staff_page
 
@@ -34,9 +36,12 @@ def render_region(request: HttpRequest, template: str, context: dict, partials: 
 
 @staff_page
 def overview(request: HttpRequest) -> HttpResponse:
-    context = state.overview(monitor.load_snapshot())
-    context["ws_path"] = "/ws/live/overview/"
-    return render_region(request, "dashboard/overview.html", context, ("headline", "topology", "consumer-table"))
+    focus = str(request.GET.get("focus", ""))[:120]
+    focus = focus if graph.parse_focus(focus) else ""
+    context = state.overview(monitor.load_snapshot(), focus)
+    context["ws_path"] = "/ws/live/overview/" + (f"?{urlencode({'focus': focus})}" if focus else "")
+    partials = ("headline", "topology", "topic-table", "consumer-table")
+    return render_region(request, "dashboard/overview.html", context, partials)
 
 
 @staff_page

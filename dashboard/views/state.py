@@ -14,14 +14,17 @@ from eventflow import history, inspection
 from eventflow.connection import get_redis
 from eventflow.models import Consumer, FailedEvent
 
+from .. import graph
 from . import charts
 
-TABLE_ROWS = 200  # consumers listed on the overview; the worst come first
+TABLE_ROWS = 25  # consumers listed on the overview, the worst first (the rest: /consumers/)
+TOPIC_ROWS = 10  # busiest topics listed on the overview
 RATE_SPAN = 300.0  # seconds in the per-second charts
 DAY = 86400.0
 
 
-def overview(snapshot: dict) -> dict:
+def overview(snapshot: dict, focus: str = "") -> dict:
+    """The overview's live regions; ``focus`` ("topic:orders") draws one node's neighbourhood."""
     consumers = sorted(snapshot["consumers"], key=lambda c: (charts.SEVERITY.get(c["status"], 5), c["name"]))
     for consumer in consumers[:TABLE_ROWS]:
         consumer["sparkline"] = charts.sparkline(consumer.get("spark") or [])
@@ -29,7 +32,8 @@ def overview(snapshot: dict) -> dict:
     return {
         "snap": snapshot,
         "totals": snapshot["totals"],
-        "graph": charts.topology(snapshot),
+        "graph": graph.topology(snapshot, focus),
+        "busiest_topics": sorted(snapshot["topics"], key=lambda t: (-t.get("rate", 0), t["name"]))[:TOPIC_ROWS],
         "consumers": consumers[:TABLE_ROWS],
         "more_consumers": max(0, len(consumers) - TABLE_ROWS),
         "stale": not snapshot.get("live"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dashboard.views import charts
+from dashboard import graph
 
 
 def snapshot() -> dict:
@@ -19,15 +19,16 @@ def snapshot() -> dict:
 
 
 def test_no_two_edge_labels_overlap():
-    edges = charts.topology(snapshot())["edges"]
-    spots = [(e["lx"], e["ly"]) for e in edges]
+    edges = graph.topology(snapshot())["edges"]
+    spots = [(e["lx"], e["ly"]) for e in edges if e["lx"] is not None]
+    assert len(spots) >= 4  # most edges keep their label
     for i, a in enumerate(spots):
         for b in spots[i + 1 :]:
-            assert not charts._overlap(a, b), (a, b)
+            assert not graph.overlap(a, b), (a, b)
 
 
 def test_labels_sit_where_the_layout_puts_them_whatever_the_rates():
     busy, quiet = snapshot(), snapshot()
     quiet["edges"]["consume"] = dict.fromkeys(quiet["edges"]["consume"], 0.0)
-    where = [[(e["lx"], e["ly"]) for e in charts.topology(s)["edges"]] for s in (busy, quiet)]
+    where = [[(e["lx"], e["ly"]) for e in graph.topology(s)["edges"]] for s in (busy, quiet)]
     assert where[0] == where[1]
