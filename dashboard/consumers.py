@@ -18,7 +18,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
 from . import live
-from .failed_live import FailedWatch, rows_html
+from .failed_live import FailedWatch, consumer_failed_html, rows_html
 
 MAX_MESSAGE_BYTES = 4096  # the browser only ever sends a small filter form (headers stripped)
 REFRESH_WATCH_AFTER = 10.0
@@ -111,7 +111,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self._watch()
-        await self.send(text_data=await database_sync_to_async(live.snapshot_html)(self.page, self.name))
+        await self.send(text_data=await database_sync_to_async(live.snapshot_html)(self.page, self.name) + await self._mine())
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
@@ -142,7 +142,13 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def live_fragments(self, message: dict) -> None:
         await self._watch()
-        await self.send(text_data=message["html"])
+        await self.send(text_data=message["html"] + await self._mine())
+
+    async def _mine(self) -> str:
+        """What this socket renders itself, for its user: a consumer page's failed events (with buttons)."""
+        if self.page != "consumer":
+            return ""
+        return await database_sync_to_async(consumer_failed_html)(self.name, self.scope["user"])
 
     async def live_failed_rows(self, message: dict) -> None:
         await self.send(text_data=await database_sync_to_async(rows_html)(message["ids"], self.scope["user"]))

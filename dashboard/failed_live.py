@@ -21,7 +21,7 @@ from django.template.loader import render_to_string
 
 from eventflow.models import FailedEvent
 
-from .views.failed import filter_query, matching, parse_cursor, read_filters
+from .views.failed import consumer_failed, filter_query, matching, parse_cursor, read_filters
 from .views.security import can_discard, can_replay
 
 INSERT_LIMIT = 20  # rows pushed into a page at once; more at once turns into the notice
@@ -78,3 +78,9 @@ class FailedWatch:
     def _notice(self) -> str:
         context = {"waiting": self.waiting, "filter_query": filter_query(self.filters), "oob": True}
         return render_to_string("dashboard/failed.html#failed-new", context)
+
+
+def consumer_failed_html(name: str, user: Any) -> str:
+    """A consumer page's failed-events table, rendered for this user, as an out-of-band swap."""
+    context = {**consumer_failed(name, user), "oob": True}
+    return render_to_string("dashboard/consumer.html#consumer-failed", context)

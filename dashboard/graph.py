@@ -29,11 +29,12 @@ from collections import defaultdict
 from typing import Any
 from urllib.parse import quote
 
+from eventflow.health import SEVERITY
+
 NODE_W, NODE_H, ROW = 188, 40, 52
 COLUMNS = (16, 406, 796)  # x of producers, topics, consumers (viewBox width 1000)
 MAX_NODES = 18  # drawn nodes per column, groups aside
 MAX_GROUPS = 5  # prefix groups per column; the rest is one "+N" node
-SEVERITY = {"STOPPED": 0, "FAILING": 1, "STALLED": 2, "WARNING": 3, "LAGGING": 4, "OK": 5}
 KINDS = ("producer", "topic", "consumer")
 LABEL_W, LABEL_H = 44, 15  # room one rate label takes ("4.8k/s")
 LABEL_SPOTS = (0.5, 0.35, 0.65, 0.22, 0.78)  # where along its curve a label may sit, best first

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from eventflow.health import Status
+from eventflow.health import SEVERITY, Status
 
 PAGE_ROWS = 50  # rows per page of a list
-SEVERITY = {"STOPPED": 0, "FAILING": 1, "STALLED": 2, "WARNING": 3, "LAGGING": 4, "OK": 5}
 TROUBLE = "trouble"  # any status but OK
 QUIET = "quiet"  # topics: nothing published now
 

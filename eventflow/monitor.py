@@ -72,7 +72,13 @@ def load_flow() -> Flow:
     for producer in Producer.objects.filter(revoked_at__isnull=True).prefetch_related("topics"):
         flow.producers[producer.name] = tuple(sorted(t.name for t in producer.topics.all()))
     for consumer in Consumer.objects.prefetch_related("topics"):
-        limits = health.Thresholds(consumer.stall_threshold, consumer.failure_threshold, consumer.ack_timeout)
+        limits = health.Thresholds(
+            consumer.stall_threshold,
+            consumer.failure_threshold,
+            consumer.ack_timeout,
+            warn_failure=consumer.failure_warning,
+            warn_dead=consumer.dead_letter_warning,
+        )
         topics = tuple(sorted(t.name for t in consumer.topics.all()))
         flow.consumers[consumer.name] = ConsumerConfig(consumer.name, topics, consumer.paused, limits)
     return flow
@@ -340,9 +346,11 @@ def _consumer_state(
     backlog = lag + pending + retrying
     workers = [w for w in reading.workers if config.name in (w.get("consumers") or {})]
     acked, errors = sum(x.acked for x in lanes), sum(x.errors for x in lanes)
-    window = tracker.observe(config.name, reading.at, backlog, acked, errors, oldest)
+    dead = sum(x.dead for x in lanes)
+    window = tracker.observe(config.name, reading.at, backlog, acked, errors, oldest, dead)
     facts = health.Facts(backlog, oldest, len(workers), config.paused)
-    verdict = health.assess(facts, window, config.limits)
+    verdict = health.assess(facts, window, config.limits, tracker.previous(config.name))
+    tracker.remember(config.name, verdict.status)
     rate = round(sum(consume.get(f"{t}|{config.name}", 0.0) for t in config.topics), 1)
     spark = sparks.setdefault(config.name, deque(maxlen=setting("SPARK_POINTS")))
     spark.append(rate)
@@ -361,7 +369,8 @@ def _consumer_state(
         "rate": rate,
         "errors_in_window": window.errors,
         "acked": acked,
-        "dead": sum(x.dead for x in lanes),
+        "dead": dead,
+        "dead_in_window": window.dead,
         "skipped": sum(x.skipped for x in lanes),
         "trimmed": sum(x.trimmed for x in lanes),
         "failed": failed,

@@ -10,7 +10,7 @@ from django import template
 
 register = template.Library()
 
-STATUS_CLASSES = {"OK": "ok", "LAGGING": "lagging", "STALLED": "stalled", "STOPPED": "stopped", "FAILING": "failing"}
+STATUS_CLASSES = {"OK": "ok", "LAGGING": "lagging", "STALLED": "stalled", "STOPPED": "stopped", "FAILING": "failing", "WARNING": "warning"}
 
 
 @register.filter
@@ -94,3 +94,9 @@ def sort_dir(query: Any, column: str) -> str:
     if query.sort == column:
         return "asc"
     return "desc" if query.sort == f"-{column}" else ""
+
+
+@register.filter
+def percent(share: Any) -> str:
+    """A share as a percentage: ``0.05`` → ``5 %``."""
+    return f"{float(share or 0) * 100:g} %"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 
-SEVERITY = {"STOPPED": 0, "FAILING": 1, "STALLED": 2, "WARNING": 3, "LAGGING": 4, "OK": 5}
 
 
 def sparkline(values: list[float], width: int = 120, height: int = 28, capacity: int = 60) -> dict:

@@ -26,7 +26,7 @@ PAGE_ROWS = 50
 Status = FailedEvent.Status
 OPEN = [Status.FAILED, Status.FAILED_AGAIN, Status.REPLAYING]
 CLOSED = [status for status in Status.values if status not in OPEN]
-FILTERS = ("consumer", "topic", "type", "q", "since", "until", "status")
+FILTERS = ("consumer", "topic", "type", "q", "since", "until", "status", "event")
 
 
 def read_filters(params: Any) -> dict[str, str]:
@@ -50,6 +50,8 @@ def matching(filters: dict[str, str]) -> QuerySet[FailedEvent]:
         rows = rows.filter(topic__name=filters["topic"])
     if filters.get("type"):
         rows = rows.filter(event_type=filters["type"])
+    if filters.get("event"):  # one event's rows (its CloudEvents id), e.g. from its detail page
+        rows = rows.filter(event_id=filters["event"])
     if filters.get("q"):
         rows = rows.filter(error__icontains=filters["q"])
     if since := _moment(filters.get("since", "")):
@@ -89,6 +91,21 @@ def page_of(rows: QuerySet[FailedEvent], cursor: str) -> tuple[list[FailedEvent]
 def filter_query(filters: dict[str, str]) -> str:
     """The filter as a query string (``consumer=billing&q=time%20out``)."""
     return urlencode({k: v for k, v in filters.items() if v})
+
+
+CONSUMER_ROWS = 20  # open failed events a consumer page shows (the rest: the failed-events page)
+
+
+def consumer_failed(name: str, user: Any) -> dict:
+    """The consumer page's failed-events table: its newest open rows, as ``user`` may act on them."""
+    rows = matching({"consumer": name})
+    return {
+        "consumer_name": name,
+        "failed_rows": list(rows[:CONSUMER_ROWS]),
+        "failed_open": rows.count(),
+        "can_replay": can_replay(user),
+        "can_discard": can_discard(user),
+    }
 
 
 def _newest(rows: list[FailedEvent]) -> str:

@@ -20,7 +20,8 @@ from eventflow.publishing import publish
 
 from .. import graph
 from . import state
-from .security import can_replay, staff_page
+from .failed import consumer_failed
+from .security import staff_page
 
 TAIL_ROWS = 50  # rows a topic page starts with (the live tail keeps at most a few hundred)
 BROWSE_ROWS = 25
@@ -127,20 +128,21 @@ def event_detail(request: HttpRequest, name: str, stream_id: str) -> HttpRespons
     if context is None:
         raise Http404("this event is no longer in the stream")
     context["ws_path"] = f"/ws/live/event/{name}/{stream_id}/"
+    context["failed_rows"] = _failed_deliveries(name, str(context["event"].get("id", "")))
     return render_region(request, "dashboard/event.html", context, ("delivery-matrix",))
+
+
+def _failed_deliveries(topic: str, event_id: str) -> list[FailedEvent]:
+    """The failed-event rows of one event, one per consumer that gave up on it."""
+    rows = FailedEvent.objects.filter(topic__name=topic, event_id=event_id).select_related("consumer")
+    return list(rows.order_by("consumer__name"))
 
 
 @staff_page
 def consumer_page(request: HttpRequest, name: str) -> HttpResponse:
     consumer = get_object_or_404(Consumer, name=name)
     context = state.consumer(monitor.load_snapshot(), name) or {}
-    failed = FailedEvent.objects.filter(consumer=consumer).select_related("topic", "consumer")
-    context.update(
-        consumer_name=name,
-        consumer_obj=consumer,
-        ws_path=f"/ws/live/consumer/{name}/",
-        failed_rows=failed.filter(status__in=monitor.REPLAYABLE + ("replaying",))[:20],
-        can_replay=can_replay(request.user),
-    )
-    partials = ("consumer-health", "consumer-charts", "consumer-workers")
+    context.update(consumer_name=name, consumer_obj=consumer, ws_path=f"/ws/live/consumer/{name}/")
+    context.update(consumer_failed(name, request.user))
+    partials = ("consumer-health", "consumer-charts", "consumer-workers", "consumer-failed")
     return render_region(request, "dashboard/consumer.html", context, partials)

@@ -11,6 +11,7 @@ import time
 from django.db.models import Count
 
 from eventflow import history, inspection
+from eventflow.health import SEVERITY
 from eventflow.connection import get_redis
 from eventflow.models import Consumer, FailedEvent
 
@@ -25,10 +26,10 @@ DAY = 86400.0
 
 def overview(snapshot: dict, focus: str = "") -> dict:
     """The overview's live regions; ``focus`` ("topic:orders") draws one node's neighbourhood."""
-    consumers = sorted(snapshot["consumers"], key=lambda c: (charts.SEVERITY.get(c["status"], 5), c["name"]))
+    consumers = sorted(snapshot["consumers"], key=lambda c: (SEVERITY.get(c["status"], 9), c["name"]))
     for consumer in consumers[:TABLE_ROWS]:
         consumer["sparkline"] = charts.sparkline(consumer.get("spark") or [])
-        consumer["severity"] = charts.SEVERITY.get(consumer["status"], 5)  # the table sorts by it
+        consumer["severity"] = SEVERITY.get(consumer["status"], 9)  # the table sorts by it
     return {
         "snap": snapshot,
         "totals": snapshot["totals"],
