@@ -16,6 +16,7 @@ urlpatterns = [
     path("topics/", views.topics_index, name="topics"),
     path("consumers/", views.consumers_index, name="consumers"),
     path("search/", views.search, name="search"),
+    path("demo/risk-service", views.risk_service, name="demo-risk-service"),
     path("topics/<str:name>/", views.topic_page, name="topic"),
     path("topics/<str:name>/publish", views.publish_test_event, name="topic-publish"),
     path("topics/<str:name>/events/<str:stream_id>/", views.event_detail, name="event"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .demo import risk_service
 from .failed import (
     discard_confirm,
     discard_matching,
@@ -31,6 +32,7 @@ __all__ = [
     "replay_matching",
     "replay_one",
     "replay_selected",
+    "risk_service",
     "search",
     "topic_page",
     "topics_index",

@@ -96,13 +96,21 @@ def filter_query(filters: dict[str, str]) -> str:
 CONSUMER_ROWS = 20  # open failed events a consumer page shows (the rest: the failed-events page)
 
 
+RECENTLY_SETTLED = dt.timedelta(minutes=10)  # replayed rows stay on the consumer page this long
+
+
 def consumer_failed(name: str, user: Any) -> dict:
-    """The consumer page's failed-events table: its newest open rows, as ``user`` may act on them."""
-    rows = matching({"consumer": name})
+    """The consumer page's failed-events table, as ``user`` may act on them.
+
+    Its newest open rows, and rows replayed in the last minutes, so an
+    operator who replays sees the row turn Resolved (or Failed again).
+    """
+    recent = timezone.now() - RECENTLY_SETTLED
+    rows = matching({"consumer": name, "status": "all"}).filter(~Q(status__in=CLOSED) | Q(replayed_at__gte=recent))
     return {
         "consumer_name": name,
         "failed_rows": list(rows[:CONSUMER_ROWS]),
-        "failed_open": rows.count(),
+        "failed_open": matching({"consumer": name}).count(),
         "can_replay": can_replay(user),
         "can_discard": can_discard(user),
     }

@@ -20,6 +20,7 @@ from eventflow.publishing import publish
 
 from .. import graph
 from . import state
+from .demo import switch_context
 from .failed import consumer_failed
 from .security import staff_page
 
@@ -143,6 +144,6 @@ def consumer_page(request: HttpRequest, name: str) -> HttpResponse:
     consumer = get_object_or_404(Consumer, name=name)
     context = state.consumer(monitor.load_snapshot(), name) or {}
     context.update(consumer_name=name, consumer_obj=consumer, ws_path=f"/ws/live/consumer/{name}/")
-    context.update(consumer_failed(name, request.user))
+    context.update(consumer_failed(name, request.user), **switch_context(consumer.handler))
     partials = ("consumer-health", "consumer-charts", "consumer-workers", "consumer-failed")
     return render_region(request, "dashboard/consumer.html", context, partials)
