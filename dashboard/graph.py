@@ -17,8 +17,9 @@ each column draws what an operator must see and folds the rest:
    a topic's producers and consumers and their other topics, a consumer's
    topics and their producers, a producer's topics and their consumers.
 
-Within a column drawn nodes are sorted by severity and name, not by rate, so
-the picture does not reshuffle as the numbers move. Rate labels sit where no
+Within a column drawn nodes are sorted by severity (a topic: its worst
+consumer's) and name, not by rate, so trouble sits at the top with short
+edges and the picture does not reshuffle as the numbers move. Rate labels sit where no
 other label is; one with no free spot is left out (its rate stays in the
 edge's tooltip), so labels never overlap.
 """
@@ -130,6 +131,14 @@ class _Flow:
         """The names a picture considers: all, or a neighbourhood's."""
         return {k: [n for n in self.names[k] if within is None or n in within[k]] for k in KINDS}
 
+    def severity(self, kind: str, name: str) -> int:
+        """A consumer's status rank; a topic's, its worst consumer's (so trouble sits at the top, edges short)."""
+        if kind == "consumer":
+            return SEVERITY.get(self.status.get(name, "OK"), 9)
+        if kind == "topic":
+            return min((SEVERITY.get(self.status.get(c, "OK"), 9) for c in self.links["topic"][name]), default=9)
+        return 0
+
     def _consumer_rank(self, name: str) -> tuple:
         return (SEVERITY.get(self.status.get(name, "OK"), 9), -self.rate["consumer"][name], name)
 
@@ -143,8 +152,7 @@ def _prefix(name: str) -> str:
 
 def _column(flow: _Flow, kind: str, x: int, chosen: list[str], pool: list[str]) -> dict:
     """One column: the drawn nodes, then the groups, then the "+N" node; and where each name is."""
-    severity = (lambda n: SEVERITY.get(flow.status.get(n, "OK"), 9)) if kind == "consumer" else (lambda n: 0)
-    drawn = sorted(chosen, key=lambda n: (severity(n), n))
+    drawn = sorted(chosen, key=lambda n: (flow.severity(kind, n), n))
     shown = set(chosen)
     hidden = [n for n in pool if n not in shown]
     by_prefix: dict[str, list[str]] = defaultdict(list)

@@ -31,6 +31,7 @@ from eventflow.connection import get_redis
 from eventflow.models import FailedEvent
 
 from . import graph, listing
+from .templatetags.eventflow_ui import tail_text
 from .views import state
 
 FRAGMENTS = "live.fragments"  # {"html": str}: out-of-band swaps, forwarded as they are
@@ -117,12 +118,11 @@ def tail_row(topic: str, stream_id: str, envelope: dict) -> dict:
     html = render_to_string(
         "dashboard/topic.html#tail-row", {"topic_name": topic, "stream_id": stream_id, "event": envelope}
     )
-    text = f"{envelope.get('type', '')} {envelope.get('key', '')} {envelope.get('data', '')}"
     return {
         "id": stream_id,
         "type": str(envelope.get("type", "")),
         "key": str(envelope.get("key") or ""),
-        "text": text[:2000].lower(),
+        "text": tail_text(envelope),
         "html": html,
     }
 

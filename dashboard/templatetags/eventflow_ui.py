@@ -100,3 +100,10 @@ def sort_dir(query: Any, column: str) -> str:
 def percent(share: Any) -> str:
     """A share as a percentage: ``0.05`` → ``5 %``."""
     return f"{float(share or 0) * 100:g} %"
+
+
+@register.filter
+def tail_text(event: Any) -> str:
+    """What the live tail's text filter searches in an event (the browser and the socket alike)."""
+    text = f"{event.get('type', '')} {event.get('key', '')} {event.get('data', '')}"
+    return text[:2000].lower()

@@ -69,24 +69,56 @@ def _first_tail(topic: str) -> list[dict]:
 
 
 def _browse(topic: str, params: Any) -> dict:
-    """A page of stored events, newest first, from a stream id or a time on."""
+    """A page of stored events: back from a stream id (newest first), or forward from a time or id.
+
+    ``from`` (an id, inclusive) or ``before`` (exclusive) page back, newest
+    first, as the newest page does; ``at`` (a time to the second, UTC,
+    inclusive) or ``after`` (an id, exclusive) page forward, oldest first.
+    """
     start = params.get("from", "").strip()
+    before = params.get("before", "").strip()
+    after = params.get("after", "").strip()
     at = params.get("at", "").strip()
-    error = ""
+    error, forward_from = "", ""
     if at:
         try:
             moment = dt.datetime.fromisoformat(at)
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=dt.UTC)
-            start = f"{int(moment.timestamp() * 1000)}-99999"
+            forward_from = f"{int(moment.timestamp() * 1000)}-0"
         except ValueError:
-            error = "Give the time as YYYY-MM-DDTHH:MM."
-    if start and not _valid_id(start):
-        start, error = "", "A stream id looks like 1712345678901-0."
-    entries = get_redis().xrevrange(keys.stream(topic), max=start or "+", min="-", count=BROWSE_ROWS + 1)
-    rows = [{"stream_id": sid.decode(), "event": orjson.loads(f[b"e"])} for sid, f in entries if b"e" in f]
+            error = "Give the time as YYYY-MM-DDTHH:MM:SS."
+    elif after and _valid_id(after):
+        forward_from = f"({after}"
+    if start and not _valid_id(start) or before and not _valid_id(before) or after and not _valid_id(after):
+        start, before, forward_from, error = "", "", "", "A stream id looks like 1712345678901-0."
+    common = {"from": params.get("from", ""), "at": at, "error": error}
+    if forward_from:
+        return {**common, **_browse_forward(topic, forward_from)}
+    return {**common, **_browse_back(topic, start or (f"({before}" if before else "+"), paged=bool(start or before))}
+
+
+def _browse_back(topic: str, highest: str, *, paged: bool) -> dict:
+    entries = get_redis().xrevrange(keys.stream(topic), max=highest, min="-", count=BROWSE_ROWS + 1)
+    rows = _browse_rows(entries)
     older = rows[BROWSE_ROWS]["stream_id"] if len(rows) > BROWSE_ROWS else ""
-    return {"rows": rows[:BROWSE_ROWS], "older": older, "from": params.get("from", ""), "at": at, "error": error}
+    rows = rows[:BROWSE_ROWS]
+    newer = rows[0]["stream_id"] if paged and rows else ""
+    return {"rows": rows, "older": older, "before": "", "newer": newer, "forward": False}
+
+
+def _browse_forward(topic: str, lowest: str) -> dict:
+    entries = get_redis().xrange(keys.stream(topic), min=lowest, max="+", count=BROWSE_ROWS + 1)
+    rows = _browse_rows(entries)
+    more = len(rows) > BROWSE_ROWS
+    rows = rows[:BROWSE_ROWS]
+    newer = rows[-1]["stream_id"] if more else ""
+    before = rows[0]["stream_id"] if rows else ""
+    return {"rows": rows, "older": "", "before": before, "newer": newer, "forward": True}
+
+
+def _browse_rows(entries: list) -> list[dict]:
+    return [{"stream_id": sid.decode(), "event": orjson.loads(f[b"e"])} for sid, f in entries if b"e" in f]
 
 
 def _valid_id(value: str) -> bool:

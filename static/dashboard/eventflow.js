@@ -128,4 +128,23 @@
     sorts[region.id] = { index: index, descending: descending };
     sortTable(table, index, descending);
   });
+
+  // The live tail's filter applies to the rows already on screen too (the socket filters
+  // the rows it sends from then on): same fields, same rules as TailFilter.accepts.
+  function applyTailFilter(form) {
+    var type = (form.elements["tail-type"].value || "").trim();
+    var key = (form.elements["tail-key"].value || "").trim();
+    var text = (form.elements["tail-text"].value || "").trim().toLowerCase();
+    document.querySelectorAll("#tail-rows tr.tail-row").forEach(function (row) {
+      var ok = (!type || row.dataset.type === type) && (!key || row.dataset.key === key) &&
+        (!text || (row.dataset.text || "").indexOf(text) !== -1);
+      row.hidden = !ok;
+    });
+  }
+  ["input", "change"].forEach(function (name) {
+    document.addEventListener(name, function (event) {
+      var form = event.target.form;
+      if (form && form.id === "tail-filter") applyTailFilter(form);
+    });
+  });
 })();
