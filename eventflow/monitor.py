@@ -212,6 +212,7 @@ class Monitor:
         self._broker: dict = {}
         self._broker_at = 0.0
         self._seeded = False
+        self._totals: deque[tuple[float, int, int]] = deque()  # (at, published, handled) for smoothing
 
     def flow(self) -> Flow:
         if self._flow is None or time.monotonic() - self._flow_at > self.flow_refresh:
@@ -244,6 +245,7 @@ class Monitor:
         reading = read(client, flow)
         snapshot = build_snapshot(flow, reading, self._previous, self.tracker, self._sparks)
         snapshot["broker"] = self.broker(client)
+        smooth_totals(snapshot["totals"], reading, self._totals)
         self._previous = reading
         self.tracker.forget_others(set(flow.consumers))
         if store:
@@ -252,6 +254,24 @@ class Monitor:
             self._minute = minute
             store_snapshot(client, snapshot)
         return snapshot
+
+
+def smooth_totals(totals: dict, reading: Reading, memory: deque) -> None:
+    """Add headline rates averaged over the last ``SMOOTH_SECONDS`` (sample to sample they jump).
+
+    ``published_rate_smoothed`` and ``acked_rate_smoothed`` (handled, not
+    type-filtered), and ``smoothed_over``: the seconds they really cover.
+    """
+    published = sum(c.get("published", 0) for c in reading.counters.values())
+    handled = sum(lane.acked - lane.skipped for lane in reading.lanes.values())
+    memory.append((reading.at, published, handled))
+    while len(memory) > 2 and memory[1][0] <= reading.at - setting("SMOOTH_SECONDS"):
+        memory.popleft()
+    at, published_then, handled_then = memory[0]
+    elapsed = reading.at - at
+    totals["smoothed_over"] = round(elapsed, 1)
+    totals["published_rate_smoothed"] = _rate(published, published_then, elapsed)
+    totals["acked_rate_smoothed"] = _rate(handled, handled_then, elapsed)
 
 
 def store_snapshot(client: redis.Redis, snapshot: dict) -> None:

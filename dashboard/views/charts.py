@@ -54,7 +54,31 @@ def line_chart(
         "ticks": _time_ticks(span, left, plot_w, 8 + plot_h + 16),
         "empty": not points,
         "latest": series[-1][1] if series else 0.0,
+        "hovers": _hovers([(t, v) for t, v in series if t >= start], start, span, left, plot_w, unit),
     }
+
+
+HOVER_SLICES = 60  # hover targets per chart, each a slice of time with its figures in a tooltip
+
+
+def _hovers(series: list[tuple[float, float]], start: float, span: float, left: float, plot_w: float, unit: str) -> list[dict]:
+    """Up to ``HOVER_SLICES`` invisible columns whose tooltips give the values under the pointer.
+
+    Server-rendered ``<title>``s: no script, and a few kilobytes however many points a chart has.
+    """
+    width = span / HOVER_SLICES
+    slices: dict[int, list[tuple[float, float]]] = {}
+    for t, v in series:
+        slices.setdefault(min(HOVER_SLICES - 1, int((t - start) / width)), []).append((t, v))
+    hovers = []
+    for index, points in sorted(slices.items()):
+        values = [v for _, v in points]
+        when = time.strftime("%H:%M:%S", time.gmtime(points[-1][0]))
+        text = f"{when} UTC: {_label(values[-1], unit)}"
+        if len(values) > 1:
+            text += f" (max {_label(max(values), unit)}, mean {_label(round(sum(values) / len(values), 1), unit)})"
+        hovers.append({"x": round(left + index * width / span * plot_w, 1), "w": round(plot_w / HOVER_SLICES, 1), "title": text})
+    return hovers
 
 
 def _nice_ceiling(value: float) -> float:

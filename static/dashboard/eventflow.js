@@ -147,4 +147,16 @@
       if (form && form.id === "tail-filter") applyTailFilter(form);
     });
   });
+
+  // The charts' range (5 min / 1 h / 24 h): every range is in the live partial; the
+  // choice lives on its wrapper, outside the partial, so pushes keep it.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-range-choice]");
+    if (!button) return;
+    var ranges = button.closest(".ranges");
+    ranges.dataset.range = button.dataset.rangeChoice;
+    ranges.querySelectorAll("[data-range-choice]").forEach(function (b) {
+      b.setAttribute("aria-pressed", b === button ? "true" : "false");
+    });
+  });
 })();

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from dashboard import graph
 
 
@@ -32,3 +34,25 @@ def test_labels_sit_where_the_layout_puts_them_whatever_the_rates():
     quiet["edges"]["consume"] = dict.fromkeys(quiet["edges"]["consume"], 0.0)
     where = [[(e["lx"], e["ly"]) for e in graph.topology(s)["edges"]] for s in (busy, quiet)]
     assert where[0] == where[1]
+
+
+def test_a_chart_gives_its_values_on_hover_in_at_most_sixty_slices():
+    import time
+
+    from dashboard.views import charts
+
+    now = time.time()
+    series = [(now - 300 + i, float(i % 7)) for i in range(300)]
+    chart = charts.line_chart(series, 300.0)
+    assert len(chart["hovers"]) == charts.HOVER_SLICES
+    last = chart["hovers"][-1]["title"]
+    assert last.startswith(time.strftime("%H:%M:", time.gmtime(series[-1][0])))
+    titles = [h["title"] for h in chart["hovers"]]
+    assert all(re.fullmatch(r"\d\d:\d\d:\d\d UTC: [\d.]+/s \(max [\d.]+/s, mean [\d.]+/s\)", t) for t in titles), titles[:3]
+    assert any("(max 6/s" in t for t in titles)
+
+
+def test_a_chart_without_readings_has_nothing_to_hover():
+    from dashboard.views import charts
+
+    assert charts.line_chart([], 300.0)["hovers"] == []

@@ -190,3 +190,24 @@ def test_events_the_type_filter_skips_are_counted_apart_from_handled_ones(monito
     state = consumer_state(monitor.step(), "refunds")
     assert state["skipped"] == 3
     assert state["acked"] == 4  # acknowledged: handled or skipped
+
+
+def test_headline_rates_are_averaged_over_the_last_five_seconds():
+    from collections import deque
+
+    memory: deque = deque()
+
+    def at(second: float, published: int) -> dict:
+        reading = monitor_module.Reading(second, {"orders": {"published": published}}, {}, {}, [])
+        totals: dict = {}
+        monitor_module.smooth_totals(totals, reading, memory)
+        return totals
+
+    at(100.0, 0)
+    at(101.0, 60)  # a burst of 60 in one second...
+    totals = at(102.0, 60)  # ...then nothing
+    assert (totals["published_rate_smoothed"], totals["smoothed_over"]) == (30.0, 2.0)
+    for second in range(103, 110):
+        totals = at(float(second), 60)
+    assert totals["smoothed_over"] <= 6.0
+    assert totals["published_rate_smoothed"] == 0.0

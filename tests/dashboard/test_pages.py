@@ -196,3 +196,11 @@ def test_publishing_a_test_event_takes_a_named_permission(client, orders, django
 
     assert reply.status_code == 403
     assert get_redis().exists(keys.stream("orders")) == 0
+
+
+def test_topic_and_consumer_charts_offer_five_minutes_an_hour_and_a_day(operator, orders, billing):
+    for path in ("/topics/orders/", "/consumers/billing/"):
+        html = operator.get(path).content.decode()
+        assert '<div class="ranges" data-range="5m">' in html
+        for key in ("5m", "1h", "24h"):
+            assert f'data-range-choice="{key}"' in html and f'range-{key}"' in html
