@@ -151,7 +151,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
         return await database_sync_to_async(consumer_failed_html)(self.name, self.scope["user"])
 
     async def live_failed_rows(self, message: dict) -> None:
-        await self.send(text_data=await database_sync_to_async(rows_html)(message["ids"], self.scope["user"]))
+        ids = self.failed.on_page(message["ids"]) if self.failed is not None else []
+        if ids:
+            await self.send(text_data=await database_sync_to_async(rows_html)(ids, self.scope["user"]))
 
     async def live_failed_new(self, message: dict) -> None:
         if self.failed is not None:

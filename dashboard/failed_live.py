@@ -13,7 +13,7 @@ table instead.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import Q
@@ -48,10 +48,16 @@ class FailedWatch:
     paged: bool  # an older page: new rows do not belong at its top
     inserted: int = 0
     waiting: int = 0  # new rows the notice counts
+    shown: set[int] = field(default_factory=set)  # rows on the page: only these are replaced in place
 
     @classmethod
     def from_form(cls, form: dict[str, Any]) -> FailedWatch:
-        return cls(read_filters(form), parse_cursor(str(form.get("newest") or "")), bool(form.get("paged")))
+        shown = {int(i) for i in str(form.get("shown") or "").split(",") if i.isdigit()}
+        return cls(read_filters(form), parse_cursor(str(form.get("newest") or "")), bool(form.get("paged")), shown=shown)
+
+    def on_page(self, ids: list[int]) -> list[int]:
+        """The rows among ``ids`` this page shows (a swap of a row it lacks would have no target)."""
+        return [i for i in ids if i in self.shown]
 
     def push(self, user: Any) -> str:
         """The HTML to send for new failures matching this page (empty if none)."""
@@ -64,6 +70,7 @@ class FailedWatch:
             self.waiting += rows.count() if len(fresh) > INSERT_LIMIT else len(fresh)
             return self._notice()
         self.inserted += len(fresh)
+        self.shown.update(row.pk for row in fresh)
         context = row_context(user)
         html = "".join(render_to_string("dashboard/failed.html#failed-row", {**context, "row": r}) for r in fresh)
         return f'<tbody hx-swap-oob="afterbegin:#failed-rows">{html}</tbody>'

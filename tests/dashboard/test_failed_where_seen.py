@@ -112,3 +112,21 @@ def test_a_socket_on_a_consumer_page_gets_its_failed_table_on_connect(transactio
 
     html = async_to_sync(scenario)()
     assert 'id="consumer-failed"' in html and "ev-billing-1" in html
+
+
+def test_a_failed_page_is_sent_status_changes_only_for_the_rows_it_shows(orders, billing, staff_user):
+    from dashboard.failed_live import FailedWatch
+
+    shown, other = fail(billing, orders, 1), fail(billing, orders, 2)
+    watch = FailedWatch.from_form({"watch": "failed", "consumer": "billing", "shown": f"{shown.pk}"})
+    assert watch.on_page([shown.pk, other.pk]) == [shown.pk]  # no swap without a target on this page
+    fresh = fail(billing, orders, 3)
+    assert f'id="failed-row-{fresh.pk}"' in watch.push(staff_user)  # a row pushed in is on the page from then on
+    assert watch.on_page([fresh.pk]) == [fresh.pk]
+
+
+def test_the_failed_page_tells_its_socket_which_rows_it_shows(operator, orders, billing):
+    rows = [fail(billing, orders, n) for n in range(3)]
+    html = operator.get("/failed/").content.decode()
+    listed = ",".join(str(r.pk) for r in sorted(rows, key=lambda r: (r.last_failed_at, r.pk), reverse=True))
+    assert f'name="shown" value="{listed}"' in html
