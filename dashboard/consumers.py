@@ -111,7 +111,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self._watch()
-        await self.send(text_data=await database_sync_to_async(live.snapshot_html)(self.page, self.name) + await self._mine())
+        snapshot = await database_sync_to_async(live.snapshot_html)(self.page, self.name)
+        await self.send(text_data=snapshot + await self._mine())
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):

@@ -53,7 +53,8 @@ class FailedWatch:
     @classmethod
     def from_form(cls, form: dict[str, Any]) -> FailedWatch:
         shown = {int(i) for i in str(form.get("shown") or "").split(",") if i.isdigit()}
-        return cls(read_filters(form), parse_cursor(str(form.get("newest") or "")), bool(form.get("paged")), shown=shown)
+        newest = parse_cursor(str(form.get("newest") or ""))
+        return cls(read_filters(form), newest, bool(form.get("paged")), shown=shown)
 
     def on_page(self, ids: list[int]) -> list[int]:
         """The rows among ``ids`` this page shows (a swap of a row it lacks would have no target)."""

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, urlencode
 from eventflow.health import SEVERITY, Status
 
 PAGE_ROWS = 50  # rows per page of a list
+CONSUMER_LIST, TOPIC_LIST = "consumer-list", "topic-list"  # each list's live partial (its root's id)
 TROUBLE = "trouble"  # any status but OK
 QUIET = "quiet"  # topics: nothing published now
 

@@ -54,7 +54,9 @@ class Page:
 
 PAGES: dict[str, Page] = {
     # The overview's "name" is its graph's focus ("topic:orders"), empty for the whole flow.
-    "overview": Page("dashboard/overview.html", ("headline", "topology", "topic-table", "consumer-table"), state.overview),
+    "overview": Page(
+        "dashboard/overview.html", ("headline", "topology", "topic-table", "consumer-table"), state.overview
+    ),
     "topic": Page("dashboard/topic.html", ("topic-stats",), state.topic),
     "consumer": Page(
         "dashboard/consumer.html", ("consumer-health", "consumer-charts", "consumer-workers"), state.consumer
@@ -62,8 +64,8 @@ PAGES: dict[str, Page] = {
     "failed": Page("dashboard/failed.html", ("failed-summary",), lambda s, n: state.failed_summary()),
     "event": Page("dashboard/event.html", ("delivery-matrix",), lambda s, n: state.event(n)),
     # A list's "name" is its canonical query (``listing.ListQuery``): the rows it shows.
-    "topics": Page("dashboard/topics.html", ("topic-list",), listing.topics_page),
-    "consumers": Page("dashboard/consumers.html", ("consumer-list",), listing.consumers_page),
+    "topics": Page("dashboard/topics.html", (listing.TOPIC_LIST,), listing.topics_page),
+    "consumers": Page("dashboard/consumers.html", (listing.CONSUMER_LIST,), listing.consumers_page),
 }
 LIST_PAGES = ("overview", "topics", "consumers")  # pages named by their query string, not a path
 EVENT_PAGE_LIMIT = 50  # open event pages whose delivery matrix is pushed each second

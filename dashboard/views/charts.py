@@ -61,7 +61,9 @@ def line_chart(
 HOVER_SLICES = 60  # hover targets per chart, each a slice of time with its figures in a tooltip
 
 
-def _hovers(series: list[tuple[float, float]], start: float, span: float, left: float, plot_w: float, unit: str) -> list[dict]:
+def _hovers(
+    series: list[tuple[float, float]], start: float, span: float, left: float, plot_w: float, unit: str
+) -> list[dict]:
     """Up to ``HOVER_SLICES`` invisible columns whose tooltips give the values under the pointer.
 
     Server-rendered ``<title>``s: no script, and a few kilobytes however many points a chart has.
@@ -77,7 +79,8 @@ def _hovers(series: list[tuple[float, float]], start: float, span: float, left: 
         text = f"{when} UTC: {_label(values[-1], unit)}"
         if len(values) > 1:
             text += f" (max {_label(max(values), unit)}, mean {_label(round(sum(values) / len(values), 1), unit)})"
-        hovers.append({"x": round(left + index * width / span * plot_w, 1), "w": round(plot_w / HOVER_SLICES, 1), "title": text})
+        x = round(left + index * width / span * plot_w, 1)
+        hovers.append({"x": x, "w": round(plot_w / HOVER_SLICES, 1), "title": text})
     return hovers
 
 

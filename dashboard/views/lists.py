@@ -13,8 +13,6 @@ from .pages import render_region
 from .security import staff_page
 
 SEARCH_ROWS = 8  # matches shown per kind in the header's search
-CONSUMER_LIST = "consumer-list"
-TOPIC_LIST = "topic-list"
 
 
 @staff_page
@@ -22,7 +20,7 @@ def consumers_index(request: HttpRequest) -> HttpResponse:
     query = listing.ListQuery.from_params(request.GET, listing.CONSUMER_SORTS, listing.CONSUMER_STATUSES)
     context = listing.consumers_page(monitor.load_snapshot(), query.canonical())
     context["ws_path"] = _socket_path("consumers", query)
-    return render_region(request, "dashboard/consumers.html", context, (CONSUMER_LIST,))
+    return render_region(request, "dashboard/consumers.html", context, (listing.CONSUMER_LIST,))
 
 
 @staff_page
@@ -30,7 +28,7 @@ def topics_index(request: HttpRequest) -> HttpResponse:
     query = listing.ListQuery.from_params(request.GET, listing.TOPIC_SORTS, listing.TOPIC_STATUSES)
     context = listing.topics_page(monitor.load_snapshot(), query.canonical())
     context["ws_path"] = _socket_path("topics", query)
-    return render_region(request, "dashboard/topics.html", context, (TOPIC_LIST,))
+    return render_region(request, "dashboard/topics.html", context, (listing.TOPIC_LIST,))
 
 
 def _socket_path(page: str, query: listing.ListQuery) -> str:

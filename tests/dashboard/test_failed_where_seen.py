@@ -85,7 +85,8 @@ def test_the_admin_refuses_an_event_type_pattern_that_cannot_match(orders):
 
 
 def test_the_admin_accepts_globs_that_mean_what_they_say(orders):
-    Consumer(name="ok", handler="tests.handlers.billing", event_types="order.*, user.sign[iu]?, refund.created").full_clean()
+    patterns = "order.*, user.sign[iu]?, refund.created"
+    Consumer(name="ok", handler="tests.handlers.billing", event_types=patterns).full_clean()
 
 
 def test_the_consumer_page_shows_its_pattern_and_filtered_count(operator, orders):
@@ -97,7 +98,9 @@ def test_the_consumer_page_shows_its_pattern_and_filtered_count(operator, orders
     assert "filtered (total)" in html
 
 
-def test_a_socket_on_a_consumer_page_gets_its_failed_table_on_connect(transactional_db, client, staff_user, orders, billing):
+def test_a_socket_on_a_consumer_page_gets_its_failed_table_on_connect(
+    transactional_db, client, staff_user, orders, billing
+):
     from .test_consumers import _open, session_headers
 
     fail(billing, orders, 1)

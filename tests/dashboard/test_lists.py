@@ -84,7 +84,13 @@ def test_the_search_finds_topics_consumers_and_producers_by_name(operator, order
 
 def test_the_search_finds_an_event_by_its_id_among_failed_events(operator, orders, billing):
     FailedEvent.objects.create(
-        consumer=billing, topic=orders, event_id="ev-42", stream_id="1700000000000-0", event_type="t", event={}, error="x"
+        consumer=billing,
+        topic=orders,
+        event_id="ev-42",
+        stream_id="1700000000000-0",
+        event_type="t",
+        event={},
+        error="x",
     )
     html = operator.get("/search/?q=ev-42").content.decode()
     assert "ev-42" in html

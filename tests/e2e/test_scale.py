@@ -84,7 +84,8 @@ def test_an_operator_reads_a_consumers_failed_events_and_replays_one_from_its_pa
     rows = page.locator("#consumer-failed tr.failed-row")
     expect(rows).to_have_count(3)
     expect(rows.first).to_contain_text("cannot handle odd n=")
-    event_id = FailedEvent.objects.filter(consumer__name="checkout-fraud").order_by("-last_failed_at", "-id")[0].event_id
+    newest = FailedEvent.objects.filter(consumer__name="checkout-fraud").order_by("-last_failed_at", "-id")[0]
+    event_id = newest.event_id
     expect(rows.first).to_contain_text(event_id)
 
     handlers.fix_flaky()
