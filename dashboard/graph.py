@@ -3,8 +3,8 @@
 At a thousand topics and consumers a picture of everything is a grey mat, so
 each column draws what an operator must see and folds the rest:
 
-1. Trouble first: every consumer not OK (worst first) is drawn, then the
-   busiest consumers; then the topics they read and the busiest topics; then
+1. Trouble first: every consumer not OK (worst first) or with open failed
+   events is drawn, then the busiest consumers; then the topics they read and the busiest topics; then
    the producers of those topics, busiest first. Each column holds at most
    ``MAX_NODES`` (trouble takes the room before busy does).
 2. What is left folds into named groups by name prefix (``cart.*``, the part
@@ -78,6 +78,7 @@ class _Flow:
         self.produce: dict[str, float] = snapshot["edges"]["produce"]
         self.consume: dict[str, float] = snapshot["edges"]["consume"]
         self.status = {c["name"]: c.get("status", "OK") for c in snapshot["consumers"]}
+        self.failed = {c["name"] for c in snapshot["consumers"] if c.get("failed")}  # open failed events
         self.rate: dict[str, dict[str, float]] = {kind: defaultdict(float) for kind in KINDS}
         self.links: dict[str, dict[str, set[str]]] = {kind: defaultdict(set) for kind in KINDS}
         for key, rate in self.produce.items():
@@ -120,7 +121,7 @@ class _Flow:
         """The names each column draws, at most ``MAX_NODES`` (the module's steps 1 and 4)."""
         pool = self.pool(within)
         consumers = sorted(pool["consumer"], key=self._consumer_rank)
-        trouble = [n for n in consumers if self.status.get(n, "OK") != "OK"]
+        trouble = [n for n in consumers if self.in_trouble(n)]
         wanted = [t for c in trouble[:MAX_NODES] for t in sorted(self.links["consumer"][c])]
         topics = [t for t in dict.fromkeys(wanted + sorted(pool["topic"], key=self._topic_rank)) if t in pool["topic"]]
         drawn_topics = set(topics[:MAX_NODES])
@@ -131,16 +132,23 @@ class _Flow:
         """The names a picture considers: all, or a neighbourhood's."""
         return {k: [n for n in self.names[k] if within is None or n in within[k]] for k in KINDS}
 
-    def severity(self, kind: str, name: str) -> int:
-        """A consumer's status rank; a topic's, its worst consumer's (so trouble sits at the top, edges short)."""
+    def severity(self, kind: str, name: str) -> float:
+        """A consumer's trouble rank; a topic's, its worst consumer's (so trouble sits at the top, edges short).
+
+        An OK consumer with open failed events ranks just above the other OK ones.
+        """
         if kind == "consumer":
-            return SEVERITY.get(self.status.get(name, "OK"), 9)
+            rank = SEVERITY.get(self.status.get(name, "OK"), 9)
+            return rank - 0.5 if rank == SEVERITY["OK"] and name in self.failed else rank
         if kind == "topic":
-            return min((SEVERITY.get(self.status.get(c, "OK"), 9) for c in self.links["topic"][name]), default=9)
+            return min((self.severity("consumer", c) for c in self.links["topic"][name]), default=9)
         return 0
 
+    def in_trouble(self, name: str) -> bool:
+        return self.status.get(name, "OK") != "OK" or name in self.failed
+
     def _consumer_rank(self, name: str) -> tuple:
-        return (SEVERITY.get(self.status.get(name, "OK"), 9), -self.rate["consumer"][name], name)
+        return (self.severity("consumer", name), -self.rate["consumer"][name], name)
 
     def _topic_rank(self, name: str) -> tuple:
         return (-self.rate["topic"][name], name)

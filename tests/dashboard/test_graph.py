@@ -79,3 +79,11 @@ def test_no_two_labels_overlap_at_a_thousand_of_each():
     for i, a in enumerate(spots):
         for b in spots[i + 1 :]:
             assert not graph.overlap(a, b), (a, b)
+
+
+def test_a_consumer_with_open_failed_events_counts_as_trouble_even_when_its_window_is_ok():
+    snapshot = big_snapshot(trouble="none")
+    next(c for c in snapshot["consumers"] if c["name"] == "fraud.c0773")["failed"] = 3
+    picture = graph.topology(snapshot)
+    assert "fraud.c0773" in drawn(picture, "consumer")
+    assert "fraud.t0773" in drawn(picture, "topic")

@@ -204,3 +204,9 @@ def test_topic_and_consumer_charts_offer_five_minutes_an_hour_and_a_day(operator
         assert '<div class="ranges" data-range="5m">' in html
         for key in ("5m", "1h", "24h"):
             assert f'data-range-choice="{key}"' in html and f'range-{key}"' in html
+
+
+def test_every_page_names_its_icon_and_favicon_ico_leads_to_it(operator, orders):
+    assert 'rel="icon" href="/static/dashboard/favicon.svg"' in operator.get("/").content.decode()
+    response = operator.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"] == "/static/dashboard/favicon.svg"

@@ -142,8 +142,13 @@ class BrowserErrors:
 
     def watch(self, tab) -> None:
         tab.add_init_script(CSP_PROBE)
-        tab.on("console", lambda m: self.seen.append(f"console: {m.text}") if m.type == "error" else None)
+        tab.on("console", lambda m: self._console(m))
         tab.on("pageerror", lambda e: self.seen.append(f"exception: {e}"))
+        tab.on("response", lambda r: self.seen.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
+
+    def _console(self, message) -> None:
+        if message.type == "error":
+            self.seen.append(f"console: {message.text} at {message.location.get('url')}")
 
     def tolerate(self, pattern: str) -> None:
         """Expect errors like this one (a test that stops the server on purpose)."""
