@@ -117,6 +117,9 @@ def test_screenshots_of_every_page_at_three_widths(page, monitor_process, checko
             if name != "search":  # the search page has no socket
                 expect(page.locator("#conn")).to_have_attribute("data-state", "live")
             screenshot(page, f"scale-{width}-{name}")
+            if name in ("consumer", "failed") and width >= 1280:  # wide enough: no button behind a scroll
+                discard = page.locator("tr.failed-row button", has_text="Discard").first
+                assert_inside(discard, page.locator(".table-scroll").last)
             overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
             assert overflow <= 0, f"{path} at {width} px is {overflow} px wider than the screen: {wide(page)}"
 
@@ -134,3 +137,8 @@ WIDEST = """(() => {
 def wide(page) -> list[str]:
     """The elements that stick out past the right edge (tables scroll inside their card, so not those)."""
     return page.evaluate(WIDEST)
+
+
+def assert_inside(element, box) -> None:
+    inner, outer = element.bounding_box(), box.bounding_box()
+    assert inner and outer and inner["x"] + inner["width"] <= outer["x"] + outer["width"] + 0.5, (inner, outer)
