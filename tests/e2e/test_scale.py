@@ -117,6 +117,10 @@ def test_screenshots_of_every_page_at_three_widths(page, monitor_process, checko
             if name != "search":  # the search page has no socket
                 expect(page.locator("#conn")).to_have_attribute("data-state", "live")
             screenshot(page, f"scale-{width}-{name}")
+            if width == 1280 and name in ("overview", "consumer"):  # and in dark mode, as the system asks
+                page.emulate_media(color_scheme="dark")
+                screenshot(page, f"scale-{width}-{name}-dark")
+                page.emulate_media(color_scheme="light")
             if name in ("consumer", "failed") and width >= 1280:  # wide enough: no button behind a scroll
                 discard = page.locator("tr.failed-row button", has_text="Discard").first
                 assert_inside(discard, page.locator(".table-scroll").last)
