@@ -18,7 +18,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
 from . import live
-from .failed_live import FailedWatch, rows_html
+from .failed_live import FailedWatch, consumer_failed_html, rows_html
 
 MAX_MESSAGE_BYTES = 4096  # the browser only ever sends a small filter form (headers stripped)
 CLOSE_TOO_BIG = 1009  # RFC 6455: a message too big to process
@@ -106,15 +106,19 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated or not user.is_staff or self.page not in live.PAGES:
             await self.close()  # before accept: the handshake is refused (HTTP 403)
             return
+        query_string = self.scope.get("query_string", b"").decode()
+        if self.page in live.LIST_PAGES:
+            self.name = live.list_name(self.page, query_string)
         self.group = live.group_name(self.page, self.name)
-        query = parse_qs(self.scope.get("query_string", b"").decode())
+        query = parse_qs(query_string)
         self.tail = TailFilter(after=(query.get("after") or [""])[0])
         self.failed: FailedWatch | None = None
         self._watched_at = 0.0
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self._watch()
-        await self.send(text_data=await database_sync_to_async(live.snapshot_html)(self.page, self.name))
+        snapshot = await database_sync_to_async(live.snapshot_html)(self.page, self.name)
+        await self.send(text_data=snapshot + await self._mine())
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
@@ -154,10 +158,18 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def live_fragments(self, message: dict) -> None:
         await self._watch()
-        await self.send(text_data=message["html"])
+        await self.send(text_data=message["html"] + await self._mine())
+
+    async def _mine(self) -> str:
+        """What this socket renders itself, for its user: a consumer page's failed events (with buttons)."""
+        if self.page != "consumer":
+            return ""
+        return await database_sync_to_async(consumer_failed_html)(self.name, self.scope["user"])
 
     async def live_failed_rows(self, message: dict) -> None:
-        await self.send(text_data=await database_sync_to_async(rows_html)(message["ids"], self.scope["user"]))
+        ids = self.failed.on_page(message["ids"]) if self.failed is not None else []
+        if ids:
+            await self.send(text_data=await database_sync_to_async(rows_html)(ids, self.scope["user"]))
 
     async def live_failed_new(self, message: dict) -> None:
         if self.failed is not None:

@@ -25,7 +25,7 @@ EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 LATEST = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
 
 
-_MOMENT_FORM = "give the time as YYYY-MM-DDTHH:MM, e.g. 2026-01-31T12:00 (UTC unless it has an offset)"
+_MOMENT_FORM = "give the time as YYYY-MM-DDTHH:MM[:SS], e.g. 2026-01-31T12:00:05 (UTC unless it has an offset)"
 
 
 class BadParam(ValueError):

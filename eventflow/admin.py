@@ -159,7 +159,7 @@ class ConsumerAdmin(admin.ModelAdmin):
         (None, {"fields": ["name", "description", "topics", "paused", "group_name"]}),
         ("Handler", {"fields": ["kind", "handler", "webhook_secret", "event_types"]}),
         ("Retries", {"fields": ["max_attempts", "retry_initial", "retry_factor", "retry_max", "ack_timeout"]}),
-        ("Health", {"fields": ["stall_threshold", "failure_threshold"]}),
+        ("Health", {"fields": ["stall_threshold", "failure_threshold", "failure_warning", "dead_letter_warning"]}),
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:

@@ -107,3 +107,8 @@ def monitor_leader() -> str:
 def tail_watchers() -> str:
     """Sorted set of topics someone watches live, scored by when the interest expires."""
     return f"{_prefix()}monitor:watched"
+
+
+def switch(name: str) -> str:
+    """An operator's on/off switch that handlers may read (set: on), e.g. the demo's "risk service fixed"."""
+    return f"{_prefix()}switch:{name}"

@@ -25,6 +25,41 @@ name_validator = RegexValidator(
 TOKEN_PREFIX = "ef_"
 
 
+TYPE_PATTERNS_HELP = (
+    "Only events whose type matches one of these patterns, comma-separated; blank: every event. "
+    "A pattern is a glob: * any run of characters, ? one character, [abc] one of a, b or c, "
+    "[!abc] any other, e.g. 'order.*, refund.created, user.sign[iu]*'. Events of other types are "
+    "skipped: acknowledged unhandled and counted as filtered, apart from handled ones."
+)
+
+
+def validate_type_patterns(value: str) -> None:
+    """Refuse a pattern that cannot mean what it says: an unbalanced or empty [...] or a blank inside.
+
+    ``fnmatch`` reads an unclosed "[" as a literal character, so ``[signup``
+    would match no real event type and skip everything, silently.
+    """
+    for pattern in (p.strip() for p in value.split(",")):
+        if problem := _pattern_problem(pattern):
+            raise ValidationError(f"{pattern!r}: {problem}. {TYPE_PATTERNS_HELP}", code="invalid_pattern")
+
+
+def _pattern_problem(pattern: str) -> str | None:
+    if any(ch.isspace() for ch in pattern):
+        return "a pattern has no spaces (separate patterns with commas)"
+    depth, start = 0, -1
+    for i, ch in enumerate(pattern):
+        if ch == "[" and depth == 0:
+            depth, start = 1, i
+        elif ch == "]" and depth == 1:
+            if i == start + 1 or (i == start + 2 and pattern[start + 1] == "!"):
+                return "an empty [...] matches nothing"
+            depth = 0
+        elif ch == "]":
+            return "a ']' without its '['"
+    return "an unclosed '[' (a bracket matches one of the characters inside [...])" if depth else None
+
+
 def hash_token(token: str) -> str:
     """Tokens are 256-bit random strings, so one SHA-256 is a safe, fast hash."""
     return hashlib.sha256(token.encode()).hexdigest()
@@ -190,10 +225,7 @@ class Consumer(models.Model):
         "so the receiver can check it came from here. 16+ random characters, or 'whsec_' and base64.",
     )
     event_types = models.CharField(
-        max_length=500,
-        blank=True,
-        help_text="Only events whose type matches one of these globs (comma-separated, "
-        "e.g. 'order.*, refund.created'); blank: every event. Others are acked unhandled.",
+        max_length=500, blank=True, validators=[validate_type_patterns], help_text=TYPE_PATTERNS_HELP
     )
     max_attempts = models.PositiveIntegerField(
         default=5,
@@ -229,6 +261,16 @@ class Consumer(models.Model):
         default=0.5,
         validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text="Share of failed deliveries, over the health window, that counts as failing.",
+    )
+    failure_warning = models.FloatField(
+        default=0.05,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Share of failed attempts, over the health window, that raises a WARNING; 0: never.",
+    )
+    dead_letter_warning = models.PositiveIntegerField(
+        default=1,
+        help_text="Events dead-lettered (become failed events), over the health window, that raise a WARNING; "
+        "0: never.",
     )
     paused = models.BooleanField(default=False, help_text="Paused consumers keep their backlog; resuming drains it.")
     # Its consumer groups' (and retry schedules', counters') name in Redis: the name it was

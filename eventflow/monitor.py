@@ -89,7 +89,13 @@ def load_flow() -> Flow:
     for producer in Producer.objects.filter(revoked_at__isnull=True).prefetch_related("topics"):
         flow.producers[producer.name] = tuple(sorted(t.name for t in producer.topics.all()))
     for consumer in Consumer.objects.prefetch_related("topics"):
-        limits = health.Thresholds(consumer.stall_threshold, consumer.failure_threshold, consumer.ack_timeout)
+        limits = health.Thresholds(
+            consumer.stall_threshold,
+            consumer.failure_threshold,
+            consumer.ack_timeout,
+            warn_failure=consumer.failure_warning,
+            warn_dead=consumer.dead_letter_warning,
+        )
         topics = tuple(sorted(t.name for t in consumer.topics.all()))
         flow.consumers[consumer.name] = ConsumerConfig(consumer.name, topics, consumer.paused, limits)
     return flow
@@ -109,6 +115,7 @@ class Lane:
     acked: int = 0
     errors: int = 0
     dead: int = 0
+    skipped: int = 0  # events its event-type filter passed over (counted in ``acked`` too)
     trimmed: int = 0  # events retention cut before this consumer acknowledged them
     infra: int = 0  # database and Redis failures its workers met (not the handler's)
     parked: int = 0  # dead letters in the outbox, not yet written to the database (it may be down)
@@ -186,6 +193,7 @@ def _lane(counters: dict[str, int], group: dict | None, consumer: str) -> Lane:
         acked=counters.get(f"acked:{consumer}", 0) + counters.get(f"skipped:{consumer}", 0),
         errors=counters.get(f"errors:{consumer}", 0),
         dead=counters.get(f"dead:{consumer}", 0),
+        skipped=counters.get(f"skipped:{consumer}", 0),
         trimmed=counters.get(f"trimmed:{consumer}", 0),
         infra=counters.get(f"infra:{consumer}", 0),
     )
@@ -233,6 +241,7 @@ class Monitor:
         self._seeded = False
         self.database = {"status": "ok", "error": ""}  # what the last database read found
         self._failed: dict[str, int] = {}
+        self._totals: deque[tuple[float, int, int]] = deque()  # (at, published, handled) for smoothing
 
     def flow(self) -> Flow:
         """The configured flow, reloaded every ``flow_refresh`` seconds; the last one while the database is down."""
@@ -291,6 +300,7 @@ class Monitor:
         snapshot = build_snapshot(flow, reading, self._previous, self.tracker, self._sparks, failed=self.failed())
         snapshot["broker"] = self.broker(client)
         snapshot["database"] = dict(self.database)
+        smooth_totals(snapshot["totals"], reading, self._totals)
         self._previous = reading
         self.tracker.forget_others(set(flow.consumers))
         if store:
@@ -318,6 +328,24 @@ def restore_clocks(client: redis.Redis, tracker: health.Tracker) -> None:
         if clock.get("at", 0.0) < oldest:
             continue
         tracker.restore(name.decode(), clock.get("backlog_since"), clock.get("last_ack_at"), clock.get("at", 0.0))
+
+
+def smooth_totals(totals: dict, reading: Reading, memory: deque) -> None:
+    """Add headline rates averaged over the last ``SMOOTH_SECONDS`` (sample to sample they jump).
+
+    ``published_rate_smoothed`` and ``acked_rate_smoothed`` (handled, not
+    type-filtered), and ``smoothed_over``: the seconds they really cover.
+    """
+    published = sum(c.get("published", 0) for c in reading.counters.values())
+    handled = sum(lane.acked - lane.skipped for lane in reading.lanes.values())
+    memory.append((reading.at, published, handled))
+    while len(memory) > 2 and memory[1][0] <= reading.at - setting("SMOOTH_SECONDS"):
+        memory.popleft()
+    at, published_then, handled_then = memory[0]
+    elapsed = reading.at - at
+    totals["smoothed_over"] = round(elapsed, 1)
+    totals["published_rate_smoothed"] = _rate(published, published_then, elapsed)
+    totals["acked_rate_smoothed"] = _rate(handled, handled_then, elapsed)
 
 
 def store_snapshot(client: redis.Redis, snapshot: dict) -> None:
@@ -389,7 +417,9 @@ def _edge_rates(flow: Flow, reading: Reading, previous: Reading | None, elapsed:
     consume: dict[str, float] = {}
     for (topic, consumer), lane in reading.lanes.items():
         before = previous.lanes.get((topic, consumer)) if previous else None
-        consume[f"{topic}|{consumer}"] = _rate(lane.acked, before.acked if before else 0, elapsed)
+        # Handled only: events the type filter skipped are counted apart ("skipped").
+        handled_before = before.acked - before.skipped if before else 0
+        consume[f"{topic}|{consumer}"] = _rate(lane.acked - lane.skipped, handled_before, elapsed)
     return produce, consume
 
 
@@ -415,9 +445,11 @@ def _consumer_state(
     backlog = lag + pending + retrying
     workers = [w for w in reading.workers if config.name in (w.get("consumers") or {})]
     acked, errors = sum(x.acked for x in lanes), sum(x.errors for x in lanes)
-    window = tracker.observe(config.name, reading.at, backlog, acked, errors, oldest)
+    dead = sum(x.dead for x in lanes)
+    window = tracker.observe(config.name, reading.at, backlog, acked, errors, oldest, dead)
     facts = health.Facts(backlog, oldest, len(workers), config.paused)
-    verdict = health.assess(facts, window, config.limits)
+    verdict = health.assess(facts, window, config.limits, tracker.previous(config.name))
+    tracker.remember(config.name, verdict.status)
     rate = round(sum(consume.get(f"{t}|{config.name}", 0.0) for t in config.topics), 1)
     spark = sparks.setdefault(config.name, deque(maxlen=setting("SPARK_POINTS")))
     spark.append(rate)
@@ -436,7 +468,9 @@ def _consumer_state(
         "rate": rate,
         "errors_in_window": window.errors,
         "acked": acked,
-        "dead": sum(x.dead for x in lanes),
+        "dead": dead,
+        "dead_in_window": window.dead,
+        "skipped": sum(x.skipped for x in lanes),
         "trimmed": sum(x.trimmed for x in lanes),
         "infra_errors": sum(x.infra for x in lanes),
         "parked_dead_letters": sum(x.parked for x in lanes),

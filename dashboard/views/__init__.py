@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .demo import risk_service
 from .failed import (
     discard_confirm,
     discard_matching,
@@ -13,10 +14,12 @@ from .failed import (
     replay_one,
     replay_selected,
 )
+from .lists import consumers_index, search, topics_index
 from .pages import consumer_page, event_detail, overview, publish_test_event, topic_page
 
 __all__ = [
     "consumer_page",
+    "consumers_index",
     "discard_confirm",
     "discard_matching",
     "discard_one",
@@ -29,5 +32,8 @@ __all__ = [
     "replay_matching",
     "replay_one",
     "replay_selected",
+    "risk_service",
+    "search",
     "topic_page",
+    "topics_index",
 ]

@@ -27,7 +27,7 @@ PAGE_ROWS = 50
 Status = FailedEvent.Status
 OPEN = [Status.FAILED, Status.FAILED_AGAIN, Status.REPLAYING]
 CLOSED = [status for status in Status.values if status not in OPEN]
-FILTERS = ("consumer", "topic", "type", "q", "since", "until", "status")
+FILTERS = ("consumer", "topic", "type", "q", "since", "until", "status", "event")
 STATUS_FILTERS = ("", "open", "all", *Status.values)
 
 
@@ -57,6 +57,8 @@ def matching(filters: dict[str, str]) -> QuerySet[FailedEvent]:
         rows = rows.filter(topic__name=filters["topic"])
     if filters.get("type"):
         rows = rows.filter(event_type=filters["type"])
+    if filters.get("event"):  # one event's rows (its CloudEvents id), e.g. from its detail page
+        rows = rows.filter(event_id=filters["event"])
     if filters.get("q"):
         rows = rows.filter(error__icontains=filters["q"])
     if since := params.moment(filters.get("since", ""), "since"):
@@ -86,6 +88,29 @@ def page_of(rows: QuerySet[FailedEvent], cursor: str) -> tuple[list[FailedEvent]
 def filter_query(filters: dict[str, str]) -> str:
     """The filter as a query string (``consumer=billing&q=time%20out``)."""
     return urlencode({k: v for k, v in filters.items() if v})
+
+
+CONSUMER_ROWS = 20  # open failed events a consumer page shows (the rest: the failed-events page)
+
+
+RECENTLY_SETTLED = dt.timedelta(minutes=10)  # replayed rows stay on the consumer page this long
+
+
+def consumer_failed(name: str, user: Any) -> dict:
+    """The consumer page's failed-events table, as ``user`` may act on them.
+
+    Its newest open rows, and rows replayed in the last minutes, so an
+    operator who replays sees the row turn Resolved (or Failed again).
+    """
+    recent = timezone.now() - RECENTLY_SETTLED
+    rows = matching({"consumer": name, "status": "all"}).filter(~Q(status__in=CLOSED) | Q(replayed_at__gte=recent))
+    return {
+        "consumer_name": name,
+        "failed_rows": list(rows[:CONSUMER_ROWS]),
+        "failed_open": matching({"consumer": name}).count(),
+        "can_replay": can_replay(user),
+        "can_discard": can_discard(user),
+    }
 
 
 def _newest(rows: list[FailedEvent]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from django.core.exceptions import PermissionDenied
@@ -16,9 +17,11 @@ from eventflow.errors import PublishError
 from eventflow.models import Consumer, FailedEvent, Topic
 from eventflow.publishing import publish
 
-from .. import params
+from .. import graph, params
 from . import state
-from .security import can_replay, staff_page
+from .demo import switch_context
+from .failed import consumer_failed
+from .security import staff_page
 
 TAIL_ROWS = 50  # rows a topic page starts with (the live tail keeps at most a few hundred)
 BROWSE_ROWS = 25
@@ -34,9 +37,12 @@ def render_region(request: HttpRequest, template: str, context: dict, partials: 
 
 @staff_page
 def overview(request: HttpRequest) -> HttpResponse:
-    context = state.overview(monitor.load_snapshot())
-    context["ws_path"] = "/ws/live/overview/"
-    return render_region(request, "dashboard/overview.html", context, ("headline", "topology", "consumer-table"))
+    focus = str(request.GET.get("focus", ""))[:120]
+    focus = focus if graph.parse_focus(focus) else ""
+    context = state.overview(monitor.load_snapshot(), focus)
+    context["ws_path"] = "/ws/live/overview/" + (f"?{urlencode({'focus': focus})}" if focus else "")
+    partials = ("headline", "topology", "topic-table", "consumer-table")
+    return render_region(request, "dashboard/overview.html", context, partials)
 
 
 @staff_page
@@ -62,29 +68,58 @@ def _first_tail(topic: str) -> list[dict]:
 
 
 def _browse(topic: str, query: Any) -> dict:
-    """A page of stored events, newest first, from a stream id or a time on.
+    """A page of stored events: back from a stream id (newest first), or forward from a time or id.
 
-    A value it cannot use is said in the form (htmx swaps only 2xx answers in).
+    ``from`` (an id, inclusive) or ``before`` (exclusive) page back, newest
+    first, as the newest page does; ``at`` (a time to the second, UTC,
+    inclusive) or ``after`` (an id, exclusive) page forward, oldest first. A
+    value it cannot use is said in the form (htmx swaps only 2xx answers in).
     """
+    stream = keys.stream(topics.stream_name(topic))  # a renamed topic keeps its stream
     try:
-        start, at = _browse_start(query)
+        start, before, forward_from, at = _browse_bounds(query)
         error = ""
     except params.BadParam as exc:
-        start, at, error = "", str(query.get("at", "")).strip(), str(exc)
-    stream = keys.stream(topics.stream_name(topic))  # a renamed topic keeps its stream
-    entries = get_redis().xrevrange(stream, max=start or "+", min="-", count=BROWSE_ROWS + 1)
-    rows = [{"stream_id": sid.decode(), "event": orjson.loads(f[b"e"])} for sid, f in entries if b"e" in f]
-    older = rows[BROWSE_ROWS]["stream_id"] if len(rows) > BROWSE_ROWS else ""
-    return {"rows": rows[:BROWSE_ROWS], "older": older, "from": query.get("from", ""), "at": at, "error": error}
+        start, before, forward_from, at, error = "", "", "", str(query.get("at", "")).strip(), str(exc)
+    common = {"from": query.get("from", ""), "at": at, "error": error}
+    if forward_from:
+        return {**common, **_browse_forward(stream, forward_from)}
+    return {**common, **_browse_back(stream, start or (f"({before}" if before else "+"), paged=bool(start or before))}
 
 
-def _browse_start(query: Any) -> tuple[str, str]:
-    """The stream id to browse back from (empty: the newest) and the ``at`` text it came from."""
-    at = params.text(str(query.get("at", "")), "at")
+def _browse_bounds(query: Any) -> tuple[str, str, str, str]:
+    """The ids to page back from (``from``, ``before``) or forward from, and the ``at`` text."""
+    ids = {}
+    for name in ("from", "before", "after"):
+        value = params.text(str(query.get(name, "")), name).strip()
+        ids[name] = params.stream_id(value, name) if value else ""
+    at = params.text(str(query.get("at", "")), "at").strip()
     if moment := params.moment(at, "at"):
-        return f"{int(moment.timestamp() * 1000)}-{params.UINT64_MAX}", at
-    start = params.text(str(query.get("from", "")), "from")
-    return (params.stream_id(start, "from") if start else ""), at
+        return ids["from"], ids["before"], f"{int(moment.timestamp() * 1000)}-0", at
+    return ids["from"], ids["before"], (f"({ids['after']}" if ids["after"] else ""), at
+
+
+def _browse_back(stream: str, highest: str, *, paged: bool) -> dict:
+    entries = get_redis().xrevrange(stream, max=highest, min="-", count=BROWSE_ROWS + 1)
+    rows = _browse_rows(entries)
+    older = rows[BROWSE_ROWS]["stream_id"] if len(rows) > BROWSE_ROWS else ""
+    rows = rows[:BROWSE_ROWS]
+    newer = rows[0]["stream_id"] if paged and rows else ""
+    return {"rows": rows, "older": older, "before": "", "newer": newer, "forward": False}
+
+
+def _browse_forward(stream: str, lowest: str) -> dict:
+    entries = get_redis().xrange(stream, min=lowest, max="+", count=BROWSE_ROWS + 1)
+    rows = _browse_rows(entries)
+    more = len(rows) > BROWSE_ROWS
+    rows = rows[:BROWSE_ROWS]
+    newer = rows[-1]["stream_id"] if more else ""
+    before = rows[0]["stream_id"] if rows else ""
+    return {"rows": rows, "older": "", "before": before, "newer": newer, "forward": True}
+
+
+def _browse_rows(entries: list) -> list[dict]:
+    return [{"stream_id": sid.decode(), "event": orjson.loads(f[b"e"])} for sid, f in entries if b"e" in f]
 
 
 def _publish_form(values: dict, *, message: str = "", error: str = "") -> dict:
@@ -124,20 +159,21 @@ def event_detail(request: HttpRequest, name: str, stream_id: str) -> HttpRespons
     if context is None:
         raise Http404("this event is no longer in the stream")
     context["ws_path"] = f"/ws/live/event/{name}/{stream_id}/"
+    context["failed_rows"] = _failed_deliveries(name, str(context["event"].get("id", "")))
     return render_region(request, "dashboard/event.html", context, ("delivery-matrix",))
+
+
+def _failed_deliveries(topic: str, event_id: str) -> list[FailedEvent]:
+    """The failed-event rows of one event, one per consumer that gave up on it."""
+    rows = FailedEvent.objects.filter(topic__name=topic, event_id=event_id).select_related("consumer")
+    return list(rows.order_by("consumer__name"))
 
 
 @staff_page
 def consumer_page(request: HttpRequest, name: str) -> HttpResponse:
     consumer = get_object_or_404(Consumer, name=name)
     context = state.consumer(monitor.load_snapshot(), name) or {}
-    failed = FailedEvent.objects.filter(consumer=consumer).select_related("topic", "consumer")
-    context.update(
-        consumer_name=name,
-        consumer_obj=consumer,
-        ws_path=f"/ws/live/consumer/{name}/",
-        failed_rows=failed.filter(status__in=monitor.REPLAYABLE + ("replaying",))[:20],
-        can_replay=can_replay(request.user),
-    )
-    partials = ("consumer-health", "consumer-charts", "consumer-workers")
+    context.update(consumer_name=name, consumer_obj=consumer, ws_path=f"/ws/live/consumer/{name}/")
+    context.update(consumer_failed(name, request.user), **switch_context(consumer.handler))
+    partials = ("consumer-health", "consumer-charts", "consumer-workers", "consumer-failed")
     return render_region(request, "dashboard/consumer.html", context, partials)

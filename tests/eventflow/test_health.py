@@ -78,8 +78,8 @@ def test_a_failure_ratio_above_the_threshold_is_failing():
     assert verdict.value == 0.732
 
 
-def test_a_failure_ratio_at_the_threshold_is_not_failing():
-    assert assess(facts(), window(acks=10, errors=10), LIMITS).status == Status.OK
+def test_a_failure_ratio_at_the_threshold_is_not_failing_but_a_warning():
+    assert assess(facts(), window(acks=10, errors=10), LIMITS).status == Status.WARNING
 
 
 def test_too_few_deliveries_are_not_enough_to_call_it_failing():
@@ -113,3 +113,53 @@ def test_the_tracker_counts_how_long_a_backlog_waited_without_an_ack():
     # An ack restarts the clock even though the backlog never emptied.
     assert tracker.observe("billing", 105.0, backlog=2, acked=6, errors=0, oldest_pending=0.1).unacked_for == 0.0
     assert tracker.observe("billing", 107.0, backlog=0, acked=8, errors=0, oldest_pending=0).unacked_for == 0.0
+
+
+def test_a_consumer_that_keeps_dead_lettering_a_few_percent_is_a_warning_with_the_figures():
+    verdict = assess(facts(), window(acks=331, errors=29, dead=27), LIMITS)
+    assert verdict.status == Status.WARNING
+    assert verdict.reason == "8% of 360 attempts failed in 60 s, 27 dead-lettered"
+
+
+def test_one_dead_letter_in_the_window_is_a_warning_by_default():
+    verdict = assess(facts(), window(acks=500, errors=3, dead=1), LIMITS)
+    assert verdict.status == Status.WARNING
+    assert "1 dead-lettered" in verdict.reason
+
+
+def test_warnings_follow_the_consumers_own_thresholds():
+    lenient = Thresholds(stall=30.0, failure=0.5, ack_timeout=60.0, warn_failure=0.2, warn_dead=0)
+    assert assess(facts(), window(acks=331, errors=29, dead=27), lenient).status == Status.OK
+
+
+def test_a_warning_on_failed_attempts_is_left_only_below_half_its_threshold():
+    still = window(acks=96, errors=4)  # 4 %: under the 5 % that entered it, over the 2.5 % that leaves it
+    assert assess(facts(), still, LIMITS).status == Status.OK
+    assert assess(facts(), still, LIMITS, previous=Status.WARNING).status == Status.WARNING
+    assert assess(facts(), window(acks=98, errors=2), LIMITS, previous=Status.WARNING).status == Status.OK
+
+
+def test_a_single_retry_does_not_make_an_ok_consumer_lagging():
+    verdict = assess(facts(backlog=4), window(backlog_start=3), LIMITS, previous=Status.OK)
+    assert verdict.status == Status.OK
+
+
+def test_a_lagging_consumer_stays_lagging_while_its_backlog_still_grows():
+    verdict = assess(facts(backlog=4), window(backlog_start=3), LIMITS, previous=Status.LAGGING)
+    assert verdict.status == Status.LAGGING
+    assert assess(facts(backlog=3), window(backlog_start=3), LIMITS, previous=Status.LAGGING).status == Status.OK
+
+
+def test_the_tracker_counts_dead_letters_only_from_readings_that_knew_them():
+    tracker = Tracker(seconds=60.0)
+    tracker.observe("fraud-check", 0.0, 0, 0, 0, 0.0)  # replayed history: no dead total
+    window = tracker.observe("fraud-check", 1.0, 0, 10, 3, 0.0, dead=270)
+    assert window.dead == 0
+    assert tracker.observe("fraud-check", 2.0, 0, 20, 6, 0.0, dead=271).dead == 1
+
+
+def test_the_tracker_remembers_the_last_status_for_the_hysteresis():
+    tracker = Tracker(seconds=60.0)
+    assert tracker.previous("billing") is None
+    tracker.remember("billing", Status.LAGGING)
+    assert tracker.previous("billing") == Status.LAGGING

@@ -11,7 +11,8 @@ from eventflow import monitor as monitor_module
 from eventflow.connection import get_redis
 from eventflow.models import FailedEvent
 from eventflow.publishing import publish
-from tests.helpers import consumer_state, make_consumer, subscribe, take
+from eventflow.worker import Worker
+from tests.helpers import consumer_state, drain, make_consumer, subscribe, take
 
 
 def beat(*consumers: str, worker_id: str = "w1") -> None:
@@ -160,3 +161,51 @@ def test_the_tail_reads_newest_first_from_a_cursor(orders):
     publish("orders", {"n": 5}, type="order.created")
     events, _ = inspection.read_tail(client, "orders", cursor, 10)
     assert [e["data"]["n"] for _, e in events] == [5]
+
+
+def test_a_consumer_that_dead_letters_a_few_events_is_a_warning_with_the_figures(monitor, orders):
+    flaky = make_consumer("flaky", "tests.handlers.fails_on_odd", orders, max_attempts=1)
+    subscribe(flaky)
+    beat("flaky")
+    monitor.step()
+    for n in range(25):
+        publish("orders", {"n": 2 * n + (1 if n < 2 else 0)}, type="order.created")  # 2 of 25 fail: 8 %
+    drain(Worker(["flaky"]))
+    state = consumer_state(monitor.step(), "flaky")
+    assert state["status"] == "WARNING"
+    assert state["reason"].startswith("8% of 25 attempts failed in ")
+    assert state["reason"].endswith(", 2 dead-lettered")
+
+
+def test_events_the_type_filter_skips_are_counted_apart_from_handled_ones(monitor, orders):
+    refunds = make_consumer("refunds", "tests.handlers.billing", orders, event_types="refund.*")
+    subscribe(refunds)
+    beat("refunds")
+    for n in range(3):
+        publish("orders", {"n": n}, type="order.created")
+    publish("orders", {"n": 9}, type="refund.created")
+    drain(Worker(["refunds"]))
+    state = consumer_state(monitor.step(), "refunds")
+    assert state["skipped"] == 3
+    assert state["acked"] == 4  # acknowledged: handled or skipped
+
+
+def test_headline_rates_are_averaged_over_the_last_five_seconds():
+    from collections import deque
+
+    memory: deque = deque()
+
+    def at(second: float, published: int) -> dict:
+        reading = monitor_module.Reading(second, {"orders": {"published": published}}, {}, {}, [])
+        totals: dict = {}
+        monitor_module.smooth_totals(totals, reading, memory)
+        return totals
+
+    at(100.0, 0)
+    at(101.0, 60)  # a burst of 60 in one second...
+    totals = at(102.0, 60)  # ...then nothing
+    assert (totals["published_rate_smoothed"], totals["smoothed_over"]) == (30.0, 2.0)
+    for second in range(103, 110):
+        totals = at(float(second), 60)
+    assert totals["smoothed_over"] <= 6.0
+    assert totals["published_rate_smoothed"] == 0.0

@@ -24,7 +24,12 @@ from dashboard.consumers import CLOSE_TOO_BIG_PRIVATE, MAX_MESSAGE_BYTES
 
 # Every socket route's pattern, with a path it serves (test_deployment checks that none is missing).
 SOCKET_PATHS = {
-    r"^ws/live/(?P<page>overview|failed)/$": ["/ws/live/overview/", "/ws/live/failed/"],
+    r"^ws/live/(?P<page>overview|failed|topics|consumers)/$": [
+        "/ws/live/overview/",
+        "/ws/live/failed/",
+        "/ws/live/topics/",
+        "/ws/live/consumers/",
+    ],
     r"^ws/live/(?P<page>topic|consumer)/(?P<name>[a-z0-9][a-z0-9._-]{0,99})/$": [
         "/ws/live/topic/orders/",
         "/ws/live/consumer/billing/",
