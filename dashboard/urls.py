@@ -4,6 +4,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from eventflow.metrics import metrics_view
+
 from . import views
 from .views.security import with_csp
 
@@ -30,4 +32,5 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("eventflow.urls")),
+    path("metrics", metrics_view, name="metrics"),  # Prometheus; allow-list or bearer token (eventflow.metrics)
 ]

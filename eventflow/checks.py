@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.checks import Error, Warning, register
 
-from . import conf
+from . import conf, metrics
 
 
 @register()
@@ -23,4 +24,8 @@ def check_settings(app_configs, **kwargs) -> list:
         problems.append(
             Warning("EVENTFLOW_SYNC runs handlers inside publish; it is meant for tests", id="eventflow.W001")
         )
+    try:
+        metrics.allowed_networks()
+    except ImproperlyConfigured as exc:
+        problems.append(Error(str(exc), id="eventflow.E015"))
     return problems

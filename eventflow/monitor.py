@@ -8,7 +8,8 @@ dict that it also stores in Redis for web processes to render:
 
     {"at", "live", "totals": {...}, "topics": [...], "producers": [...],
      "consumers": [...], "edges": {"produce": {"shop|orders": 3.0},
-     "consume": {"orders|billing": 3.0}}, "workers": [...]}
+     "consume": {"orders|billing": 3.0}}, "workers": [...],
+     "lanes": [{"topic", "consumer", "lag", ...}], "counters": {topic: {field: n}}}
 
 Readings are also appended to per-topic history streams (``eventflow.history``:
 one entry per second for the last minutes, one per minute for the last day), so
@@ -292,6 +293,9 @@ def build_snapshot(
         "consumers": consumers,
         "edges": {"produce": produce, "consume": consume},
         "workers": [_worker_state(w, reading.at) for w in reading.workers],
+        # Per lane and raw, for /metrics (eventflow.metrics): Redis's own counters stay monotonic across restarts.
+        "lanes": [_lane_state(topic, consumer, lane) for (topic, consumer), lane in reading.lanes.items()],
+        "counters": reading.counters,
     }
 
 
@@ -364,6 +368,17 @@ def _consumer_state(
         "in_flight": sum(int(w["consumers"][config.name].get("in_flight", 0)) for w in workers),
         "spark": list(spark),
         "stall_threshold": config.limits.stall,
+    }
+
+
+def _lane_state(topic: str, consumer: str, lane: Lane) -> dict:
+    return {
+        "topic": topic,
+        "consumer": consumer,
+        "lag": lane.lag,
+        "pending": lane.pending,
+        "retrying": lane.retrying,
+        "oldest_pending": round(lane.oldest_pending, 3),
     }
 
 
