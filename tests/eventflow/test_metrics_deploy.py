@@ -130,3 +130,12 @@ def test_promtool_accepts_the_rules_and_their_unit_tests():
         ["promtool", "test", "rules", RULE_TESTS.name], cwd=RULE_TESTS.parent, capture_output=True, text=True
     )
     assert unit.returncode == 0, unit.stdout + unit.stderr
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed (Debian: prometheus)")
+def test_promtool_finds_nothing_to_lint_in_a_scrape(client, traffic):  # noqa: F811
+    response = client.get("/metrics")
+
+    lint = subprocess.run(["promtool", "check", "metrics"], input=response.content, capture_output=True)
+
+    assert lint.returncode == 0, lint.stdout + lint.stderr
