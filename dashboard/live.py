@@ -13,18 +13,21 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.db import connections
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from eventflow import inspection, keys, monitor
+from eventflow import alerts, inspection, keys, monitor
 from eventflow.connection import get_redis
 from eventflow.models import FailedEvent
 
@@ -131,6 +134,9 @@ class Bridge:
         self._cursors: dict[str, tuple[str, int]] = {}  # topic -> (stream id, published total)
         self._row_status: dict[int, str] = {}
         self._failed_at: dict[int, dt.datetime] = {}  # rows already announced, by their last failure
+        self.alerter = alerts.Alerter(self.monitor.id)
+        self._alert_pool = ThreadPoolExecutor(1, thread_name_prefix="alerts")
+        self.alerting: Future | None = None  # the latest batch of alerts being sent
 
     def seconds_until_sample(self) -> float:
         return max(0.0, self._next_sample - time.monotonic())
@@ -157,9 +163,17 @@ class Bridge:
             if self._next_sample <= now:  # the first sample, or far behind: restart the grid
                 self._next_sample = now + self.sample_interval
             snapshot = self.monitor.step()
+            self._alert(snapshot)
             messages += self._fragments(snapshot, pages)
             messages += self._failed_rows()
         return messages
+
+    def _alert(self, snapshot: dict) -> None:
+        """Run the alert rules; send what is due on another thread, so a slow channel never delays a push."""
+        now = time.time()
+        notices = self.alerter.due(snapshot, now)
+        if notices:
+            self.alerting = self._alert_pool.submit(_send_alerts, notices, now)
 
     def _fragments(self, snapshot: dict, pages: set[tuple[str, str]]) -> list[tuple[str, dict]]:
         events = sorted(p for p in pages if p[0] == "event")[:EVENT_PAGE_LIMIT]
@@ -217,3 +231,13 @@ class Bridge:
         fresh = [pk for pk, at in failing.items() if self._failed_at.get(pk) != at]
         self._failed_at = failing
         return [(group_name("failed"), {"type": FAILED_NEW, "count": len(fresh)})] if fresh else []
+
+
+def _send_alerts(notices: list[alerts.Notice], now: float) -> None:
+    try:
+        alerts.deliver_all(notices, now)
+    except Exception:  # noqa: BLE001 - the thread must live on for the next alerts
+        logging.getLogger(__name__).exception("sending alerts failed")
+    finally:
+        # This thread's own connection: closed each time, so none lingers (a test database can be dropped).
+        connections.close_all()

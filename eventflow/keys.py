@@ -88,3 +88,8 @@ def monitor_leader() -> str:
 def tail_watchers() -> str:
     """Sorted set of topics someone watches live, scored by when the interest expires."""
     return f"{_prefix()}monitor:watched"
+
+
+def alert_incidents() -> str:
+    """Hash of open alert incidents, ``<rule id>:<consumer>`` -> JSON; any monitor leader carries them on."""
+    return f"{_prefix()}alerts:incidents"
