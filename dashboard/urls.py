@@ -7,6 +7,7 @@ from django.urls import include, path
 from eventflow.metrics import metrics_view
 
 from . import views
+from .views.alerts import alert_history
 from .views.security import with_csp
 
 admin.site.site_header = "EventFlow administration"
@@ -19,6 +20,7 @@ urlpatterns = [
     path("topics/<str:name>/publish", views.publish_test_event, name="topic-publish"),
     path("topics/<str:name>/events/<str:stream_id>/", views.event_detail, name="event"),
     path("consumers/<str:name>/", views.consumer_page, name="consumer"),
+    path("alerts/", alert_history, name="alerts"),
     path("failed/", views.failed_list, name="failed"),
     path("failed/<int:pk>/replay", views.replay_one, name="failed-replay"),
     path("failed/<int:pk>/discard", views.discard_one, name="failed-discard"),
