@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from . import tracing
 from .errors import InvalidEvent, MalformedRequest, TooLarge, UnsupportedMediaType
 from .validation import from_simple, from_structured
 
@@ -36,8 +37,13 @@ def media_type(content_type: str) -> tuple[str, dict[str, str]]:
 def parse(content_type: str, headers: Mapping[str, str], body: bytes, *, max_events: int) -> list[dict]:
     """Return the request's events as attribute dicts, or raise a ``PublishError``.
 
-    ``headers`` maps lowercased header names to values (for binary mode).
+    ``headers`` maps lowercased header names to values (for binary mode, and
+    a W3C ``traceparent`` that events without their own inherit).
     """
+    return tracing.from_headers(_parse(content_type, headers, body, max_events=max_events), headers)
+
+
+def _parse(content_type: str, headers: Mapping[str, str], body: bytes, *, max_events: int) -> list[dict]:
     kind, params = media_type(content_type or "")
     if "ce-specversion" in headers:
         return [_binary_mode(kind, headers, body)]

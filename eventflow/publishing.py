@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from . import conf, keys
+from . import conf, keys, tracing
 from .connection import LuaScript, call_many, get_redis
 from .errors import BrokerUnavailable, Forbidden, InvalidEvent, TooLarge, UnknownTopic
 from .topics import TopicSpec, get_spec
@@ -98,9 +98,13 @@ def publish(
 
 
 def publish_batch(topic: str, events: Iterable[dict], *, source: str | None = None) -> PublishResult:
-    """Publish plain-form events (``{"type", "data", ...}``) all or nothing."""
+    """Publish plain-form events (``{"type", "data", ...}``) all or nothing.
+
+    Inside a handler, each event names the handled one as its cause and joins
+    its trace, unless it says otherwise (``eventflow.tracing``).
+    """
     spec = require_topic(topic)
-    attributes = [from_simple(raw, index) for index, raw in enumerate(events)]
+    attributes = tracing.inherit([from_simple(raw, index) for index, raw in enumerate(events)])
     return store(spec, attributes, source=source or conf.get("PRODUCER_SOURCE"))
 
 
