@@ -60,7 +60,7 @@ PAGES: dict[str, Page] = {
         "dashboard/consumer.html", ("consumer-health", "consumer-charts", "consumer-workers"), state.consumer
     ),
     "failed": Page("dashboard/failed.html", ("failed-summary",), lambda s, n: state.failed_summary()),
-    "event": Page("dashboard/event.html", ("delivery-matrix",), lambda s, n: state.event(n)),
+    "event": Page("dashboard/event.html", ("delivery-matrix", "causal-tree"), lambda s, n: state.event(n)),
 }
 EVENT_PAGE_LIMIT = 50  # open event pages whose delivery matrix is pushed each second
 

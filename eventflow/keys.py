@@ -93,3 +93,8 @@ def tail_watchers() -> str:
 def alert_incidents() -> str:
     """Hash of open alert incidents, ``<rule id>:<consumer>`` -> JSON; any monitor leader carries them on."""
     return f"{_prefix()}alerts:incidents"
+
+
+def caused(topic: str, event_id: str) -> str:
+    """List of the events published by handlers of one event (``consumer|topic|stream id``), for its causal tree."""
+    return f"{_prefix()}{{{topic}}}:caused:{event_id}"

@@ -105,7 +105,9 @@ def publish_batch(topic: str, events: Iterable[dict], *, source: str | None = No
     """
     spec = require_topic(topic)
     attributes = tracing.inherit([from_simple(raw, index) for index, raw in enumerate(events)])
-    return store(spec, attributes, source=source or conf.get("PRODUCER_SOURCE"))
+    result = store(spec, attributes, source=source or conf.get("PRODUCER_SOURCE"))
+    tracing.remember_children(spec.name, attributes, result.stream_ids)
+    return result
 
 
 def require_topic(name: str) -> TopicSpec:

@@ -8,7 +8,8 @@
 2. Handle: while a handler runs (``handlers.invoke`` calls ``handle``), an
    event it publishes through the Python API inherits, unless it sets its own:
    ``causationid`` = the handled event's id, and a ``traceparent`` in the
-   handled event's trace with a new parent id (the handler's span).
+   handled event's trace with a new parent id (the handler's span); and the
+   handled event remembers it (``keys.caused``), so its causal tree can be drawn.
 3. Webhooks send the event's ``traceparent`` and ``tracestate`` as HTTP headers.
 4. With the OpenTelemetry API installed, publishing and handling are spans in
    the event's trace (``span``); without it nothing is imported or paid for.
@@ -16,12 +17,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
+
+import redis
+
+from . import conf, keys
+from .connection import get_redis
 
 if TYPE_CHECKING:
     from .events import Event
@@ -39,7 +46,11 @@ CAUSATIONID = "causationid"
 _TRACEPARENT = re.compile(r"00-(?!0{32})([0-9a-f]{32})-(?!0{16})([0-9a-f]{16})-([0-9a-f]{2})")
 MAX_TRACESTATE_CHARS = 512  # W3C: at least 512 must be propagated; longer ones may be dropped
 
+MAX_CHILDREN = 1000  # events remembered per cause, for its causal tree
+logger = logging.getLogger(__name__)
+
 _handling: ContextVar[Event | None] = ContextVar("eventflow_handling", default=None)
+_consuming: ContextVar[str] = ContextVar("eventflow_consuming", default="")
 _NO_SPAN = nullcontext()
 
 
@@ -97,6 +108,40 @@ def handle(handler: Callable[[Event], object], event: Event) -> None:
 def handled_event() -> Event | None:
     """The event whose handler is running in this context, if any."""
     return _handling.get()
+
+
+@contextmanager
+def consuming(consumer: str) -> Iterator[None]:
+    """Name the consumer whose handlers run in this block (the worker sets it around a batch)."""
+    token = _consuming.set(consumer)
+    try:
+        yield
+    finally:
+        _consuming.reset(token)
+
+
+def remember_children(topic: str, events: list[dict], stream_ids: list[str]) -> None:
+    """Note, under the handled event, the events its handler just stored (for the causal tree).
+
+    Best effort: the events are stored already, so a failure here is logged, not raised.
+    """
+    cause = _handling.get()
+    if cause is None:
+        return
+    consumer, cause_id = _consuming.get(), cause.id
+    caused = [sid for event, sid in zip(events, stream_ids) if sid and event.get(CAUSATIONID) == cause_id]
+    entries = [f"{consumer}|{topic}|{sid}" for sid in caused]
+    if not entries:
+        return
+    key = keys.caused(cause.topic, cause.id)
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        pipe.rpush(key, *entries)
+        pipe.ltrim(key, -MAX_CHILDREN, -1)
+        pipe.expire(key, conf.get("DEDUP_WINDOW"))
+        pipe.execute()
+    except redis.RedisError as exc:
+        logger.warning("could not note the events caused by %s: %s", cause.id, exc)
 
 
 def inherit(events: list[dict]) -> list[dict]:

@@ -20,7 +20,7 @@ import orjson
 import redis
 from django.db import close_old_connections
 
-from . import conf, delivery, failures, keys, retention
+from . import conf, delivery, failures, keys, retention, tracing
 from .connection import get_redis
 from .delivery import ConsumerSpec, Delivery, Settlement
 from .events import Event
@@ -57,7 +57,8 @@ class ConsumerRunner:
             work = delivery.read_new(client, spec.name, self.worker_name, spec.topics, batch, block_ms)
         if work:
             started = time.monotonic()
-            self.handle(handler, work)
+            with tracing.consuming(spec.name):  # events its handlers publish are noted as this consumer's
+                self.handle(handler, work)
             self._adapt_batch(len(work), time.monotonic() - started)
         return bool(work)
 

@@ -122,7 +122,7 @@ def event_detail(request: HttpRequest, name: str, stream_id: str) -> HttpRespons
     if context is None:
         raise Http404("this event is no longer in the stream")
     context["ws_path"] = f"/ws/live/event/{name}/{stream_id}/"
-    return render_region(request, "dashboard/event.html", context, ("delivery-matrix",))
+    return render_region(request, "dashboard/event.html", context, ("delivery-matrix", "causal-tree"))
 
 
 @staff_page

@@ -10,7 +10,7 @@ import time
 
 from django.db.models import Count
 
-from eventflow import history, inspection
+from eventflow import causality, history, inspection
 from eventflow.connection import get_redis
 from eventflow.models import Consumer, FailedEvent
 
@@ -19,6 +19,7 @@ from . import charts
 TABLE_ROWS = 200  # consumers listed on the overview; the worst come first
 RATE_SPAN = 300.0  # seconds in the per-second charts
 DAY = 86400.0
+CAUSAL_TREE_EVENTS = 30  # events drawn in an event page's causal tree (it is rebuilt every second)
 
 
 def overview(snapshot: dict) -> dict:
@@ -105,4 +106,5 @@ def event(name: str) -> dict | None:
         return None
     consumers = Consumer.objects.filter(topics__name=topic_name).order_by("name").values_list("name", flat=True)
     matrix = inspection.delivery_matrix(client, topic_name, stream_id, str(envelope.get("id", "")), list(consumers))
-    return {"topic_name": topic_name, "stream_id": stream_id, "event": envelope, "matrix": matrix}
+    tree = causality.tree(client, topic_name, stream_id, budget=CAUSAL_TREE_EVENTS)
+    return {"topic_name": topic_name, "stream_id": stream_id, "event": envelope, "matrix": matrix, "tree": tree}

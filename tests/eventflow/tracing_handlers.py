@@ -16,3 +16,14 @@ def relay(event: Event) -> None:
 
 def relay_with_its_own_context(event: Event) -> None:
     publish_batch("payments", [{"type": "payment.requested", "causationid": "mine", "traceparent": OWN_TRACEPARENT}])
+
+
+def ship(event: Event) -> None:
+    """Payment in, shipment out: the third hop."""
+    publish("shipments", {"payment": event.id}, type="shipment.requested")
+
+
+def echo(event: Event) -> None:
+    """Publishes to its own topic, up to n=10: a loop the causal tree must bound."""
+    if event.data["n"] < 10:
+        publish("orders", {"n": event.data["n"] + 1}, type="order.created")
