@@ -73,7 +73,7 @@ def child_of(traceparent: str, parent_id: str | None = None) -> str:
 
 def from_headers(events: list[dict], headers: Any) -> list[dict]:
     """Give each event without its own trace context the request's ``traceparent`` / ``tracestate``."""
-    parent = headers.get(TRACEPARENT)
+    parent = (headers.get(TRACEPARENT) or "").strip()  # HTTP allows spaces around a header's value
     if not valid_traceparent(parent):
         return events
     state = headers.get(TRACESTATE)
