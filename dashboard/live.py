@@ -53,7 +53,7 @@ class Page:
 
 PAGES: dict[str, Page] = {
     "overview": Page(
-        "dashboard/overview.html", ("headline", "topology", "consumer-table"), lambda s, n: state.overview(s)
+        "dashboard/overview.html", ("headline", "topology", "consumer-table", "drift"), lambda s, n: state.overview(s)
     ),
     "topic": Page("dashboard/topic.html", ("topic-stats",), state.topic),
     "consumer": Page(

@@ -106,6 +106,12 @@ class Producer(models.Model):
     )
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_seen_at = models.DateTimeField(null=True, blank=True, editable=False)
+    expected_interval = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1.0)],
+        help_text="Optional: seconds within which it should publish; the overview flags it when it does not.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = NamedManager()

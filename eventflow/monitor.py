@@ -29,7 +29,7 @@ import orjson
 import redis
 from django.db.models import Count
 
-from . import conf, health, history, keys
+from . import conf, drift, health, history, keys
 from .connection import get_redis
 from .status import broker_status
 
@@ -205,6 +205,7 @@ class Monitor:
         self._broker: dict = {}
         self._broker_at = 0.0
         self._seeded = False
+        self.drift = drift.Watcher()
 
     def flow(self) -> Flow:
         if self._flow is None or time.monotonic() - self._flow_at > self.flow_refresh:
@@ -237,6 +238,7 @@ class Monitor:
         reading = read(client, flow)
         snapshot = build_snapshot(flow, reading, self._previous, self.tracker, self._sparks)
         snapshot["broker"] = self.broker(client)
+        snapshot["drift"] = self.drift.check(client, snapshot)  # declared versus observed (eventflow.drift)
         self._previous = reading
         self.tracker.forget_others(set(flow.consumers))
         if store:

@@ -80,3 +80,17 @@ def num(value: Any) -> str:
         return f"{int(value):,}"
     except (TypeError, ValueError):
         return "—"
+
+
+DRIFT_KINDS = {
+    "silent_producer": "silent producer",
+    "undeclared_group": "undeclared consumer group",
+    "undeclared_stream": "undeclared topic stream",
+    "no_worker": "consumer without a worker",
+}
+
+
+@register.filter
+def drift_kind(kind: str) -> str:
+    """A drift finding's kind in words (``eventflow.drift``)."""
+    return DRIFT_KINDS.get(kind, kind.replace("_", " "))

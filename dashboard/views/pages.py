@@ -36,7 +36,8 @@ def render_region(request: HttpRequest, template: str, context: dict, partials: 
 def overview(request: HttpRequest) -> HttpResponse:
     context = state.overview(monitor.load_snapshot())
     context["ws_path"] = "/ws/live/overview/"
-    return render_region(request, "dashboard/overview.html", context, ("headline", "topology", "consumer-table"))
+    partials = ("headline", "topology", "consumer-table", "drift")
+    return render_region(request, "dashboard/overview.html", context, partials)
 
 
 @staff_page

@@ -33,6 +33,7 @@ def overview(snapshot: dict) -> dict:
         "consumers": consumers[:TABLE_ROWS],
         "more_consumers": max(0, len(consumers) - TABLE_ROWS),
         "stale": not snapshot.get("live"),
+        "drift": snapshot.get("drift") or [],
     }
 
 

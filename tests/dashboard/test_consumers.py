@@ -64,9 +64,9 @@ def test_a_staff_socket_gets_the_pages_live_partials_on_connect(transactional_db
         return snapshot
 
     html = async_to_sync(scenario)()
-    for partial in ("headline", "topology", "consumer-table"):
+    for partial in ("headline", "topology", "consumer-table", "drift"):
         assert f'id="{partial}"' in html
-    assert html.count('hx-swap-oob="true"') == 3
+    assert html.count('hx-swap-oob="true"') == 4
     assert 'href="/consumers/billing/"' in html
 
 
