@@ -26,6 +26,7 @@ import redis
 
 from . import keys
 
+KINDS = ("silent_producer", "undeclared_group", "undeclared_stream", "no_worker")
 EVERY = 30.0  # seconds between looks at Redis's groups and streams
 SCAN_SECONDS = 0.005  # of each sample spent walking the keyspace for streams
 

@@ -37,7 +37,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.samples import Sample
 
-from . import conf, health, keys
+from . import conf, drift, health, keys
 from .connection import get_redis
 
 # Exported counter -> (help, the Redis counter fields behind it, summed). "filtered" reads the
@@ -154,6 +154,7 @@ class SnapshotCollector:
         yield from topic_metrics(self.snapshot)
         yield from lane_metrics(self.snapshot)
         yield from consumer_metrics(self.snapshot)
+        yield drift_metric(self.snapshot)
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
@@ -242,6 +243,17 @@ def consumer_metrics(snapshot: dict) -> Iterator[Metric]:
         failed.add(labels, consumer.get("failed", 0))
         paused.add(labels, 1 if consumer.get("paused") else 0)
     yield from (status.metric, workers.metric, failed.metric, paused.metric)
+
+
+def drift_metric(snapshot: dict) -> Metric:
+    """Declared-versus-observed findings per kind (``eventflow.drift``), 0 for the kinds with none."""
+    series = _gauges("eventflow_drift_findings", "Findings where the running system and its configuration disagree.")
+    counts = dict.fromkeys(drift.KINDS, 0)
+    for finding in snapshot.get("drift") or []:
+        counts[finding["kind"]] = counts.get(finding["kind"], 0) + 1
+    for kind, count in counts.items():
+        series.add({"kind": kind}, count)
+    return series.metric
 
 
 def _statuses(current: str) -> Iterable[str]:

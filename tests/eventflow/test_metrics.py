@@ -94,6 +94,8 @@ def test_it_exports_backlogs_workers_and_one_health_status_per_consumer(client, 
     assert health == {"OK": 0, "LAGGING": 0, "STALLED": 0, "STOPPED": 1, "FAILING": 0}
     assert metrics[("eventflow_redis_up", frozenset())] == 1
     assert 0 <= metrics[("eventflow_monitor_last_sample_age_seconds", frozenset())] < 10
+    drift = {dict(labels)["kind"]: v for (name, labels), v in metrics.items() if name == "eventflow_drift_findings"}
+    assert drift == {"silent_producer": 0, "undeclared_group": 0, "undeclared_stream": 0, "no_worker": 1}  # ledger
 
 
 def test_it_reports_how_long_the_oldest_pending_event_waits(client, orders, billing):
