@@ -17,18 +17,19 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from django.db import DatabaseError
+from django.db import DatabaseError, connections
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from eventflow import inspection, keys, monitor
+from eventflow import alerts, inspection, keys, monitor
 from eventflow.connection import get_redis
 from eventflow.models import FailedEvent
 
@@ -59,14 +60,14 @@ class Page:
 PAGES: dict[str, Page] = {
     # The overview's "name" is its graph's focus ("topic:orders"), empty for the whole flow.
     "overview": Page(
-        "dashboard/overview.html", ("headline", "topology", "topic-table", "consumer-table"), state.overview
+        "dashboard/overview.html", ("headline", "topology", "topic-table", "consumer-table", "drift"), state.overview
     ),
     "topic": Page("dashboard/topic.html", ("topic-stats",), state.topic),
     "consumer": Page(
         "dashboard/consumer.html", ("consumer-health", "consumer-charts", "consumer-workers"), state.consumer
     ),
     "failed": Page("dashboard/failed.html", ("failed-summary",), lambda s, n: state.failed_summary()),
-    "event": Page("dashboard/event.html", ("delivery-matrix",), lambda s, n: state.event(n)),
+    "event": Page("dashboard/event.html", ("delivery-matrix", "causal-tree"), lambda s, n: state.event(n)),
     # A list's "name" is its canonical query (``listing.ListQuery``): the rows it shows.
     "topics": Page("dashboard/topics.html", (listing.TOPIC_LIST,), listing.topics_page),
     "consumers": Page("dashboard/consumers.html", (listing.CONSUMER_LIST,), listing.consumers_page),
@@ -149,6 +150,9 @@ class Bridge:
         self._cursors: dict[str, tuple[str, int]] = {}  # topic -> (stream id, published total)
         self._row_status: dict[int, str] = {}
         self._failed_at: dict[int, dt.datetime] = {}  # rows already announced, by their last failure
+        self.alerter = alerts.Alerter(self.monitor.id)
+        self._alert_pool = ThreadPoolExecutor(1, thread_name_prefix="alerts")
+        self.alerting: Future | None = None  # the latest batch of alerts being sent
 
     def seconds_until_sample(self) -> float:
         return max(0.0, self._next_sample - time.monotonic())
@@ -176,11 +180,19 @@ class Bridge:
                 self._next_sample = now + self.sample_interval
             snapshot = self.monitor.step()  # stored even while the database is down (it says so)
             try:
+                self._alert(snapshot)
                 messages += self._fragments(snapshot, pages)
                 messages += self._failed_rows()
             except DatabaseError as exc:  # pages that read rows wait for the database; sampling goes on
                 logger.warning("monitor: dashboard pages not rendered: database unavailable (%s)", exc)
         return messages
+
+    def _alert(self, snapshot: dict) -> None:
+        """Run the alert rules; send what is due on another thread, so a slow channel never delays a push."""
+        now = time.time()
+        notices = self.alerter.due(snapshot, now)
+        if notices:
+            self.alerting = self._alert_pool.submit(_send_alerts, notices, now)
 
     def _fragments(self, snapshot: dict, pages: set[tuple[str, str]]) -> list[tuple[str, dict]]:
         events = sorted(p for p in pages if p[0] == "event")[:EVENT_PAGE_LIMIT]
@@ -255,3 +267,13 @@ def list_name(page: str, query_string: str) -> str:
         else (listing.CONSUMER_SORTS, listing.CONSUMER_STATUSES)
     )
     return listing.ListQuery.from_params(dict(parse_qsl(query_string)), sorts, statuses).canonical()
+
+
+def _send_alerts(notices: list[alerts.Notice], now: float) -> None:
+    try:
+        alerts.deliver_all(notices, now)
+    except Exception:  # noqa: BLE001 - the thread must live on for the next alerts
+        logging.getLogger(__name__).exception("sending alerts failed")
+    finally:
+        # This thread's own connection: closed each time, so none lingers (a test database can be dropped).
+        connections.close_all()

@@ -215,6 +215,9 @@ EVENTFLOW_MAX_BODY_BYTES = env_int("EVENTFLOW_MAX_BODY_BYTES", 4 * 1024 * 1024)
 EVENTFLOW_MAX_BATCH_EVENTS = env_int("EVENTFLOW_MAX_BATCH_EVENTS", 1000)
 EVENTFLOW_BATCH_SIZE = env_int("EVENTFLOW_BATCH_SIZE", 200)
 EVENTFLOW_ALLOW_EVICTING_REDIS = env_bool("EVENTFLOW_ALLOW_EVICTING_REDIS", False)
+# /metrics: scrapers on these addresses/networks need no token; anyone else needs the bearer token.
+EVENTFLOW_METRICS_ALLOW = env_list("EVENTFLOW_METRICS_ALLOW", ["127.0.0.1", "::1"])
+EVENTFLOW_METRICS_TOKEN = env_str("EVENTFLOW_METRICS_TOKEN", "")
 # Django refuses bodies past this before our own limit can name the problem.
 DATA_UPLOAD_MAX_MEMORY_SIZE = EVENTFLOW_MAX_BODY_BYTES + 1024
 

@@ -6,7 +6,10 @@ from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic.base import RedirectView
 
+from eventflow.metrics import metrics_view
+
 from . import views
+from .views.alerts import alert_history
 from .views.security import with_csp
 
 admin.site.site_header = "EventFlow administration"
@@ -23,6 +26,7 @@ urlpatterns = [
     path("topics/<str:name>/publish", views.publish_test_event, name="topic-publish"),
     path("topics/<str:name>/events/<str:stream_id>/", views.event_detail, name="event"),
     path("consumers/<str:name>/", views.consumer_page, name="consumer"),
+    path("alerts/", alert_history, name="alerts"),
     path("failed/", views.failed_list, name="failed"),
     path("failed/<int:pk>/replay", views.replay_one, name="failed-replay"),
     path("failed/<int:pk>/discard", views.discard_one, name="failed-discard"),
@@ -38,4 +42,5 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("eventflow.urls")),
+    path("metrics", metrics_view, name="metrics"),  # Prometheus; allow-list or bearer token (eventflow.metrics)
 ]

@@ -11,12 +11,12 @@ from django.contrib.admin.actions import delete_selected as django_delete_select
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils import timezone
 from django.utils.html import format_html
 
-from . import failures, lanes
-from .models import Consumer, FailedEvent, Producer, Topic
+from . import alerts, failures, lanes
+from .models import AlertChannel, AlertRule, Consumer, FailedEvent, Producer, SentAlert, Topic
 from .schemas import MAX_SCHEMA_DEPTH
 
 
@@ -242,3 +242,75 @@ class FailedEventAdmin(admin.ModelAdmin):
 
     def has_replay_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("eventflow.replay_failedevent")
+
+
+# --- alerts (eventflow.alerts) --------------------------------------------------------
+
+
+@admin.register(AlertChannel)
+class AlertChannelAdmin(admin.ModelAdmin):
+    """Its change form has a "Save and send a test alert" button (templates/admin/eventflow/alertchannel/)."""
+
+    list_display = ["name", "kind", "url", "recipients", "signed", "enabled"]  # never the secret itself
+    list_filter = ["kind", "enabled"]
+    actions = ["send_test"]
+    fieldsets = [
+        (None, {"fields": ["name", "kind", "enabled"]}),
+        ("Webhook", {"fields": ["url", "secret"]}),
+        ("Email", {"fields": ["recipients"]}),
+    ]
+
+    @admin.display(description="signed", boolean=True)
+    def signed(self, channel: AlertChannel) -> bool:
+        return bool(channel.secret)
+
+    def response_change(self, request: HttpRequest, channel: AlertChannel) -> HttpResponse:
+        if "_send_test" in request.POST:
+            self._report(request, alerts.send_test(channel))
+            return HttpResponseRedirect(request.path)
+        return super().response_change(request, channel)
+
+    @admin.action(description="Send a test alert to the selected channels")
+    def send_test(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for channel in queryset:
+            self._report(request, alerts.send_test(channel))
+
+    def _report(self, request: HttpRequest, row: SentAlert) -> None:
+        if row.ok:
+            self.message_user(request, f"Test alert sent to {row.channel}.", messages.SUCCESS)
+        else:
+            self.message_user(request, f"Test alert to {row.channel} failed: {row.error}", messages.ERROR)
+
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(admin.ModelAdmin):
+    list_display = ["name", "scope", "threshold", "for_seconds", "repeat_interval", "send_once", "send_resolved"]
+    list_display += ["enabled"]
+    list_filter = ["enabled", "threshold"]
+    list_select_related = ["consumer"]
+    filter_horizontal = ["channels"]
+    fieldsets = [
+        (None, {"fields": ["name", "enabled", "consumer", "threshold", "for_seconds", "channels"]}),
+        ("Notifier", {"fields": ["repeat_interval", "send_once", "send_resolved"]}),
+    ]
+
+    @admin.display(description="consumer", ordering="consumer__name")
+    def scope(self, rule: AlertRule) -> str:
+        return rule.consumer.name if rule.consumer else "every consumer"
+
+
+@admin.register(SentAlert)
+class SentAlertAdmin(admin.ModelAdmin):
+    """The alert history: read-only."""
+
+    list_display = ["sent_at", "kind", "consumer", "status", "rule", "channel", "ok", "text"]
+    list_filter = ["kind", "ok", "channel", "rule"]
+    search_fields = ["consumer", "text"]
+    date_hierarchy = "sent_at"
+    list_select_related = ["rule", "channel"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: SentAlert | None = None) -> bool:
+        return False

@@ -5,8 +5,9 @@ from __future__ import annotations
 from django.conf import settings
 import redis
 from django.core.checks import Error, Warning, register
+from django.core.exceptions import ImproperlyConfigured
 
-from . import conf
+from . import conf, metrics
 
 
 @register()
@@ -33,6 +34,10 @@ def check_settings(app_configs, **kwargs) -> list:
         problems.append(
             Warning("EVENTFLOW_SYNC runs handlers inside publish; it is meant for tests", id="eventflow.W001")
         )
+    try:
+        metrics.allowed_networks()
+    except ImproperlyConfigured as exc:
+        problems.append(Error(str(exc), id="eventflow.E015"))
     return problems
 
 

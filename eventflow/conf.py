@@ -40,6 +40,9 @@ DEFAULTS: dict[str, Any] = {
     "MONITOR_PIPELINE_CHUNK": 1000,  # commands per pipelined round trip
     "MONITOR_SPARK_POINTS": 60,
     "MONITOR_BROKER_EVERY": 10.0,  # seconds between reads of the server's durability mode
+    # /metrics (eventflow.metrics): who may scrape without a token, and the token for everyone else
+    "METRICS_ALLOW": ("127.0.0.1", "::1"),  # addresses or networks (CIDR)
+    "METRICS_TOKEN": "",  # empty: no token accepted
 }
 
 

@@ -13,6 +13,7 @@ import redis
 from django.db import InterfaceError, OperationalError
 from django.utils.module_loading import import_string
 
+from . import tracing
 from .events import Event
 
 if TYPE_CHECKING:
@@ -70,9 +71,13 @@ def import_handler(dotted_path: str) -> Handler:
 
 
 def invoke(handler: Handler, event: Event) -> Outcome:
-    """Run a handler; any exception is a failed attempt, never a crashed worker."""
+    """Run a handler; any exception is a failed attempt, never a crashed worker.
+
+    While it runs, events it publishes name ``event`` as their cause and join
+    its trace (``eventflow.tracing``).
+    """
     try:
-        handler(event)
+        tracing.handle(handler, event)
     except DeliveryFailed as exc:
         return Outcome(ok=False, error=str(exc)[:2000], traceback=exc.details[-20000:])
     except INFRASTRUCTURE_ERRORS as exc:

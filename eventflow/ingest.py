@@ -15,6 +15,7 @@ from urllib.parse import unquote
 
 import orjson
 
+from . import tracing
 from .errors import InvalidEvent, MalformedRequest, TooLarge, UnsupportedMediaType
 from .validation import from_simple, from_structured
 
@@ -40,8 +41,13 @@ def media_type(content_type: str) -> tuple[str, dict[str, str]]:
 def parse(content_type: str, headers: Mapping[str, str], body: bytes, *, max_events: int) -> list[dict]:
     """Return the request's events as attribute dicts, or raise a ``PublishError``.
 
-    ``headers`` maps lowercased header names to values (for binary mode).
+    ``headers`` maps lowercased header names to values (for binary mode, and
+    a W3C ``traceparent`` that events without their own inherit).
     """
+    return tracing.from_headers(_parse(content_type, headers, body, max_events=max_events), headers)
+
+
+def _parse(content_type: str, headers: Mapping[str, str], body: bytes, *, max_events: int) -> list[dict]:
     kind, params = media_type(content_type or "")
     # The media type decides the mode (HTTP binding 3.1.1): a structured event may
     # travel with ce-* headers too, which are then ignored; otherwise ce-specversion

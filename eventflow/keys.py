@@ -112,3 +112,13 @@ def tail_watchers() -> str:
 def switch(name: str) -> str:
     """An operator's on/off switch that handlers may read (set: on), e.g. the demo's "risk service fixed"."""
     return f"{_prefix()}switch:{name}"
+
+
+def alert_incidents() -> str:
+    """Hash of open alert incidents, ``<rule id>:<consumer>`` -> JSON; any monitor leader carries them on."""
+    return f"{_prefix()}alerts:incidents"
+
+
+def caused(topic: str, event_id: str) -> str:
+    """List of the events published by handlers of one event (``consumer|topic|stream id``), for its causal tree."""
+    return f"{_prefix()}{{{topic}}}:caused:{event_id}"

@@ -174,6 +174,12 @@ class Producer(models.Model):
     )
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_seen_at = models.DateTimeField(null=True, blank=True, editable=False)
+    expected_interval = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1.0)],
+        help_text="Optional: seconds within which it should publish; the overview flags it when it does not.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = NamedManager()
@@ -414,3 +420,115 @@ class OutboxEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.topic}: {self.attributes.get('id')}"
+
+
+# --- alerts from health changes (eventflow.alerts) ------------------------------------
+
+
+class AlertChannel(models.Model):
+    """Where alerts go: a webhook (Slack- and Teams-compatible JSON) or email addresses."""
+
+    class Kind(models.TextChoices):
+        WEBHOOK = "webhook", "Webhook (Slack, Teams, or any JSON receiver)"
+        EMAIL = "email", "Email (Django's email backend)"
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.WEBHOOK)
+    url = models.URLField(max_length=500, blank=True, help_text="Webhook: the URL alerts are POSTed to.")
+    secret = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Webhook, optional: signs each alert (Standard Webhooks' webhook-signature header), "
+        "as consumer webhooks are. 16+ random characters, or 'whsec_' and base64.",
+    )
+    recipients = models.CharField(max_length=500, blank=True, help_text="Email: comma-separated addresses.")
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from . import webhooks
+
+        errors: dict[str, str] = {}
+        if self.kind == self.Kind.WEBHOOK:
+            if problem := (webhooks.url_problem(self.url) if self.url else "Enter the URL alerts are POSTed to."):
+                errors["url"] = problem
+            if self.secret and (problem := webhooks.secret_problem(self.secret)):
+                errors["secret"] = problem
+        elif not self.recipient_list():
+            errors["recipients"] = "Enter at least one address."
+        if errors:
+            raise ValidationError(errors)
+
+    def recipient_list(self) -> list[str]:
+        return [r.strip() for r in self.recipients.split(",") if r.strip()]
+
+
+class AlertRule(models.Model):
+    """Alert when a consumer's health is ``threshold`` or worse for ``for_seconds`` (Burrow's notifier)."""
+
+    class Threshold(models.TextChoices):
+        # Worst last, as eventflow.health ranks them: a rule also fires on every status after its own.
+        LAGGING = "LAGGING", "LAGGING or worse"
+        STALLED = "STALLED", "STALLED or worse"
+        FAILING = "FAILING", "FAILING or STOPPED"
+        STOPPED = "STOPPED", "STOPPED only"
+
+    name = models.CharField(max_length=100, unique=True)
+    consumer = models.ForeignKey(
+        Consumer,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="alert_rules",
+        help_text="Blank: every consumer.",
+    )
+    threshold = models.CharField(max_length=20, choices=Threshold.choices, default=Threshold.STALLED)
+    for_seconds = models.FloatField(
+        default=60.0, validators=[MinValueValidator(0.0)], help_text="How long the status must last before alerting."
+    )
+    repeat_interval = models.FloatField(
+        default=3600.0,
+        validators=[MinValueValidator(0.0)],
+        help_text="Seconds between reminders while it lasts; 0: no reminders.",
+    )
+    send_once = models.BooleanField(default=False, help_text="One alert per incident, never a reminder.")
+    send_resolved = models.BooleanField(default=True, help_text="Say so when the consumer is healthy again.")
+    channels = models.ManyToManyField(AlertChannel, related_name="rules")
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SentAlert(models.Model):
+    """One alert sent (or tried) to one channel: the alert history."""
+
+    class Kind(models.TextChoices):
+        FIRING = "firing", "Firing"
+        REMINDER = "reminder", "Reminder"
+        RESOLVED = "resolved", "Resolved"
+        TEST = "test", "Test"
+
+    rule = models.ForeignKey(AlertRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="sent")
+    channel = models.ForeignKey(AlertChannel, null=True, on_delete=models.SET_NULL, related_name="sent")
+    consumer = models.CharField(max_length=100, blank=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    status = models.CharField(max_length=20, blank=True, help_text="The consumer's health when it was sent.")
+    text = models.TextField()
+    ok = models.BooleanField(default=True)
+    error = models.TextField(blank=True)
+    sent_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-sent_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.consumer}: {self.text[:60]}"

@@ -8,7 +8,8 @@ dict that it also stores in Redis for web processes to render:
 
     {"at", "live", "totals": {...}, "topics": [...], "producers": [...],
      "consumers": [...], "edges": {"produce": {"shop|orders": 3.0},
-     "consume": {"orders|billing": 3.0}}, "workers": [...]}
+     "consume": {"orders|billing": 3.0}}, "workers": [...],
+     "lanes": [{"topic", "consumer", "lag", ...}], "counters": {topic: {field: n}}}
 
 Readings are also appended to per-topic history streams (``eventflow.history``:
 one entry per second for the last minutes, one per minute for the last day), so
@@ -29,7 +30,7 @@ import redis
 from django.db import DatabaseError
 from django.db.models import Count
 
-from . import conf, health, history, keys
+from . import conf, drift, health, history, keys
 from .connection import get_redis
 from .database import close_connection, drop_broken_connections
 from .status import broker_status
@@ -242,6 +243,7 @@ class Monitor:
         self.database = {"status": "ok", "error": ""}  # what the last database read found
         self._failed: dict[str, int] = {}
         self._totals: deque[tuple[float, int, int]] = deque()  # (at, published, handled) for smoothing
+        self.drift = drift.Watcher()
 
     def flow(self) -> Flow:
         """The configured flow, reloaded every ``flow_refresh`` seconds; the last one while the database is down."""
@@ -301,6 +303,7 @@ class Monitor:
         snapshot["broker"] = self.broker(client)
         snapshot["database"] = dict(self.database)
         smooth_totals(snapshot["totals"], reading, self._totals)
+        snapshot["drift"] = self.drift.check(client, snapshot)  # declared versus observed (eventflow.drift)
         self._previous = reading
         self.tracker.forget_others(set(flow.consumers))
         if store:
@@ -399,6 +402,9 @@ def build_snapshot(
         "consumers": consumers,
         "edges": {"produce": produce, "consume": consume},
         "workers": [_worker_state(w, reading.at) for w in reading.workers],
+        # Per lane and raw, for /metrics (eventflow.metrics): Redis's own counters stay monotonic across restarts.
+        "lanes": [_lane_state(topic, consumer, lane) for (topic, consumer), lane in reading.lanes.items()],
+        "counters": reading.counters,
     }
 
 
@@ -480,6 +486,17 @@ def _consumer_state(
         "in_flight": sum(int(w["consumers"][config.name].get("in_flight", 0)) for w in workers),
         "spark": list(spark),
         "stall_threshold": config.limits.stall,
+    }
+
+
+def _lane_state(topic: str, consumer: str, lane: Lane) -> dict:
+    return {
+        "topic": topic,
+        "consumer": consumer,
+        "lag": lane.lag,
+        "pending": lane.pending,
+        "retrying": lane.retrying,
+        "oldest_pending": round(lane.oldest_pending, 3),
     }
 
 

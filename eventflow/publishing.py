@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from . import conf, keys
+from . import conf, keys, tracing
 from .connection import LuaScript, call_many, get_redis
 from .errors import BrokerUnavailable, Forbidden, InvalidEvent, TooLarge, UnknownTopic, broker_error
 from .status import refuse_if_evicting
@@ -108,16 +108,22 @@ def publish(
 def publish_batch(
     topic: str, events: Iterable[dict], *, source: str | None = None, on_commit: bool = False, outbox: bool = False
 ) -> PublishResult:
-    """Publish plain-form events (``{"type", "data", ...}``) all or nothing (``on_commit``/``outbox``: see ``publish``)."""
+    """Publish plain-form events (``{"type", "data", ...}``) all or nothing (``on_commit``/``outbox``: see ``publish``).
+
+    Inside a handler, each event names the handled one as its cause and joins
+    its trace, unless it says otherwise (``eventflow.tracing``).
+    """
     spec = require_topic(topic)
-    attributes = [from_simple(raw, index) for index, raw in enumerate(events)]
+    attributes = tracing.inherit([from_simple(raw, index) for index, raw in enumerate(events)])
     source = source or conf.get("PRODUCER_SOURCE")
     if outbox or on_commit:
         from . import outbox as transactional
 
         defer = transactional.write if outbox else transactional.on_commit
         return PublishResult(ids=defer(spec.name, attributes, source=source), stream_ids=[])
-    return store(spec, attributes, source=source)
+    result = store(spec, attributes, source=source)
+    tracing.remember_children(spec.name, attributes, result.stream_ids)
+    return result
 
 
 def require_topic(name: str) -> TopicSpec:

@@ -7,6 +7,7 @@ Webhook consumers get their POSTs inline too, from the publishing thread.
 
 from __future__ import annotations
 
+from . import tracing
 from .delivery import ConsumerSpec, Delivery
 from .events import Event
 from .handlers import invoke, resolve
@@ -28,7 +29,8 @@ def deliver_inline(spec: TopicSpec, envelopes: list[dict]):
                 continue
             handler = resolve(consumer)
             for attempt in range(1, consumer.max_attempts + 1):
-                outcome = invoke(handler, Event.from_envelope(envelope, attempt=attempt))
+                with tracing.consuming(consumer.name):
+                    outcome = invoke(handler, Event.from_envelope(envelope, attempt=attempt))
                 if outcome.ok:
                     break
             else:

@@ -11,6 +11,7 @@ One request per delivery attempt (the CloudEvents HTTP binding, structured mode)
                                             unique per event; dedupe on it)
     webhook-timestamp: <unix seconds of this attempt>
     webhook-signature: v1,<base64>          (only when the consumer has a signing secret)
+    traceparent, tracestate: <W3C trace context>  (only when the event carries a valid traceparent)
 
     <the event's envelope as JSON: what a Python handler sees>
 
@@ -40,6 +41,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from . import tracing
 from .events import Event
 from .handlers import DeliveryFailed
 
@@ -101,6 +103,7 @@ class WebhookHandler:
         }
         if self.key:
             headers["webhook-signature"] = sign(self.key, message_id, timestamp, body)
+        headers.update(tracing.headers_for(event))  # W3C trace context, for the receiver's own spans
         return headers
 
 

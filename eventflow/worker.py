@@ -20,7 +20,7 @@ import orjson
 import redis
 from django.db import DatabaseError, close_old_connections
 
-from . import conf, delivery, failures, keys, outbox, retention
+from . import conf, delivery, failures, keys, outbox, retention, tracing
 from .connection import get_redis
 from .database import drop_broken_connections
 from .delivery import ConsumerSpec, Delivery, Settlement
@@ -68,7 +68,8 @@ class ConsumerRunner:
             work = delivery.read_new(client, spec.group, self.worker_name, spec.topics, batch, block_ms)
         if work:
             started = time.monotonic()
-            self.handle(handler, work)
+            with tracing.consuming(spec.name):  # events its handlers publish are noted as this consumer's
+                self.handle(handler, work)
             self._adapt_batch(len(work), time.monotonic() - started)
         self._drain_outbox()
         return bool(work)

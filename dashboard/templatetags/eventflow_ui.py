@@ -107,3 +107,17 @@ def tail_text(event: Any) -> str:
     """What the live tail's text filter searches in an event (the browser and the socket alike)."""
     text = f"{event.get('type', '')} {event.get('key', '')} {event.get('data', '')}"
     return text[:2000].lower()
+
+
+DRIFT_KINDS = {
+    "silent_producer": "silent producer",
+    "undeclared_group": "undeclared consumer group",
+    "undeclared_stream": "undeclared topic stream",
+    "no_worker": "consumer without a worker",
+}
+
+
+@register.filter
+def drift_kind(kind: str) -> str:
+    """A drift finding's kind in words (``eventflow.drift``)."""
+    return DRIFT_KINDS.get(kind, kind.replace("_", " "))

@@ -41,7 +41,7 @@ def overview(request: HttpRequest) -> HttpResponse:
     focus = focus if graph.parse_focus(focus) else ""
     context = state.overview(monitor.load_snapshot(), focus)
     context["ws_path"] = "/ws/live/overview/" + (f"?{urlencode({'focus': focus})}" if focus else "")
-    partials = ("headline", "topology", "topic-table", "consumer-table")
+    partials = ("headline", "topology", "topic-table", "consumer-table", "drift")
     return render_region(request, "dashboard/overview.html", context, partials)
 
 
@@ -160,7 +160,7 @@ def event_detail(request: HttpRequest, name: str, stream_id: str) -> HttpRespons
         raise Http404("this event is no longer in the stream")
     context["ws_path"] = f"/ws/live/event/{name}/{stream_id}/"
     context["failed_rows"] = _failed_deliveries(name, str(context["event"].get("id", "")))
-    return render_region(request, "dashboard/event.html", context, ("delivery-matrix",))
+    return render_region(request, "dashboard/event.html", context, ("delivery-matrix", "causal-tree"))
 
 
 def _failed_deliveries(topic: str, event_id: str) -> list[FailedEvent]:

@@ -10,7 +10,7 @@ import time
 
 from django.db.models import Count
 
-from eventflow import history, inspection
+from eventflow import causality, history, inspection
 from eventflow.health import SEVERITY
 from eventflow.connection import get_redis
 from eventflow.models import Consumer, FailedEvent
@@ -24,6 +24,7 @@ RATE_SPAN = 300.0  # seconds in the per-second charts
 HOUR, DAY = 3600.0, 86400.0
 # The range choice of the charts: per-second readings for 5 minutes, per-minute ones beyond.
 RANGES = (("5m", "last 5 minutes", "s", RATE_SPAN), ("1h", "last hour", "m", HOUR), ("24h", "last 24 hours", "m", DAY))
+CAUSAL_TREE_EVENTS = 30  # events drawn in an event page's causal tree (it is rebuilt every second)
 
 
 def overview(snapshot: dict, focus: str = "") -> dict:
@@ -40,6 +41,7 @@ def overview(snapshot: dict, focus: str = "") -> dict:
         "consumers": consumers[:TABLE_ROWS],
         "more_consumers": max(0, len(consumers) - TABLE_ROWS),
         "stale": not snapshot.get("live"),
+        "drift": snapshot.get("drift") or [],
     }
 
 
@@ -131,4 +133,5 @@ def event(name: str) -> dict | None:
         return None
     consumers = Consumer.objects.filter(topics__name=topic_name).order_by("name").values_list("name", flat=True)
     matrix = inspection.delivery_matrix(client, topic_name, stream_id, str(envelope.get("id", "")), list(consumers))
-    return {"topic_name": topic_name, "stream_id": stream_id, "event": envelope, "matrix": matrix}
+    tree = causality.tree(client, topic_name, stream_id, budget=CAUSAL_TREE_EVENTS)
+    return {"topic_name": topic_name, "stream_id": stream_id, "event": envelope, "matrix": matrix, "tree": tree}

@@ -75,8 +75,15 @@ FILTERS = ["consumer", "topic", "type", "q", "since", "until", "status", "cursor
 
 # route name → (method, path template, path parameters, query/form parameters)
 ROUTES = {
-    "overview": ("GET", "/", [], ["cursor"]),
-    "topic": ("GET", "/topics/{name}/", ["name"], ["from", "at"]),
+    "overview": ("GET", "/", [], ["cursor", "focus"]),
+    "topics": ("GET", "/topics/", [], ["q", "status", "sort", "page"]),
+    "consumers": ("GET", "/consumers/", [], ["q", "status", "sort", "page"]),
+    "search": ("GET", "/search/", [], ["q"]),
+    "demo-risk-service": ("POST", "/demo/risk-service", [], ["fixed"]),
+    "favicon": ("GET", "/favicon.ico", [], []),
+    "alerts": ("GET", "/alerts/", [], []),
+    "metrics": ("GET", "/metrics", [], []),
+    "topic": ("GET", "/topics/{name}/", ["name"], ["from", "at", "before", "after"]),
     "topic-publish": ("POST", "/topics/{name}/publish", ["name"], ["type", "key", "data"]),
     "event": ("GET", "/topics/{name}/events/{stream_id}/", ["name", "stream_id"], []),
     "consumer": ("GET", "/consumers/{name}/", ["name"], []),

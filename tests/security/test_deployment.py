@@ -26,6 +26,7 @@ PUBLIC = {
     "eventflow:openapi": "the API's description",
     "eventflow:publish": "guarded by the producer's bearer token instead of a session",
     "eventflow:not-found": "a JSON 404 for any other API path",
+    "metrics": "Prometheus: guarded by an address allow-list or a bearer token, not a session (test_metrics.py)",
     "login": "the way in",
     "logout": "the way out",
     "favicon": "the site icon: a redirect to a static file",
