@@ -131,6 +131,12 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+# collectstatic (serve runs it) writes hashed, compressed copies; the web processes serve them
+# with far-future caching (dashboard.static_files). Uncollected checkouts link the plain names.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "dashboard.static_files.HashedStaticFiles"},
+}
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"

@@ -26,6 +26,7 @@ urlpatterns = [
     path("failed/discard-selected", views.discard_selected, name="failed-discard-selected"),
     path("failed/discard-all", views.discard_confirm, name="failed-discard-confirm"),
     path("failed/discard-all/confirmed", views.discard_matching, name="failed-discard-matching"),
+    path("sampler/", views.sampler_banner, name="sampler"),
     path("login/", with_csp(auth_views.LoginView.as_view()), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

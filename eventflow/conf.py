@@ -38,6 +38,8 @@ DEFAULTS: dict[str, Any] = {
     "MONITOR_PIPELINE_CHUNK": 1000,  # commands per pipelined round trip
     "MONITOR_SPARK_POINTS": 60,
     "MONITOR_BROKER_EVERY": 10.0,  # seconds between reads of the server's durability mode
+    "MONITOR_LEADER_TTL": 3,  # seconds a dead leader holds the key: a standby samples within this
+    "MONITOR": "auto",  # where the monitor runs: "auto" (in every web process, one elected) or "off"
 }
 
 

@@ -218,7 +218,7 @@ class Monitor:
 
     def is_leader(self, client: redis.Redis) -> bool:
         """Hold the leader key (or take it if free); only the leader samples."""
-        ttl = max(3, int(setting("SNAPSHOT_TTL")))
+        ttl = max(1, int(setting("LEADER_TTL")))
         if client.set(keys.monitor_leader(), self.id, nx=True, ex=ttl):
             return True
         if client.get(keys.monitor_leader()) == self.id.encode():
@@ -248,6 +248,7 @@ class Monitor:
 
 def store_snapshot(client: redis.Redis, snapshot: dict) -> None:
     client.set(keys.monitor_snapshot(), orjson.dumps(snapshot), ex=setting("SNAPSHOT_TTL"))
+    client.set(keys.monitor_sampled_at(), snapshot["at"])
 
 
 def load_snapshot() -> dict:

@@ -68,3 +68,10 @@ def count_once(event: Event) -> None:
 def hangs(event: Event) -> None:
     """Never returns in a test's lifetime: the worker holding it looks stuck."""
     time.sleep(float(event.data.get("sleep", 3600)))
+
+
+def exits_on_poison(event: Event) -> None:
+    """Ends its whole process on an event marked poison, as a crash or the OOM killer would."""
+    if event.data.get("poison"):
+        os._exit(1)
+    record(event, "steady")

@@ -20,7 +20,7 @@ from eventflow.connection import get_redis
 from .http import Servers
 from .sandbox import Sandbox, wait_until
 
-WEB_APP = "dashboard.bench.webapp:application"  # the project's app with static files, as `serve` runs it
+WEB_APP = "dashboard.asgi:application"  # static files included, as `serve` runs it
 HEALTH = b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 

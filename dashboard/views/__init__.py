@@ -14,6 +14,7 @@ from .failed import (
     replay_selected,
 )
 from .pages import consumer_page, event_detail, overview, publish_test_event, topic_page
+from .sampler import sampler_banner
 
 __all__ = [
     "consumer_page",
@@ -29,5 +30,6 @@ __all__ = [
     "replay_matching",
     "replay_one",
     "replay_selected",
+    "sampler_banner",
     "topic_page",
 ]
