@@ -18,6 +18,8 @@ charts and the health window survive a monitor restart. Only one monitor samples
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 import uuid
 from collections import deque
@@ -193,7 +195,8 @@ class Monitor:
     """Turns successive readings into rates and health; keeps just enough memory."""
 
     def __init__(self, flow_refresh: float = 2.0) -> None:
-        self.id = uuid.uuid4().hex
+        # host:pid first, so an operator (and the multi-host test) can tell which process samples.
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.tracker = health.Tracker(setting("HEALTH_WINDOW"))
         self.flow_refresh = flow_refresh
         self._flow: Flow | None = None

@@ -1,6 +1,7 @@
 """A live deployment in the sandbox: the web process, the monitor and a worker.
 
-``LiveStack`` runs daphne (the project's ASGI app, one process), ``manage.py
+``LiveStack`` runs the web server ``serve`` runs (the project's ASGI app, one
+process, its own sampler off so the monitor's CPU stays apart), ``manage.py
 monitor`` and ``manage.py runconsumers`` for a no-op consumer of one topic,
 and can start a paced publisher on that topic. It also logs a staff user in,
 for the dashboard's pages and sockets.
@@ -39,7 +40,7 @@ class LiveStack:
         self._session: tuple[str, str] | None = None
 
     def __enter__(self) -> LiveStack:
-        self.servers = Servers(self.sandbox, WEB_APP, 1)
+        self.servers = Servers(self.sandbox, WEB_APP, 1, EVENTFLOW_MONITOR="off")
         self.monitor = self.sandbox.manage("monitor")
         self.worker = self.sandbox.manage("runconsumers", "--consumer", self.consumer.name)
         self.servers.wait_ready(lambda i: HEALTH)
