@@ -137,7 +137,8 @@ class Supervisor:
         if now - child.started_at >= STABLE_AFTER:
             child.backoff = FIRST_BACKOFF
         child.restart_at = now + child.backoff
-        self.say(f"{child.name} (pid {child.pid}) {how_it_ended(child.exit_code())}; restarting it in {child.backoff:g}s")
+        ended = how_it_ended(child.exit_code())
+        self.say(f"{child.name} (pid {child.pid}) {ended}; restarting it in {child.backoff:g}s")
         child.backoff = min(MAX_BACKOFF, child.backoff * 2)
 
     def watch(self, interval: float = 0.2) -> None:

@@ -14,6 +14,7 @@ when nothing sampled, for the banner every page shows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -90,9 +91,11 @@ class Background:
         self._ready.wait(5)
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Ask the loop to end and wait for it (at most ``timeout`` s; the thread is a daemon)."""
-        if self._loop is not None and self._stopping is not None:
-            self._loop.call_soon_threadsafe(self._stopping.set)
+        """Ask the loop to end and wait for it (at most ``timeout`` s; the thread is a daemon). Idempotent."""
+        loop = self._loop
+        if loop is not None and self._stopping is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already ended and closed
+                loop.call_soon_threadsafe(self._stopping.set)
         if self._thread is not None:
             self._thread.join(timeout)
 

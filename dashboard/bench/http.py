@@ -77,11 +77,6 @@ class Servers:
         self.sandbox.stop_all(self.procs)
         self.listener.close()
 
-
-def fast_servers() -> list[str]:
-    """The fast ASGI servers installed here (granian is a benchmark-only requirement)."""
-    return [name for name in FAST_SERVERS if importlib.util.find_spec(name) is not None]
-
     def wait_ready(self, make: Any) -> None:
         def answers() -> bool:
             try:
@@ -91,6 +86,11 @@ def fast_servers() -> list[str]:
 
         if not wait_until(answers, timeout=60, interval=0.2):
             raise RuntimeError("the ASGI server did not answer within 60 s")
+
+
+def fast_servers() -> list[str]:
+    """The fast ASGI servers installed here (granian is a benchmark-only requirement)."""
+    return [name for name in FAST_SERVERS if importlib.util.find_spec(name) is not None]
 
 
 def project_app() -> str:

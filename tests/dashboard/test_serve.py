@@ -53,7 +53,8 @@ def free_port() -> int:
 def serve_env(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "EVENTFLOW_KEY_PREFIX")}
     # serve collects the static files: into the test's folder, never the checkout's.
-    return {**env, "EVENTFLOW_DATA_DIR": str(data_dir), "PYTHONPATH": str(ROOT), "STATIC_ROOT": str(data_dir / "static")}
+    paths = {"EVENTFLOW_DATA_DIR": str(data_dir), "STATIC_ROOT": str(data_dir / "static")}
+    return {**env, **paths, "PYTHONPATH": str(ROOT)}
 
 
 @pytest.fixture
@@ -152,6 +153,20 @@ def assert_static_is_hashed_and_cached(client: httpx.Client) -> None:
         assert reply.headers["content-encoding"] in ("br", "gzip")
 
 
+def assert_sockets_check_origin_and_session(url: str, session: str) -> None:
+    """Under the server serve runs, a socket needs an allowed Origin and a staff session."""
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    socket_url = url.replace("http://", "ws://") + "/ws/live/overview/"
+    for origin, cookie in (("http://evil.example", f"sessionid={session}"), (url, "")):
+        with pytest.raises(InvalidStatus) as refused:
+            connect(socket_url, origin=origin, additional_headers={"Cookie": cookie}, open_timeout=10)
+        assert refused.value.response.status_code == 403
+    with connect(socket_url, origin=url, additional_headers={"Cookie": f"sessionid={session}"}) as live:
+        assert 'id="headline"' in live.recv(timeout=10)  # the current state, sent on connect
+
+
 def test_serve_demo_runs_the_whole_product_and_stops_cleanly_on_ctrl_c(start_serve):
     served = start_serve("--demo", "--workers", "2", "--rate", "40")
     password = served.printed(r"as: admin / (\S+)")
@@ -166,6 +181,7 @@ def test_serve_demo_runs_the_whole_product_and_stops_cleanly_on_ctrl_c(start_ser
         assert admin.status_code == 200 and "Failed events" in admin.text
         assert client.get("/static/dashboard/eventflow.css").status_code == 200
         assert_static_is_hashed_and_cached(client)
+        assert_sockets_check_origin_and_session(served.url, client.cookies["sessionid"])
     published = httpx.post(
         served.url + "/api/v1/topics/orders/events",
         json={"type": "order.created", "data": {"order_id": "ord_test", "total": "1.00", "lines": []}},
