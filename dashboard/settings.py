@@ -205,6 +205,8 @@ EVENTFLOW_DEDUP_WINDOW = env_int("EVENTFLOW_DEDUP_WINDOW", 24 * 3600)
 EVENTFLOW_MAX_BODY_BYTES = env_int("EVENTFLOW_MAX_BODY_BYTES", 4 * 1024 * 1024)
 EVENTFLOW_MAX_BATCH_EVENTS = env_int("EVENTFLOW_MAX_BATCH_EVENTS", 1000)
 EVENTFLOW_BATCH_SIZE = env_int("EVENTFLOW_BATCH_SIZE", 200)
+# Where the monitor runs: "auto" (in every web process, one elected) or "off" (run `manage.py monitor`).
+EVENTFLOW_MONITOR = env_str("EVENTFLOW_MONITOR", "auto")
 # Django refuses bodies past this before our own limit can name the problem.
 DATA_UPLOAD_MAX_MEMORY_SIZE = EVENTFLOW_MAX_BODY_BYTES + 1024
 
