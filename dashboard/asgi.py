@@ -1,4 +1,10 @@
-"""ASGI entry point: HTTP through Django, WebSockets through Channels."""
+"""ASGI entry point: HTTP through Django, WebSockets through Channels, static files first.
+
+This is the production application (``uvicorn dashboard.asgi:application``,
+see ``dashboard.webserver``): ``/static/…`` is answered by ServeStatic from the
+collected, hashed files (``dashboard.static_files``), and the lifespan starts
+this process's share of the monitor (``dashboard.sampler``).
+"""
 
 from __future__ import annotations
 
@@ -16,13 +22,29 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from eventflow.asgi_publish import PublishRouter  # noqa: E402
 
-from . import routing  # noqa: E402
+from . import routing, sampler, static_files  # noqa: E402
+
+
+async def lifespan(scope: dict, receive, send) -> None:
+    """Start this web process's sampler at startup (unless EVENTFLOW_MONITOR is off); stop it at shutdown."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            sampler.start_in_web_process()
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            sampler.stop_in_web_process()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
 
 application = ProtocolTypeRouter(
     {
-        # POST /api/v1/topics/<topic>/events takes a thin path (same contract); the rest is Django's.
-        "http": PublishRouter(django_asgi_app),
+        # Static files first; POST /api/v1/topics/<topic>/events takes a thin path (same contract);
+        # the rest is Django's.
+        "http": static_files.wrap(PublishRouter(django_asgi_app)),
         # Origin must be one of ALLOWED_HOSTS; the session must be a staff user's.
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(routing.websocket_urlpatterns))),
+        "lifespan": lifespan,
     }
 )

@@ -1,10 +1,13 @@
 """Running the product's processes side by side, for ``manage.py serve``.
 
 A ``Supervisor`` starts child processes, watches them, and stops them all
-(SIGTERM, a grace period, then SIGKILL) when asked to or when one of them dies.
-Children run in their own process group, so a Ctrl-C in the terminal reaches
-only ``serve``, which then stops them in order; on Linux they also get SIGTERM
-if ``serve`` itself is killed, so nothing is left behind.
+(SIGTERM, a grace period, then SIGKILL) when asked to. A child that dies on
+its own (a handler calling ``os._exit``, the OOM killer's SIGKILL) is started
+again alone, after a backoff that doubles while it keeps dying soon after each
+start; the others keep running. Children run in their own process group, so a
+Ctrl-C in the terminal reaches only ``serve``, which then stops them in order;
+on Linux they also get SIGTERM if ``serve`` itself is killed, so nothing is
+left behind.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import os
 import signal
 import socket
 import subprocess
@@ -22,6 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+FIRST_BACKOFF = 1.0  # seconds before the first restart of a child that died
+MAX_BACKOFF = 30.0
+STABLE_AFTER = 60.0  # a child that ran this long before dying starts again at the first backoff
 
 
 @dataclass
@@ -37,6 +44,10 @@ class Child:
     env: dict[str, str] = field(default_factory=dict)
     stop_order: int = 1
     process: subprocess.Popen | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    backoff: float = FIRST_BACKOFF
+    restart_at: float | None = None  # when a dead child is due to start again
 
     @property
     def pid(self) -> int | None:
@@ -95,7 +106,9 @@ class Supervisor:
             process_group=0,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
-        self.children.append(child)
+        child.started_at, child.restart_at = time.monotonic(), None
+        if child not in self.children:
+            self.children.append(child)
         return child
 
     def request_stop(self, *_: object) -> None:
@@ -103,16 +116,39 @@ class Supervisor:
         self.stopping = True
 
     def dead_child(self) -> Child | None:
-        """Return a child that has exited, if any (one step of the watch loop)."""
-        return next((c for c in self.children if c.exit_code() is not None), None)
+        """Return a child that has exited and is not yet due to restart, if any."""
+        return next((c for c in self.children if c.exit_code() is not None and c.restart_at is None), None)
 
-    def watch(self, interval: float = 0.2) -> Child | None:
-        """Wait until asked to stop or until a child dies; return the dead child, if any."""
+    def step(self) -> None:
+        """One step of the watch loop: schedule a restart for each newly dead child, start those due."""
+        now = time.monotonic()
+        for child in self.children:
+            if child.exit_code() is None:
+                continue
+            if child.restart_at is None:
+                self._schedule_restart(child, now)
+            elif now >= child.restart_at:
+                self.start(child)
+                child.restarts += 1
+                self.say(f"{child.name} restarted (pid {child.pid}; restart {child.restarts})")
+
+    def _schedule_restart(self, child: Child, now: float) -> None:
+        """Back off: double the wait while the child dies soon after each start."""
+        if now - child.started_at >= STABLE_AFTER:
+            child.backoff = FIRST_BACKOFF
+        child.restart_at = now + child.backoff
+        ended = how_it_ended(child.exit_code())
+        self.say(f"{child.name} (pid {child.pid}) {ended}; restarting it in {child.backoff:g}s")
+        child.backoff = min(MAX_BACKOFF, child.backoff * 2)
+
+    def watch(self, interval: float = 0.2) -> None:
+        """Restart children that die until asked to stop."""
         while not self.stopping:
-            if (dead := self.dead_child()) is not None:
-                return dead
+            self.step()
             time.sleep(interval)
-        return None
+
+    def restarts(self) -> int:
+        return sum(child.restarts for child in self.children)
 
     def stop_all(self, grace: float) -> None:
         """Stop every child, one ``stop_order`` group after another, each within ``grace`` seconds."""
@@ -133,6 +169,15 @@ class Supervisor:
                 self.say(f"{child.name} (pid {child.pid}) did not stop within {grace:.0f}s; killing it")
                 child.process.kill()
                 child.process.wait()
+            # Whatever the child started in its process group (a server's own worker processes) goes too.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.pid, signal.SIGKILL)
+
+
+def how_it_ended(code: int | None) -> str:
+    if code is not None and code < 0:
+        return f"was killed by {signal.Signals(-code).name}"
+    return f"exited unexpectedly with code {code}"
 
 
 def describe(children: Sequence[Child]) -> list[str]:

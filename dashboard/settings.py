@@ -134,6 +134,12 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+# collectstatic (serve runs it) writes hashed, compressed copies; the web processes serve them
+# with far-future caching (dashboard.static_files). Uncollected checkouts link the plain names.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "dashboard.static_files.HashedStaticFiles"},
+}
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
@@ -218,6 +224,8 @@ EVENTFLOW_ALLOW_EVICTING_REDIS = env_bool("EVENTFLOW_ALLOW_EVICTING_REDIS", Fals
 # /metrics: scrapers on these addresses/networks need no token; anyone else needs the bearer token.
 EVENTFLOW_METRICS_ALLOW = env_list("EVENTFLOW_METRICS_ALLOW", ["127.0.0.1", "::1"])
 EVENTFLOW_METRICS_TOKEN = env_str("EVENTFLOW_METRICS_TOKEN", "")
+# Where the monitor runs: "auto" (in every web process, one elected) or "off" (run `manage.py monitor`).
+EVENTFLOW_MONITOR = env_str("EVENTFLOW_MONITOR", "auto")
 # Django refuses bodies past this before our own limit can name the problem.
 DATA_UPLOAD_MAX_MEMORY_SIZE = EVENTFLOW_MAX_BODY_BYTES + 1024
 

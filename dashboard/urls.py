@@ -36,6 +36,7 @@ urlpatterns = [
     path("failed/discard-selected", views.discard_selected, name="failed-discard-selected"),
     path("failed/discard-all", views.discard_confirm, name="failed-discard-confirm"),
     path("failed/discard-all/confirmed", views.discard_matching, name="failed-discard-matching"),
+    path("sampler/", views.sampler_banner, name="sampler"),
     # Browsers ask for /favicon.ico on pages that name none (the admin's): the dashboard's icon.
     path("favicon.ico", RedirectView.as_view(url=static("dashboard/favicon.svg"), permanent=True), name="favicon"),
     path("login/", with_csp(auth_views.LoginView.as_view()), name="login"),

@@ -43,6 +43,8 @@ DEFAULTS: dict[str, Any] = {
     # /metrics (eventflow.metrics): who may scrape without a token, and the token for everyone else
     "METRICS_ALLOW": ("127.0.0.1", "::1"),  # addresses or networks (CIDR)
     "METRICS_TOKEN": "",  # empty: no token accepted
+    "MONITOR_LEADER_TTL": 3,  # seconds a dead leader holds the key: a standby samples within this
+    "MONITOR": "auto",  # where the monitor runs: "auto" (in every web process, one elected) or "off"
 }
 
 

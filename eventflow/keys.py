@@ -104,6 +104,11 @@ def monitor_leader() -> str:
     return f"{_prefix()}monitor:leader"
 
 
+def monitor_sampled_at() -> str:
+    """When the monitor last sampled (Unix time), kept without a TTL so pages can say since when nobody has."""
+    return f"{_prefix()}monitor:sampled-at"
+
+
 def tail_watchers() -> str:
     """Sorted set of topics someone watches live, scored by when the interest expires."""
     return f"{_prefix()}monitor:watched"

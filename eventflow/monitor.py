@@ -19,6 +19,8 @@ charts and the health window survive a monitor restart. Only one monitor samples
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 import uuid
 from collections import deque
@@ -229,7 +231,8 @@ class Monitor:
     """Turns successive readings into rates and health; keeps just enough memory."""
 
     def __init__(self, flow_refresh: float = 2.0) -> None:
-        self.id = uuid.uuid4().hex
+        # host:pid first, so an operator (and the multi-host test) can tell which process samples.
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.tracker = health.Tracker(setting("HEALTH_WINDOW"))
         self.flow_refresh = flow_refresh
         self._flow: Flow | None = None
@@ -282,7 +285,7 @@ class Monitor:
 
     def is_leader(self, client: redis.Redis) -> bool:
         """Hold the leader key (or take it if free); only the leader samples."""
-        ttl = max(3, int(setting("SNAPSHOT_TTL")))
+        ttl = max(1, int(setting("LEADER_TTL")))
         if client.set(keys.monitor_leader(), self.id, nx=True, ex=ttl):
             return True
         if client.get(keys.monitor_leader()) == self.id.encode():
@@ -353,6 +356,7 @@ def smooth_totals(totals: dict, reading: Reading, memory: deque) -> None:
 
 def store_snapshot(client: redis.Redis, snapshot: dict) -> None:
     client.set(keys.monitor_snapshot(), orjson.dumps(snapshot), ex=setting("SNAPSHOT_TTL"))
+    client.set(keys.monitor_sampled_at(), snapshot["at"])
 
 
 def load_snapshot() -> dict:

@@ -92,3 +92,10 @@ def database_down_twice(event: Event) -> None:
     if get_redis().incr(_log_key(f"db_calls:{event.id}")) <= 2:
         raise OperationalError("connection to server at 127.0.0.1 failed: Connection refused")
     record(event, "db_done")
+
+
+def exits_on_poison(event: Event) -> None:
+    """Ends its whole process on an event marked poison, as a crash or the OOM killer would."""
+    if event.data.get("poison"):
+        os._exit(1)
+    record(event, "steady")

@@ -1,6 +1,7 @@
 """A live deployment in the sandbox: the web process, the monitor and a worker.
 
-``LiveStack`` runs daphne (the project's ASGI app, one process), ``manage.py
+``LiveStack`` runs the web server ``serve`` runs (the project's ASGI app, one
+process, its own sampler off so the monitor's CPU stays apart), ``manage.py
 monitor`` and ``manage.py runconsumers`` for a no-op consumer of one topic,
 and can start a paced publisher on that topic. It also logs a staff user in,
 for the dashboard's pages and sockets.
@@ -20,7 +21,7 @@ from eventflow.connection import get_redis
 from .http import Servers
 from .sandbox import Sandbox, wait_until
 
-WEB_APP = "dashboard.bench.webapp:application"  # the project's app with static files, as `serve` runs it
+WEB_APP = "dashboard.asgi:application"  # static files included, as `serve` runs it
 HEALTH = b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 
@@ -39,7 +40,7 @@ class LiveStack:
         self._session: tuple[str, str] | None = None
 
     def __enter__(self) -> LiveStack:
-        self.servers = Servers(self.sandbox, WEB_APP, 1)
+        self.servers = Servers(self.sandbox, WEB_APP, 1, EVENTFLOW_MONITOR="off")
         self.monitor = self.sandbox.manage("monitor")
         self.worker = self.sandbox.manage("runconsumers", "--consumer", self.consumer.name)
         self.servers.wait_ready(lambda i: HEALTH)

@@ -16,6 +16,7 @@ from .failed import (
 )
 from .lists import consumers_index, search, topics_index
 from .pages import consumer_page, event_detail, overview, publish_test_event, topic_page
+from .sampler import sampler_banner
 
 __all__ = [
     "consumer_page",
@@ -34,6 +35,7 @@ __all__ = [
     "replay_selected",
     "risk_service",
     "search",
+    "sampler_banner",
     "topic_page",
     "topics_index",
 ]

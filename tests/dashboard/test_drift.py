@@ -11,7 +11,7 @@ from eventflow.connection import get_redis
 from eventflow.models import Producer
 from tests.helpers import subscribe
 
-from .test_monitor import beat
+from tests.eventflow.test_monitor import beat
 
 
 def findings(snapshot: dict, kind: str) -> list[dict]:

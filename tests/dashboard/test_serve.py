@@ -52,7 +52,9 @@ def free_port() -> int:
 
 def serve_env(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "EVENTFLOW_KEY_PREFIX")}
-    return {**env, "EVENTFLOW_DATA_DIR": str(data_dir), "PYTHONPATH": str(ROOT)}
+    # serve collects the static files: into the test's folder, never the checkout's.
+    paths = {"EVENTFLOW_DATA_DIR": str(data_dir), "STATIC_ROOT": str(data_dir / "static")}
+    return {**env, **paths, "PYTHONPATH": str(ROOT)}
 
 
 @pytest.fixture
@@ -118,11 +120,20 @@ def children_of(pid: int) -> set[int]:
 
 
 def alive(pid: int) -> bool:
+    """Still running: a zombie has exited and only waits for init to reap it (containers may never)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
         return False
-    return True
+    return state != "Z"
+
+
+def command_of(pid: int) -> str:
+    """A process's command line, to name a straggler."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip() or str(pid)
+    except OSError:
+        return str(pid)
 
 
 def counters(served: Served, topic: str) -> dict[str, int]:
@@ -138,6 +149,33 @@ def log_in(client: httpx.Client, username: str, password: str) -> httpx.Response
     )
 
 
+def assert_static_is_hashed_and_cached(client: httpx.Client) -> None:
+    """Pages link hashed CSS and JS names, which answer compressed and cached for a year."""
+    page = client.get("/login/").text
+    linked = re.findall(r'(?:href|src)="(/static/[^"]+\.(?:css|js))"', page)
+    assert {name.rsplit(".", 1)[1] for name in linked} == {"css", "js"}
+    for name in linked:
+        assert re.search(r"\.[0-9a-f]{12}\.(css|js)$", name), name
+        reply = client.get(name, headers={"Accept-Encoding": "br, gzip"})
+        assert reply.status_code == 200
+        assert reply.headers["cache-control"] == "max-age=315360000, public, immutable"
+        assert reply.headers["content-encoding"] in ("br", "gzip")
+
+
+def assert_sockets_check_origin_and_session(url: str, session: str) -> None:
+    """Under the server serve runs, a socket needs an allowed Origin and a staff session."""
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    socket_url = url.replace("http://", "ws://") + "/ws/live/overview/"
+    for origin, cookie in (("http://evil.example", f"sessionid={session}"), (url, "")):
+        with pytest.raises(InvalidStatus) as refused:
+            connect(socket_url, origin=origin, additional_headers={"Cookie": cookie}, open_timeout=10)
+        assert refused.value.response.status_code == 403
+    with connect(socket_url, origin=url, additional_headers={"Cookie": f"sessionid={session}"}) as live:
+        assert 'id="headline"' in live.recv(timeout=10)  # the current state, sent on connect
+
+
 def test_serve_demo_runs_the_whole_product_and_stops_cleanly_on_ctrl_c(start_serve):
     served = start_serve("--demo", "--workers", "2", "--rate", "40")
     password = served.printed(r"as: admin / (\S+)")
@@ -151,6 +189,8 @@ def test_serve_demo_runs_the_whole_product_and_stops_cleanly_on_ctrl_c(start_ser
         admin = client.get("/admin/")
         assert admin.status_code == 200 and "Failed events" in admin.text
         assert client.get("/static/dashboard/eventflow.css").status_code == 200
+        assert_static_is_hashed_and_cached(client)
+        assert_sockets_check_origin_and_session(served.url, client.cookies["sessionid"])
     published = httpx.post(
         served.url + "/api/v1/topics/orders/events",
         json={"type": "order.created", "data": {"order_id": "ord_test", "total": "1.00", "lines": []}},
@@ -167,21 +207,28 @@ def test_serve_demo_runs_the_whole_product_and_stops_cleanly_on_ctrl_c(start_ser
     assert len(family) >= 5  # valkey, web, two workers, the demo producer
     served.process.send_signal(signal.SIGINT)
     assert served.process.wait(60) == 0, served.output()
-    assert "EventFlow stopped cleanly." in served.output()
+    assert "EventFlow stopped cleanly (0 restarts of children that died)." in served.output()
     assert "Stopped the embedded Valkey" in served.output()
-    assert [pid for pid in family if alive(pid)] == []
+    assert [command_of(pid) for pid in family if alive(pid)] == []
 
 
-def test_serve_stops_everything_when_a_child_dies(start_serve):
-    served = start_serve("--workers", "1")
+def test_serve_restarts_a_killed_worker_alone_and_keeps_the_rest_running(start_serve):
+    served = start_serve("--workers", "1", "--web-processes", "1")
     worker_pid = int(served.printed(r"worker-1\s+pid (\d+)"))
-    wait_for(lambda: answering(served.url + "/"), message="the web server")
-    family = children_of(served.process.pid)
+    web_pid = int(served.printed(r"web\s+pid (\d+)"))
+    served.printed(r"(EventFlow is running)")
 
     os.kill(worker_pid, signal.SIGKILL)
 
-    assert served.process.wait(60) == 1
-    assert f"worker-1 (pid {worker_pid}) was killed by SIGKILL; stopping everything." in served.output()
+    served.printed(rf"worker-1 \(pid {worker_pid}\) (was killed by SIGKILL); restarting it in 1s")
+    new_pid = int(served.printed(r"worker-1 restarted \(pid (\d+); restart 1\)"))
+    assert new_pid != worker_pid and alive(new_pid) and alive(web_pid)
+    assert served.process.poll() is None
+    assert answering(served.url + "/api/v1/health").status_code == 200
+    family = children_of(served.process.pid)
+    served.process.send_signal(signal.SIGINT)
+    assert served.process.wait(60) == 0, served.output()
+    assert "EventFlow stopped cleanly (1 restarts of children that died)." in served.output()
     assert [pid for pid in family if alive(pid)] == []
 
 

@@ -1,7 +1,9 @@
 """Browser tests: Debian's Chromium, driven by Playwright, against real processes.
 
-The web server (daphne), the workers and the monitor run as subprocesses on
-the test's own Redis key prefix and database file, exactly as in production.
+The web server (what ``serve`` runs: ``dashboard.webserver``'s uvicorn, two
+processes, DEBUG off, static files collected and served hashed by ServeStatic),
+the workers and the monitor run as subprocesses on the test's own Redis key
+prefix and database file, exactly as in production.
 These tests only run when asked for by path, in their own pytest invocation
 (Playwright's sync API and asyncio tests do not share one):
 
@@ -79,25 +81,49 @@ class Process:
             self.proc.wait(10)
 
 
-class Server(Process):
-    """daphne serving the project (static files included) on a free port."""
+WEB_PROCESSES = 2  # serve's default here: one per CPU
 
-    def __init__(self, env: dict[str, str]) -> None:
+
+@pytest.fixture(scope="session")
+def static_root(tmp_path_factory) -> Path:
+    """The static files collected once, as ``serve`` collects them (hashed, compressed)."""
+    root = tmp_path_factory.mktemp("static")
+    command = [sys.executable, str(ROOT / "manage.py"), "collectstatic", "--noinput", "-v0"]
+    subprocess.run(command, cwd=ROOT, env={**os.environ, "STATIC_ROOT": str(root)}, check=True, timeout=120)
+    return root
+
+
+class Server(Process):
+    """The web server ``serve`` runs, serving the project on a free port."""
+
+    def __init__(self, env: dict[str, str], static_root: Path) -> None:
+        from dashboard import webserver
+
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        app = "dashboard.management.asgi_static:application"
-        super().__init__([sys.executable, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(self.port), app], env)
+        args = webserver.command(port=self.port, processes=WEB_PROCESSES)
+        super().__init__(args, {**env, "STATIC_ROOT": str(static_root), "DEBUG": "false"})
 
     def start(self) -> None:
         super().start()
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{self.url}/login/", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)
-        raise RuntimeError("daphne did not answer within 20 s")
+        raise RuntimeError("the web server did not answer within 30 s")
+
+    def stop(self) -> None:
+        """SIGTERM: the server stops its own worker processes (a SIGKILL would orphan them)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
 
     def restart(self) -> None:
         self.stop()
@@ -120,8 +146,8 @@ def env(transactional_db, redis_url: str, key_prefix: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def server(env) -> Iterator[Server]:
-    web = Server(env)
+def server(env, static_root) -> Iterator[Server]:
+    web = Server(env, static_root)
     yield web
     web.stop()
 

@@ -21,7 +21,7 @@ from eventflow.connection import get_redis
 from eventflow.models import AlertChannel, AlertRule, SentAlert
 from eventflow.monitor import Monitor
 from tests.helpers import make_consumer
-from tests.dashboard.test_monitor import beat
+from tests.eventflow.test_monitor import beat
 
 SECRET = "alert-signing-secret-0123456789"
 

@@ -91,7 +91,7 @@ def test_it_exports_backlogs_workers_and_one_health_status_per_consumer(client, 
         for (name, frozen), value in metrics.items()
         if name == "eventflow_consumer_health" and (labels := dict(frozen))["consumer"] == "ledger"
     }
-    assert health == {"OK": 0, "LAGGING": 0, "STALLED": 0, "STOPPED": 1, "FAILING": 0}
+    assert health == {"OK": 0, "LAGGING": 0, "WARNING": 0, "STALLED": 0, "STOPPED": 1, "FAILING": 0}
     assert metrics[("eventflow_redis_up", frozenset())] == 1
     assert 0 <= metrics[("eventflow_monitor_last_sample_age_seconds", frozenset())] < 10
     drift = {dict(labels)["kind"]: v for (name, labels), v in metrics.items() if name == "eventflow_drift_findings"}

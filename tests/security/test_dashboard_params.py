@@ -83,6 +83,7 @@ ROUTES = {
     "favicon": ("GET", "/favicon.ico", [], []),
     "alerts": ("GET", "/alerts/", [], []),
     "metrics": ("GET", "/metrics", [], []),
+    "sampler": ("GET", "/sampler/", [], []),
     "topic": ("GET", "/topics/{name}/", ["name"], ["from", "at", "before", "after"]),
     "topic-publish": ("POST", "/topics/{name}/publish", ["name"], ["type", "key", "data"]),
     "event": ("GET", "/topics/{name}/events/{stream_id}/", ["name", "stream_id"], []),

@@ -13,9 +13,12 @@ import re
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
+import orjson
 import pytest
+import redis
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
@@ -36,27 +39,41 @@ SAMPLE = {"pk": "1", "name": "orders", "stream_id": "1-0", "topic": "orders", "p
 KNOWN_GAPS: dict[str, str] = {}  # route name → why it is still open; empty: none
 
 
-def production_env(tmp_path) -> dict[str, str]:
+@pytest.fixture(scope="module")
+def durable_redis() -> Iterator[str]:
+    """A Redis of this module's own with an append-only file, as production runs it."""
+    from tests.reliability.harness import RedisServer
+
+    server = RedisServer(appendonly=True).start()
+    yield server.url
+    server.stop()
+
+
+def production_env(tmp_path, redis_url: str) -> dict[str, str]:
     env = dict(os.environ, DEBUG="false", SECRET_KEY=secrets.token_urlsafe(60), ALLOWED_HOSTS="eventflow.example.com")
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # a test runner's switch, never a deployment's
     env.update(SECURE_SSL_REDIRECT="true", SECURE_HSTS_SECONDS="31536000", SECURE_HSTS_INCLUDE_SUBDOMAINS="true")
     env.update(SECURE_HSTS_PRELOAD="true", SESSION_COOKIE_SECURE="true", CSRF_COOKIE_SECURE="true")
-    env.update(REDIS_URL="redis://127.0.0.1:6379/0", DATABASE_URL=f"sqlite:///{tmp_path / 'prod.sqlite3'}")
+    env.update(REDIS_URL=redis_url, DATABASE_URL=f"sqlite:///{tmp_path / 'prod.sqlite3'}")
+    env.update(STATIC_ROOT=str(tmp_path / "static"))
     return env
 
 
-def test_check_deploy_with_production_settings_reports_nothing(tmp_path):
+def test_check_deploy_with_production_settings_reports_nothing(tmp_path, durable_redis):
+    env = production_env(tmp_path, durable_redis)
+    collect = [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"]
+    subprocess.run(collect, cwd=ROOT, env=env, check=True, timeout=120)
     command = [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"]
-    run = subprocess.run(command, cwd=ROOT, env=production_env(tmp_path), capture_output=True, text=True, timeout=60)
+    run = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
 
     assert run.returncode == 0, run.stdout + run.stderr
     assert "System check identified no issues (0 silenced)." in run.stdout
 
 
-def test_the_development_defaults_are_what_check_deploy_complains_about(tmp_path):
+def test_the_development_defaults_are_what_check_deploy_complains_about(tmp_path, durable_redis):
     env = {
         k: v
-        for k, v in production_env(tmp_path).items()
+        for k, v in production_env(tmp_path, durable_redis).items()
         if not k.startswith(("SECURE_", "SECRET", "SESSION_", "CSRF_"))
     }
     run = subprocess.run(
@@ -70,6 +87,40 @@ def test_the_development_defaults_are_what_check_deploy_complains_about(tmp_path
 
     for warning in ("security.W004", "security.W008", "security.W009", "security.W012", "security.W016"):
         assert warning in run.stdout + run.stderr
+    assert "dashboard.E002" in run.stderr and "SECRET_KEY is the development key" in run.stderr
+    assert run.returncode != 0  # an error refuses, without --fail-level
+
+
+def check_deploy(env: dict[str, str]) -> subprocess.CompletedProcess:
+    command = [sys.executable, "manage.py", "check", "--deploy"]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_check_deploy_names_the_risk_of_a_redis_that_keeps_nothing_on_disk(tmp_path):
+    from tests.reliability.harness import RedisServer
+
+    volatile = RedisServer(appendonly=False).start()
+    try:
+        run = check_deploy(production_env(tmp_path, volatile.url))
+    finally:
+        volatile.stop()
+
+    assert "dashboard.W003" in run.stderr
+    assert "a Redis restart loses every accepted event not yet handled" in run.stderr
+
+
+def test_check_deploy_refuses_debug_and_one_sqlite_file_used_from_several_hosts(tmp_path, durable_redis):
+    env = production_env(tmp_path, durable_redis) | {"DEBUG": "true", "EVENTFLOW_KEY_PREFIX": "deploycheck:"}
+    client = redis.Redis.from_url(durable_redis)
+    # What a worker on another host writes while it runs (eventflow.worker.Worker.beat).
+    client.set("deploycheck:worker:w2", orjson.dumps({"id": "w2", "host": "worker-host-2"}), ex=30)
+    client.zadd("deploycheck:workers", {"w2": time.time()})
+
+    run = check_deploy(env)
+
+    assert run.returncode == 1
+    assert "dashboard.E001" in run.stderr and "DEBUG is on" in run.stderr
+    assert "dashboard.E003" in run.stderr and "worker-host-2" in run.stderr
 
 
 # --- every route ---------------------------------------------------------------
