@@ -130,6 +130,7 @@ class Delivery:
     member: str = ""  # set when it came from the retry schedule
     failed_event: int | None = None  # the FailedEvent row a replay updates
     lease_until: float = 0.0  # with ``member``: the schedule score this worker's lease set
+    replay: int | None = None  # the Replay job that sent it again (eventflow.replays)
 
     @property
     def from_schedule(self) -> bool:
@@ -237,6 +238,7 @@ def _claimed(client: redis.Redis, topic: str, consumer: str, reply: list, lease_
                 member=member,
                 failed_event=entry.get("failed_event"),
                 lease_until=lease_until,
+                replay=entry.get("replay"),
             )
         )
     return deliveries
@@ -353,6 +355,8 @@ class Settlement:
             entry = {"e": item.envelope, "attempt": item.attempt + 1, "stream_id": item.stream_id}
             if item.failed_event is not None:
                 entry["failed_event"] = item.failed_event
+            if item.replay is not None:
+                entry["replay"] = item.replay
             pipe.hset(keys.retry_payloads(item.topic, consumer), member, orjson.dumps(entry))
             pipe.zadd(keys.retry_schedule(item.topic, consumer), {member: due})
         for topic, members in self._unscheduled.items():

@@ -88,3 +88,20 @@ def monitor_leader() -> str:
 def tail_watchers() -> str:
     """Sorted set of topics someone watches live, scored by when the interest expires."""
     return f"{_prefix()}monitor:watched"
+
+
+# --- replay jobs (eventflow.replays) ------------------------------------------
+
+
+def replay_progress(topic: str, replay_id: int) -> str:
+    """Hash of a replay job's live state: cursor, sent/handled/failed counts, state.
+
+    It shares the topic's hash tag with the lane's schedule, so one script can
+    queue events and move the cursor together.
+    """
+    return f"{_prefix()}{{{topic}}}:replay:{replay_id}"
+
+
+def replay_lease(topic: str, consumer: str) -> str:
+    """Held (with a TTL) by the worker feeding the lane's one running replay job."""
+    return f"{_prefix()}{{{topic}}}:replaylease:{consumer}"

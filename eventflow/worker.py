@@ -20,7 +20,7 @@ import orjson
 import redis
 from django.db import close_old_connections
 
-from . import conf, delivery, failures, keys, retention
+from . import conf, delivery, failures, keys, replays, retention
 from .connection import get_redis
 from .delivery import ConsumerSpec, Delivery, Settlement
 from .events import Event
@@ -41,6 +41,7 @@ class ConsumerRunner:
         self._next_reclaim = 0.0
         self._batch = 1  # grows while batches are quick; see _adapt_batch
         self._dead_letters: list[tuple[Delivery, str, str]] = []  # this batch's, written before its acks
+        self._replay_tally = replays.Tally()  # outcomes of replayed deliveries, counted per job
 
     def run_once(self, block_ms: int | None = None) -> bool:
         """Handle one batch; return True if there was work (so run again at once)."""
@@ -103,6 +104,7 @@ class ConsumerRunner:
             # The rows are written before their events are released (acked) below.
             failures.record_many(self.spec.id, self._dead_letters)
         settlement.flush(get_redis())
+        self._replay_tally.flush(get_redis())
         return rest
 
     def _run_until(
@@ -143,12 +145,18 @@ class ConsumerRunner:
 
     def _plain_delivery(self, item: Delivery) -> bool:
         spec = self.spec
-        return item.failed_event is None and item.attempt <= spec.max_attempts and not spec.type_patterns
+        return (
+            item.failed_event is None
+            and item.replay is None
+            and item.attempt <= spec.max_attempts
+            and not spec.type_patterns
+        )
 
     def _handle_one(self, handler: Handler, item: Delivery, settlement: Settlement) -> None:
         spec = self.spec
         if not spec.accepts_type(item.envelope.get("type", "")):
             settlement.finish(item, "skipped")
+            self._replay_tally.count(item, "skipped")
             return
         if item.attempt > spec.max_attempts:
             # Delivered again and again without an ack: its workers keep dying on it.
@@ -158,10 +166,13 @@ class ConsumerRunner:
                 "(the workers handling it stopped or exceeded the ack timeout)",
             )
         else:
-            event = Event.from_envelope(item.envelope, attempt=item.attempt, stream_id=item.stream_id)
+            event = Event.from_envelope(
+                item.envelope, attempt=item.attempt, stream_id=item.stream_id, replay=item.replay
+            )
             outcome = invoke(handler, event)
         if outcome.ok:
             settlement.finish(item, "acked")
+            self._replay_tally.count(item, "handled")
             if item.failed_event is not None:
                 failures.resolve(item.failed_event)
             return
@@ -176,6 +187,7 @@ class ConsumerRunner:
         # Out of attempts: its FailedEvent row is written with the batch's others.
         self._dead_letters.append((item, outcome.error, outcome.traceback))
         settlement.finish(item, "dead")
+        self._replay_tally.count(item, "failed")
 
     def _ensure_groups(self, client: redis.Redis) -> None:
         # A group missing here was lost with Redis's data (or never made while Redis was
@@ -292,12 +304,22 @@ class Worker:
         self.stop_event.set()
 
     def _start_threads(self) -> None:
+        self._start_feeder()
         for name in self.runners:
             thread = self._threads.get(name)
             if thread is None or not thread.is_alive():
                 thread = threading.Thread(target=self._drive, args=(name,), name=f"consumer-{name}", daemon=True)
                 self._threads[name] = thread
                 thread.start()
+
+    def _start_feeder(self) -> None:
+        """Run the replay feeder (``eventflow.replays``) for this worker's consumers in a thread of its own."""
+        thread = self._threads.get(replays.FEEDER_THREAD)
+        if thread is None or not thread.is_alive():
+            feeder = replays.Feeder(self.id, lambda: list(self.runners))
+            thread = threading.Thread(target=feeder.run, args=(self.stop_event,), name=replays.FEEDER_THREAD, daemon=True)
+            self._threads[replays.FEEDER_THREAD] = thread
+            thread.start()
 
     def _drive(self, name: str) -> None:
         """Step one consumer until the worker stops or the consumer goes away."""

@@ -68,3 +68,13 @@ def count_once(event: Event) -> None:
 def hangs(event: Event) -> None:
     """Never returns in a test's lifetime: the worker holding it looks stuck."""
     time.sleep(float(event.data.get("sleep", 3600)))
+
+
+def lineage(event: Event) -> None:
+    """Records which replay job (if any) sent each delivery, and its stream id."""
+    get_redis().rpush(_log_key("lineage"), f"{event.replay or ''}|{event.stream_id}")
+
+
+def lineage_seen() -> list[tuple[int | None, str]]:
+    rows = [r.decode().split("|") for r in get_redis().lrange(_log_key("lineage"), 0, -1)]
+    return [(int(r[0]) if r[0] else None, r[1]) for r in rows]
