@@ -14,6 +14,10 @@ from .failed import (
     replay_selected,
 )
 from .pages import consumer_page, event_detail, overview, publish_test_event, topic_page
+from .replays import cancel as replay_cancel
+from .replays import preview as replay_preview
+from .replays import replay_page
+from .replays import start as replay_start
 
 __all__ = [
     "consumer_page",
@@ -27,7 +31,11 @@ __all__ = [
     "publish_test_event",
     "replay_confirm",
     "replay_matching",
+    "replay_cancel",
     "replay_one",
+    "replay_page",
+    "replay_preview",
+    "replay_start",
     "replay_selected",
     "topic_page",
 ]

@@ -11,13 +11,14 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
 
-from eventflow import inspection, keys, monitor
+from eventflow import inspection, keys, monitor, replays
 from eventflow.connection import get_redis
 from eventflow.errors import PublishError
 from eventflow.models import Consumer, FailedEvent, Topic
 from eventflow.publishing import publish
 
 from . import state
+from .replays import form_context
 from .security import can_replay, staff_page
 
 TAIL_ROWS = 50  # rows a topic page starts with (the live tail keeps at most a few hundred)
@@ -122,13 +123,15 @@ def event_detail(request: HttpRequest, name: str, stream_id: str) -> HttpRespons
     if context is None:
         raise Http404("this event is no longer in the stream")
     context["ws_path"] = f"/ws/live/event/{name}/{stream_id}/"
+    context["sent_again"] = replays.sent_again(name, stream_id, context["event"])
     return render_region(request, "dashboard/event.html", context, ("delivery-matrix",))
 
 
 @staff_page
 def consumer_page(request: HttpRequest, name: str) -> HttpResponse:
-    consumer = get_object_or_404(Consumer, name=name)
+    consumer = get_object_or_404(Consumer.objects.prefetch_related("topics"), name=name)
     context = state.consumer(monitor.load_snapshot(), name) or {}
+    context.update(form_context(consumer, {}))
     failed = FailedEvent.objects.filter(consumer=consumer).select_related("topic", "consumer")
     context.update(
         consumer_name=name,
