@@ -105,3 +105,12 @@ def replay_progress(topic: str, replay_id: int) -> str:
 def replay_lease(topic: str, consumer: str) -> str:
     """Held (with a TTL) by the worker feeding the lane's one running replay job."""
     return f"{_prefix()}{{{topic}}}:replaylease:{consumer}"
+
+
+def replay_stream(topic: str, consumer: str) -> str:
+    """The lane's replay stream: what a history replay job sends again to that one consumer.
+
+    Read by the consumer's group like the topic's own stream; entries are
+    deleted once handled, so it holds at most a job's window.
+    """
+    return f"{_prefix()}{{{topic}}}:replaystream:{consumer}"

@@ -12,15 +12,19 @@ stream) and a lane's failed events (rows). A job goes:
    and says whether retention already cut part of the range.
 2. **Fed** by a worker (``Feeder``): the one worker holding the lane's lease
    (``keys.replay_lease``, one running job per lane) copies the matching
-   events, a chunk at a time and at most ``rate`` per second, into the lane's
-   retry schedule, due at once and marked with the job's id: the way a single
-   failed event is replayed (``delivery.queue_replay``), so the events reach
-   that one consumer only, through its own retries and dead letters, and
-   other subscribers never see them. One script writes a chunk and moves the
-   job's cursor together, so a worker that dies between chunks loses nothing
-   and sends nothing twice: the next lease holder resumes at the cursor.
-   At most ``WINDOW`` fed events wait unhandled at a time, which bounds the
-   schedule and makes a cancel take effect within a window.
+   events, a chunk at a time and at most ``rate`` per second, to that one
+   consumer only, marked with the job's id and the event's original stream
+   id; other subscribers never see them. History goes to the lane's replay
+   stream (``keys.replay_stream``), which the consumer's workers read with
+   its group like the topic's own stream (``Reader``): an unfiltered chunk is
+   copied inside Redis by one script, so a rewind costs about what delivery
+   does. Failed events go to the lane's retry schedule, the way a single one
+   is replayed (``delivery.queue_replay``). Either way the events then take
+   the consumer's own retries and dead letters. One script writes a chunk and
+   moves the job's cursor together, so a worker that dies between chunks
+   loses nothing and sends nothing twice: the next lease holder resumes at
+   the cursor. At most ``WINDOW`` fed events wait unhandled at a time, which
+   bounds the replay stream and makes a cancel take effect within a window.
 3. **Counted**: workers tally how each replayed delivery ended (handled,
    failed = dead-lettered again, skipped by a type filter) into the job's
    progress hash (``Tally``), in one round trip per batch.
@@ -51,8 +55,8 @@ from django.db import transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
-from . import keys
-from .connection import LuaScript, get_redis
+from . import conf, keys
+from .connection import LuaScript, call, call_many, get_redis
 from .errors import Conflict, MalformedRequest, NotFound
 from .models import Consumer, FailedEvent, Replay, Topic
 
@@ -63,10 +67,10 @@ State = Replay.State
 Source = Replay.Source
 REPLAYABLE = (FailedEvent.Status.FAILED, FailedEvent.Status.FAILED_AGAIN)
 FEEDER_THREAD = "replay feeder"  # a space: no consumer can have this name
-WINDOW = 5000  # fed events of one job waiting to be handled, at most
+WINDOW = 20_000  # fed events of one job waiting to be handled, at most (a cancel drops the unread ones)
 CHUNK = 1000  # events per feeding round trip
 LEASE_SECONDS = 10.0  # a dead feeder's job waits this long before another worker resumes it
-JOB_REFRESH = 1.0  # seconds between looks in the database for new or cancelled jobs
+JOB_REFRESH = 0.25  # seconds between looks in the database for new or cancelled jobs (a Start waits this long)
 SYNC_EVERY = 0.5  # seconds between copies of a running job's counts to its row
 SCAN_CHUNK = 1000
 _MAX_SEQ = 2**64 - 1
@@ -89,9 +93,55 @@ return n
 """,
 )
 
-# KEYS: schedule, payloads, progress. ARGV: now, member prefix. Closes the job and takes back
-# its fed entries that are due and unclaimed (a claimed one is leased: its score is ahead of
-# now). Returns the members taken back, or -1 if the job was not open.
+# KEYS: stream, replay stream, progress. ARGV: low ('<id>' or '(<id>'), high, count, replay id.
+# Copies the next entries of the range to the replay stream, inside Redis; moves the cursor.
+# Returns how many were copied, or -1 if the job is no longer open.
+_COPY = LuaScript(
+    """
+if redis.call('HGET', KEYS[3], 'state') ~= 'open' then return -1 end
+local count = tonumber(ARGV[3])
+local entries = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[2], 'COUNT', count)
+local n = 0
+for _, entry in ipairs(entries) do
+  local fields = entry[2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'e' then
+      redis.call('XADD', KEYS[2], '*', 'e', fields[i + 1], 's', entry[1], 'r', ARGV[4])
+      n = n + 1
+      break
+    end
+  end
+end
+local last = entries[#entries]
+if last then redis.call('HSET', KEYS[3], 'cursor', last[1]) end
+if #entries < count or (last and last[1] == ARGV[2]) then redis.call('HSET', KEYS[3], 'fed', '1') end
+redis.call('HINCRBY', KEYS[3], 'sent', n)
+return n
+""",
+)
+
+# KEYS: replay stream, progress. ARGV: new cursor, '1' if the range is now all fed, replay id,
+# then stream id, envelope pairs (chosen by a filter). Returns how many, or -1 if not open.
+_SEND = LuaScript(
+    """
+if redis.call('HGET', KEYS[2], 'state') ~= 'open' then return -1 end
+local n = 0
+for i = 4, #ARGV, 2 do
+  redis.call('XADD', KEYS[1], '*', 'e', ARGV[i + 1], 's', ARGV[i], 'r', ARGV[3])
+  n = n + 1
+end
+redis.call('HSET', KEYS[2], 'cursor', ARGV[1])
+if ARGV[2] == '1' then redis.call('HSET', KEYS[2], 'fed', '1') end
+redis.call('HINCRBY', KEYS[2], 'sent', n)
+return n
+""",
+)
+
+# KEYS: schedule, payloads, progress, replay stream. ARGV: now, member prefix, group, replay id.
+# Closes the job and takes back what it fed that no worker has claimed yet: schedule entries
+# that are due (a claimed one is leased: its score is ahead of now), and replay-stream entries
+# of this job past the group's last delivered id. Returns the schedule members taken back
+# (their failed events are replayable again), or -1 if the job was not open.
 _CANCEL = LuaScript(
     """
 if redis.call('HGET', KEYS[3], 'state') ~= 'open' then return -1 end
@@ -105,7 +155,28 @@ for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) d
     taken[#taken + 1] = member
   end
 end
-redis.call('HINCRBY', KEYS[3], 'sent', 0 - #taken)
+local dropped = 0
+local groups = redis.pcall('XINFO', 'GROUPS', KEYS[4])
+if type(groups) == 'table' and not groups.err then
+  for _, g in ipairs(groups) do
+    local name, last
+    for i = 1, #g, 2 do
+      if g[i] == 'name' then name = g[i + 1] elseif g[i] == 'last-delivered-id' then last = g[i + 1] end
+    end
+    if name == ARGV[3] then
+      for _, entry in ipairs(redis.call('XRANGE', KEYS[4], '(' .. last, '+')) do
+        local fields = entry[2]
+        for i = 1, #fields, 2 do
+          if fields[i] == 'r' and fields[i + 1] == ARGV[4] then
+            redis.call('XDEL', KEYS[4], entry[1])
+            dropped = dropped + 1
+          end
+        end
+      end
+    end
+  end
+end
+redis.call('HINCRBY', KEYS[3], 'sent', 0 - #taken - dropped)
 return taken
 """,
 )
@@ -455,8 +526,13 @@ def cancel(job: Replay, user: Any = None) -> Replay:
         job.refresh_from_db()
         raise Conflict(f"replay {job.pk} is already {job.state}; only a planned or running one can be cancelled")
     topic, consumer = job.topic.name, job.consumer.name
-    lane = [keys.retry_schedule(topic, consumer), keys.retry_payloads(topic, consumer), keys.replay_progress(topic, job.pk)]
-    taken = _CANCEL(get_redis(), lane, [time.time(), _member_prefix(job.pk)])
+    lane = [
+        keys.retry_schedule(topic, consumer),
+        keys.retry_payloads(topic, consumer),
+        keys.replay_progress(topic, job.pk),
+        keys.replay_stream(topic, consumer),
+    ]
+    taken = _CANCEL(get_redis(), lane, [time.time(), _member_prefix(job.pk), keys.group(consumer), job.pk])
     if isinstance(taken, list):
         _restore_failed_rows([m.decode() for m in taken])
     sync(job)
@@ -671,11 +747,20 @@ def _reached(job: Replay) -> int:
 # --- workers: counting outcomes -------------------------------------------------------
 
 
-class Tally:
-    """How a worker's replayed deliveries ended, per job, written once per batch."""
+STREAM_MEMBER = "rs:"  # a Delivery read from a replay stream: its member is this and the entry id
 
-    def __init__(self) -> None:
+
+class Tally:
+    """How one consumer's replayed deliveries ended, per job, written once per batch (after the settlement).
+
+    It also releases replay-stream entries (acked and deleted) once their
+    delivery ended or moved to the retry schedule.
+    """
+
+    def __init__(self, consumer: str) -> None:
+        self.consumer = consumer
         self._counts: dict[tuple[str, int, str], int] = {}
+        self._released: dict[str, list[str]] = {}
 
     def count(self, item: Any, outcome: str) -> None:
         """Count one delivery's end (``handled``, ``failed`` or ``skipped``) if a replay job sent it."""
@@ -683,15 +768,171 @@ class Tally:
             return
         key = (item.topic, item.replay, outcome)
         self._counts[key] = self._counts.get(key, 0) + 1
+        self.release(item)
+
+    def release(self, item: Any) -> None:
+        """The delivery left its replay-stream entry (it ended, or waits in the retry schedule)."""
+        if item.member.startswith(STREAM_MEMBER):
+            self._released.setdefault(item.topic, []).append(item.member[len(STREAM_MEMBER) :])
+
+    def commands(self) -> list[tuple]:
+        """The writes counted so far, as commands for ``call_many``; the tally starts afresh."""
+        commands: list[tuple] = []
+        group = keys.group(self.consumer)
+        for topic, entry_ids in self._released.items():
+            stream = keys.replay_stream(topic, self.consumer)
+            commands += [("XACK", stream, group, *entry_ids), ("XDEL", stream, *entry_ids)]
+        for (topic, replay_id, outcome), amount in self._counts.items():
+            commands.append(("HINCRBY", keys.replay_progress(topic, replay_id), outcome, amount))
+        self._counts, self._released = {}, {}
+        return commands
 
     def flush(self, client: redis.Redis) -> None:
-        if not self._counts:
-            return
-        pipe = client.pipeline(transaction=False)
-        for (topic, replay_id, outcome), amount in self._counts.items():
-            pipe.hincrby(keys.replay_progress(topic, replay_id), outcome, amount)
-        self._counts = {}
-        pipe.execute()
+        """Write what was counted now (one round trip), if anything was."""
+        if commands := self.commands():
+            _raise_first(call_many(client, commands))
+
+
+# --- workers: reading the replay streams -------------------------------------------------
+
+
+READ_CHECK = 0.25  # seconds between looks at which of a consumer's lanes a feeder holds
+FAST_FACTOR = 4
+WAIT_MS = 50
+
+
+def _raise_first(replies: list) -> None:
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+
+
+class Reader:
+    """Reads one consumer's replay streams for one runner, with the consumer's group.
+
+    Only lanes a feeder holds now (their lease exists) are read, looked up
+    every ``READ_CHECK`` seconds, so a consumer without a replay costs one
+    small round trip four times a second. Entries a worker took and never
+    released (it died, or a slow batch outlasted its hold) are taken over
+    after the ack timeout, with their delivery count as the attempt.
+
+    The previous batch's tally (``Tally.commands``) travels in the same round
+    trip as the next read: a rewind costs one round trip per batch more than
+    delivery, not two. A consumer at its full batch size (a fast one) reads
+    ``FAST_FACTOR`` times that from its replay stream.
+    """
+
+    def __init__(self, consumer: str, worker: str) -> None:
+        self.consumer = consumer
+        self.worker = worker
+        self._lanes: list[str] = []
+        self._checked = 0.0
+        self._reclaimed = 0.0
+
+    def take(self, client: redis.Redis, spec: Any, count: int, tally: Tally) -> list[Any]:
+        """Deliveries from the held lanes' replay streams (after writing ``tally``'s counts)."""
+        now = time.monotonic()
+        if now >= self._checked:
+            self._lanes = self._held_lanes(client, spec.topics)
+            self._checked = now + READ_CHECK
+        if not self._lanes:
+            tally.flush(client)
+            return []
+        work = []
+        if now >= self._reclaimed:
+            self._reclaimed = now + max(READ_CHECK, spec.ack_timeout / 4)
+            work += self._reclaim(client, spec.ack_timeout, count)
+        if count >= conf.get("BATCH_SIZE"):
+            count *= FAST_FACTOR
+        group = keys.group(self.consumer)
+        written = tally.commands()
+        commands = written + [
+            ("XREADGROUP", "GROUP", group, self.worker, "COUNT", count, "STREAMS", keys.replay_stream(t, self.consumer), ">")
+            for t in self._lanes
+        ]
+        replies = call_many(client, commands)
+        _raise_first(replies[: len(written)])
+        for topic, reply in zip(self._lanes, replies[len(written) :]):
+            if isinstance(reply, Exception):
+                self._checked = 0.0  # the stream went (Redis lost its data): look again
+                continue
+            work += _stream_deliveries(topic, _entries(reply), attempts={})
+        return work
+
+    @property
+    def holding(self) -> bool:
+        """Whether a feeder holds one of the consumer's lanes (as last looked)."""
+        return bool(self._lanes)
+
+    def wait(self, client: redis.Redis, spec: Any, count: int, block_ms: int) -> list[Any]:
+        """Block (at most ``WAIT_MS``) on the first held lane's replay stream; new topic events wait that long at most."""
+        stream = keys.replay_stream(self._lanes[0], self.consumer)
+        command = ("XREADGROUP", "GROUP", keys.group(self.consumer), self.worker, "COUNT", count)
+        try:
+            reply = call(client, *command, "BLOCK", min(block_ms, WAIT_MS), "STREAMS", stream, ">")
+        except redis.ResponseError:
+            self._checked = 0.0
+            return []
+        return _stream_deliveries(self._lanes[0], _entries(reply), attempts={})
+
+    def _held_lanes(self, client: redis.Redis, topics: tuple[str, ...]) -> list[str]:
+        replies = call_many(client, [("EXISTS", keys.replay_lease(t, self.consumer)) for t in topics])
+        return [t for t, held in zip(topics, replies) if held == 1]
+
+    def _reclaim(self, client: redis.Redis, idle_seconds: float, count: int) -> list[Any]:
+        work = []
+        group = keys.group(self.consumer)
+        for topic in self._lanes:
+            stream = keys.replay_stream(topic, self.consumer)
+            try:
+                _, claimed, _ = client.xautoclaim(stream, group, self.worker, int(idle_seconds * 1000), "0-0", count=count)
+            except redis.ResponseError:
+                continue
+            claimed = [(sid, fields) for sid, fields in claimed if fields]
+            if not claimed:
+                continue
+            pending = client.xpending_range(stream, group, min=claimed[0][0], max=claimed[-1][0], count=len(claimed) * 2)
+            attempts = {entry["message_id"]: entry["times_delivered"] for entry in pending}
+            work += _stream_deliveries(topic, claimed, attempts)
+        return work
+
+
+def _entries(reply: Any) -> list:
+    """The entries of a one-stream XREADGROUP reply (RESP2 list or RESP3 map), or []."""
+    if not reply:
+        return []
+    if isinstance(reply, dict):
+        entries = next(iter(reply.values()))
+        return entries[0] if entries and isinstance(entries[0], list) and entries[0] and isinstance(entries[0][0], list) else entries
+    return reply[0][1]
+
+
+def _stream_deliveries(topic: str, entries: list, attempts: dict) -> list[Any]:
+    """Deliveries from replay-stream entries (fields ``e``, ``s``, ``r``, as the feeder writes them)."""
+    from .delivery import Delivery
+
+    deliveries = []
+    append = deliveries.append
+    loads = orjson.loads
+    for entry_id, raw in entries:
+        if type(raw) is list and len(raw) == 6 and raw[0] == b"e":  # the feeder's own order: no dict needed
+            payload, sid, rid = raw[1], raw[3], raw[5]
+        else:
+            fields = raw if isinstance(raw, dict) else dict(zip(raw[::2], raw[1::2]))
+            payload, sid, rid = fields.get(b"e"), fields.get(b"s", b""), fields.get(b"r", b"0")
+        if payload is None:
+            continue
+        append(
+            Delivery(
+                topic,
+                loads(payload),
+                attempts.get(entry_id, 1) if attempts else 1,
+                sid.decode(),
+                member=STREAM_MEMBER + entry_id.decode(),
+                replay=int(rid),
+            )
+        )
+    return deliveries
 
 
 # --- workers: feeding --------------------------------------------------------------------------
@@ -823,10 +1064,35 @@ class Feeder:
     def _feed(self, running: _Running, cursor: str, room: int) -> int:
         job = running.job
         if job.source == Source.FAILED:
-            members, new_cursor, done, rows = self._failed_chunk(running, cursor, room)
+            queued = self._feed_failed(running, cursor, room)
+        elif running.filters.narrows:
+            queued = self._feed_chosen(running, cursor, room)
         else:
-            members, new_cursor, done = self._history_chunk(running, cursor, room)
-            rows = []
+            topic, consumer = job.topic.name, job.consumer.name
+            lane = [keys.stream(topic), keys.replay_stream(topic, consumer), keys.replay_progress(topic, job.pk)]
+            queued = _COPY(get_redis(), lane, ["(" + cursor if cursor else job.from_id, job.to_id, room, job.pk])
+        if running.job.rate and queued > 0:
+            running.tokens -= queued
+        return max(0, queued)
+
+    def _feed_chosen(self, running: _Running, cursor: str, room: int) -> int:
+        """Send the next ``room`` entries of the range that match the job's filters."""
+        job, filters = running.job, running.filters
+        low = "(" + cursor if cursor else job.from_id
+        entries = get_redis().xrange(keys.stream(job.topic.name), min=low, max=job.to_id, count=room)
+        args: list[Any] = [entries[-1][0] if entries else cursor, "0", job.pk]
+        for sid, fields in entries:
+            payload = fields.get(b"e")
+            if payload is not None and filters.matches(orjson.loads(payload)):
+                args += [sid, payload]
+        if len(entries) < room or (entries and entries[-1][0].decode() == job.to_id):
+            args[1] = "1"
+        lane = [keys.replay_stream(job.topic.name, job.consumer.name), keys.replay_progress(job.topic.name, job.pk)]
+        return _SEND(get_redis(), lane, args)
+
+    def _feed_failed(self, running: _Running, cursor: str, room: int) -> int:
+        job = running.job
+        members, new_cursor, done, rows = self._failed_chunk(running, cursor, room)
         topic, consumer = job.topic.name, job.consumer.name
         lane = [keys.retry_schedule(topic, consumer), keys.retry_payloads(topic, consumer), keys.replay_progress(topic, job.pk)]
         args: list[Any] = [time.time(), new_cursor, "1" if done else "0"]
@@ -835,26 +1101,7 @@ class Feeder:
         queued = _FEED(get_redis(), lane, args)
         if queued < 0 and rows:
             _restore_failed_rows([member for member, _ in members])
-        if running.job.rate and queued > 0:
-            running.tokens -= queued
-        return max(0, queued)
-
-    def _history_chunk(self, running: _Running, cursor: str, room: int) -> tuple[list[tuple[str, bytes]], str, bool]:
-        """The next ``room`` entries of the range as schedule entries (those that match), the new cursor, and whether the range is all read."""
-        job, filters = running.job, running.filters
-        low = "(" + cursor if cursor else job.from_id
-        entries = get_redis().xrange(keys.stream(job.topic.name), min=low, max=job.to_id, count=room)
-        tail = b',"attempt":1,"replay":%d,"stream_id":"' % job.pk
-        members = []
-        for sid, fields in entries:
-            payload = fields.get(b"e")
-            if payload is None or (filters.narrows and not filters.matches(orjson.loads(payload))):
-                continue
-            # The schedule's entry format (delivery.queue_replay), built around the stored bytes as they are.
-            members.append((f"rp:{job.pk}:{sid.decode()}", b'{"e":' + payload + tail + sid + b'"}'))
-        new_cursor = entries[-1][0].decode() if entries else cursor
-        done = len(entries) < room or new_cursor == job.to_id
-        return members, new_cursor, done
+        return queued
 
     def _failed_chunk(
         self, running: _Running, cursor: str, room: int
@@ -882,6 +1129,7 @@ class Feeder:
     def _mark_running(self, running: _Running) -> None:
         job = running.job
         if job.state == State.PLANNED:
+            _ensure_replay_group(job.topic.name, job.consumer.name)
             now = timezone.now()
             Replay.objects.filter(pk=job.pk, state=State.PLANNED).update(state=State.RUNNING, started_at=now)
             job.state, job.started_at = State.RUNNING, now
@@ -907,6 +1155,14 @@ class Feeder:
         else:
             sync(job)
         self._let_go(running)
+
+
+def _ensure_replay_group(topic: str, consumer: str) -> None:
+    try:
+        get_redis().xgroup_create(keys.replay_stream(topic, consumer), keys.group(consumer), id="0", mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
 
 
 def _flip_to_replaying(rows: list[FailedEvent], by: Any) -> list[FailedEvent]:

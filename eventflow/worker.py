@@ -41,7 +41,8 @@ class ConsumerRunner:
         self._next_reclaim = 0.0
         self._batch = 1  # grows while batches are quick; see _adapt_batch
         self._dead_letters: list[tuple[Delivery, str, str]] = []  # this batch's, written before its acks
-        self._replay_tally = replays.Tally()  # outcomes of replayed deliveries, counted per job
+        self._replay_tally = replays.Tally(spec.name)  # outcomes of replayed deliveries, counted per job
+        self._replay_reader = replays.Reader(spec.name, worker_name)  # the lanes' replay streams
 
     def run_once(self, block_ms: int | None = None) -> bool:
         """Handle one batch; return True if there was work (so run again at once)."""
@@ -54,8 +55,12 @@ class ConsumerRunner:
         batch = self._batch
         work = self._reclaim(client, batch)
         work += delivery.take(client, spec.name, self.worker_name, spec.topics, batch, spec.ack_timeout)
+        work += self._replay_reader.take(client, spec, batch, self._replay_tally)
         if not work and block_ms is not None:
-            work = delivery.read_new(client, spec.name, self.worker_name, spec.topics, batch, block_ms)
+            if self._replay_reader.holding:  # a replay runs: wait on its stream (briefly) instead
+                work = self._replay_reader.wait(client, spec, batch, block_ms)
+            else:
+                work = delivery.read_new(client, spec.name, self.worker_name, spec.topics, batch, block_ms)
         if work:
             started = time.monotonic()
             self.handle(handler, work)
@@ -104,7 +109,7 @@ class ConsumerRunner:
             # The rows are written before their events are released (acked) below.
             failures.record_many(self.spec.id, self._dead_letters)
         settlement.flush(get_redis())
-        self._replay_tally.flush(get_redis())
+        # The replayed deliveries' counts are written with the next read (replays.Reader.take).
         return rest
 
     def _run_until(
@@ -183,6 +188,7 @@ class ConsumerRunner:
         settlement.tally(item.topic, "errors")
         if item.attempt < spec.max_attempts:
             settlement.retry(item, time.time() + spec.retry_delay(item.attempt))
+            self._replay_tally.release(item)
             return
         # Out of attempts: its FailedEvent row is written with the batch's others.
         self._dead_letters.append((item, outcome.error, outcome.traceback))
@@ -212,6 +218,9 @@ class ConsumerRunner:
                 client, topic, self.spec.name, self.worker_name, self.spec.ack_timeout, count
             )
         return work
+
+    def flush_replay_tally(self) -> None:
+        self._replay_tally.flush(get_redis())
 
     def forget_groups(self) -> None:
         """Check the groups again (after Redis lost them, e.g. a restart without persistence)."""
@@ -297,6 +306,7 @@ class Worker:
             self.stop_event.wait(0.2)
         for thread in self._threads.values():
             thread.join(conf.get("SHUTDOWN_GRACE"))
+        self._safely(self._flush_replay_tallies)
         self._safely(self._sign_off)
         logger.info("worker %s stopped", self.id)
 
@@ -351,6 +361,11 @@ class Worker:
             logger.warning("Redis unavailable (%s); retrying in %.1fs", exc, idle)
         self.stop_event.wait(idle)
         return idle
+
+    def _flush_replay_tallies(self) -> None:
+        """Write the last batch's replay counts, which wait for a next read that will not come."""
+        for runner in self.runners.values():
+            runner.flush_replay_tally()
 
     def _sign_off(self) -> None:
         pipe = get_redis().pipeline(transaction=False)
