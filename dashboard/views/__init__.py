@@ -18,6 +18,11 @@ from .replays import cancel as replay_cancel
 from .replays import preview as replay_preview
 from .replays import replay_page
 from .replays import start as replay_start
+from .stuck import dead_letter as stuck_dead_letter
+from .stuck import pause as stuck_pause
+from .stuck import reclaim as stuck_reclaim
+from .stuck import skip as stuck_skip
+from .stuck import skip_confirm as stuck_skip_confirm
 
 __all__ = [
     "consumer_page",
@@ -36,6 +41,11 @@ __all__ = [
     "replay_page",
     "replay_preview",
     "replay_start",
+    "stuck_dead_letter",
+    "stuck_pause",
+    "stuck_reclaim",
+    "stuck_skip",
+    "stuck_skip_confirm",
     "replay_selected",
     "topic_page",
 ]

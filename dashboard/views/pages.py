@@ -19,6 +19,7 @@ from eventflow.publishing import publish
 
 from . import state
 from .replays import form_context
+from .stuck import stuck_context
 from .security import can_replay, staff_page
 
 TAIL_ROWS = 50  # rows a topic page starts with (the live tail keeps at most a few hundred)
@@ -132,6 +133,7 @@ def consumer_page(request: HttpRequest, name: str) -> HttpResponse:
     consumer = get_object_or_404(Consumer.objects.prefetch_related("topics"), name=name)
     context = state.consumer(monitor.load_snapshot(), name) or {}
     context.update(form_context(consumer, {}))
+    context.update(stuck_context(consumer, request.user))
     failed = FailedEvent.objects.filter(consumer=consumer).select_related("topic", "consumer")
     context.update(
         consumer_name=name,
