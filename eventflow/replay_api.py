@@ -19,7 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET, require_POST
 
 from . import ingest, replays
-from .api import forbidden_unless_replayer, error_response, json_response
+from .api import error_response, forbidden_unless_replayer, json_response
 from .errors import BrokerUnavailable, Conflict, MalformedRequest, PublishError, UnknownConsumer, UnknownTopic
 from .models import Consumer, Topic
 
@@ -52,7 +52,7 @@ class ReplayRequest:
 def read_request(consumer_name: str, query: Any) -> ReplayRequest:
     """Check a replay request (a JSON object's values); raise a PublishError naming the first problem."""
     if not isinstance(query, dict):
-        raise MalformedRequest("send a JSON object: {\"topic\", \"from\", \"reason\", ...}")
+        raise MalformedRequest('send a JSON object: {"topic", "from", "reason", ...}')
     if unknown := sorted(set(query) - _FIELDS):
         raise MalformedRequest(f"unknown field {unknown[0]!r}; expected {', '.join(sorted(_FIELDS))}")
     consumer = Consumer.objects.filter(name=consumer_name).prefetch_related("topics").first()
@@ -120,7 +120,7 @@ def _field(spec: Any) -> tuple[str, Any]:
     if spec in (None, "", {}):
         return "", None
     if not isinstance(spec, dict) or set(spec) != {"path", "value"} or not isinstance(spec["path"], str):
-        raise MalformedRequest("'field' is {\"path\": \"customer.tier\", \"value\": \"gold\"} (a path inside data)")
+        raise MalformedRequest('\'field\' is {"path": "customer.tier", "value": "gold"} (a path inside data)')
     path = spec["path"].strip().removeprefix("data.")
     if not path or len(path) > 200 or any(not part for part in path.split(".")):
         raise MalformedRequest("'field.path' is a dotted path inside the event's data, e.g. 'customer.tier'")
@@ -184,7 +184,9 @@ def create_replay(request: HttpRequest, name: str) -> HttpResponse:
     if job is None:
         return json_response(body)
     body.update(replay=job.pk, dry_run=False, state=job.state, rate=job.rate, reason=job.reason)
-    return json_response(body, status=202, headers={"Location": f"{request.path.rsplit('/consumers/', 1)[0]}/replays/{job.pk}"})
+    return json_response(
+        body, status=202, headers={"Location": f"{request.path.rsplit('/consumers/', 1)[0]}/replays/{job.pk}"}
+    )
 
 
 @login_required

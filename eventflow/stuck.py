@@ -85,7 +85,12 @@ def pending_entries(consumer: Consumer, limit: int = 100) -> list[PendingEntry]:
             owner = row["consumer"].decode()
             found.append(
                 PendingEntry(
-                    topic, row["message_id"].decode(), owner, idle, row["times_delivered"], owner in live,
+                    topic,
+                    row["message_id"].decode(),
+                    owner,
+                    idle,
+                    row["times_delivered"],
+                    owner in live,
                     idle >= consumer.ack_timeout,
                 )  # fmt: skip
             )
@@ -108,8 +113,7 @@ def reclaim_now(consumer: Consumer, user: Any) -> int:
     for topic in {e.topic for e in stuck}:
         ids = [e.stream_id for e in stuck if e.topic == topic]
         call(
-            client,
-            "XCLAIM", keys.stream(topic), keys.group(consumer.name), live[0], 0, *ids, "IDLE", idle_ms, "JUSTID"
+            client, "XCLAIM", keys.stream(topic), keys.group(consumer.name), live[0], 0, *ids, "IDLE", idle_ms, "JUSTID"
         )
     _audit(user, consumer, f"reclaimed {len(stuck)} pending events of gone workers for {live[0]}")
     return len(stuck)

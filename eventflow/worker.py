@@ -20,7 +20,7 @@ import orjson
 import redis
 from django.db import close_old_connections
 
-from . import conf, delivery, failures, keys, replays, retention
+from . import conf, delivery, failures, keys, replay_worker, retention
 from .connection import get_redis
 from .delivery import ConsumerSpec, Delivery, Settlement
 from .events import Event
@@ -41,8 +41,8 @@ class ConsumerRunner:
         self._next_reclaim = 0.0
         self._batch = 1  # grows while batches are quick; see _adapt_batch
         self._dead_letters: list[tuple[Delivery, str, str]] = []  # this batch's, written before its acks
-        self._replay_tally = replays.Tally(spec.name)  # outcomes of replayed deliveries, counted per job
-        self._replay_reader = replays.Reader(spec.name, worker_name)  # the lanes' replay streams
+        self._replay_tally = replay_worker.Tally(spec.name)  # outcomes of replayed deliveries, counted per job
+        self._replay_reader = replay_worker.Reader(spec.name, worker_name)  # the lanes' replay streams
 
     def run_once(self, block_ms: int | None = None) -> bool:
         """Handle one batch; return True if there was work (so run again at once)."""
@@ -109,7 +109,7 @@ class ConsumerRunner:
             # The rows are written before their events are released (acked) below.
             failures.record_many(self.spec.id, self._dead_letters)
         settlement.flush(get_redis())
-        # The replayed deliveries' counts are written with the next read (replays.Reader.take).
+        # The replayed deliveries' counts are written with the next read (replay_worker.Reader.take).
         return rest
 
     def _run_until(
@@ -323,12 +323,13 @@ class Worker:
                 thread.start()
 
     def _start_feeder(self) -> None:
-        """Run the replay feeder (``eventflow.replays``) for this worker's consumers in a thread of its own."""
-        thread = self._threads.get(replays.FEEDER_THREAD)
+        """Run the replay feeder (``eventflow.replay_worker``) for this worker's consumers in a thread of its own."""
+        thread = self._threads.get(replay_worker.FEEDER_THREAD)
         if thread is None or not thread.is_alive():
-            feeder = replays.Feeder(self.id, lambda: list(self.runners))
-            thread = threading.Thread(target=feeder.run, args=(self.stop_event,), name=replays.FEEDER_THREAD, daemon=True)
-            self._threads[replays.FEEDER_THREAD] = thread
+            feeder = replay_worker.Feeder(self.id, lambda: list(self.runners))
+            name = replay_worker.FEEDER_THREAD
+            thread = threading.Thread(target=feeder.run, args=(self.stop_event,), name=name, daemon=True)
+            self._threads[replay_worker.FEEDER_THREAD] = thread
             thread.start()
 
     def _drive(self, name: str) -> None:

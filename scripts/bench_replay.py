@@ -93,12 +93,13 @@ def main() -> None:
         for round_ in range(options.rounds):
             if round_:  # deliver the same backlog again: the group starts over
                 client.xgroup_setid(keys.stream("bench"), "rewind", "0")
-            acked = _acked(client)
-            normals.append(_wait(lambda: _acked(client) >= acked + count, 600))
+            target = _acked(client) + count
+            normals.append(_wait(lambda target=target: _acked(client) >= target, 600))
             plan = replays.plan_history(consumer, topic, (0, 0), None, replays.Filters())
             started = time.perf_counter()
             job = replays.start(plan, consumer, topic, user=None, reason="benchmark", rate=None)
-            _wait(lambda: Replay.objects.filter(pk=job.pk, state=Replay.State.DONE).exists(), 900)
+            done = Replay.objects.filter(pk=job.pk, state=Replay.State.DONE)
+            _wait(done.exists, 900)
             rewinds.append(time.perf_counter() - started)
             job.refresh_from_db()
             assert job.handled == count, f"handled {job.handled} of {count}"

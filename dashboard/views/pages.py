@@ -19,8 +19,8 @@ from eventflow.publishing import publish
 
 from . import state
 from .replays import form_context
-from .stuck import stuck_context
 from .security import can_replay, staff_page
+from .stuck import stuck_context
 
 TAIL_ROWS = 50  # rows a topic page starts with (the live tail keeps at most a few hundred)
 BROWSE_ROWS = 25

@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
 
-from eventflow import keys, replays, retention
+from eventflow import keys, replay_worker, retention
 from eventflow.connection import get_redis
 from eventflow.models import Consumer, Replay, Topic
 from eventflow.publishing import publish_batch
@@ -91,7 +91,7 @@ def test_the_job_page_shows_progress_and_stops_polling_once_done(browser, histor
     hx(client, token, "/consumers/billing/replays/start", form())
     job = Replay.objects.get()
     worker = Worker()
-    feeder = replays.Feeder(worker.id, lambda: ["billing", "shipping"])
+    feeder = replay_worker.Feeder(worker.id, lambda: ["billing", "shipping"])
     drain(worker)
     for _ in range(200):
         feeder.run_once()
@@ -127,7 +127,13 @@ def test_staff_without_the_permission_neither_sees_the_form_nor_starts_or_cancel
     client.force_login(user)
     client.get("/login/")
     token = client.cookies["csrftoken"].value
-    job = Replay.objects.create(consumer=Consumer.objects.get(name="billing"), topic=Topic.objects.get(name="orders"), from_id="0-0", to_id="0-0", reason="r")
+    job = Replay.objects.create(
+        consumer=Consumer.objects.get(name="billing"),
+        topic=Topic.objects.get(name="orders"),
+        from_id="0-0",
+        to_id="0-0",
+        reason="r",
+    )
 
     page = client.get("/consumers/billing/").content.decode()
     started = hx(client, token, "/consumers/billing/replays/start", form())
@@ -153,7 +159,7 @@ def test_the_event_page_lists_every_replay_that_sent_it_again_and_to_whom(browse
     drain(worker)
     hx(client, token, "/consumers/billing/replays/start", form())
     job = Replay.objects.get()
-    feeder = replays.Feeder(worker.id, lambda: ["billing"])
+    feeder = replay_worker.Feeder(worker.id, lambda: ["billing"])
     for _ in range(200):
         feeder.run_once()
         worker.run_once()

@@ -90,7 +90,9 @@ def test_without_the_permission_or_the_csrf_token_nothing_changes(staff_user, sl
     for n in range(3):
         publish("orders", {"n": n}, type="order.created")
 
-    refused = hx_post(watcher, watcher.cookies["csrftoken"].value, f"/consumers/slowpoke/{url}", {"topic": "orders", "paused": "1"})
+    refused = hx_post(
+        watcher, watcher.cookies["csrftoken"].value, f"/consumers/slowpoke/{url}", {"topic": "orders", "paused": "1"}
+    )
     no_token = client.post(f"/consumers/slowpoke/{url}", {"topic": "orders", "paused": "1"})
 
     assert (refused.status_code, no_token.status_code) == (403, 403)

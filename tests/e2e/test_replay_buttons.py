@@ -23,7 +23,9 @@ def worker_process(env, billing, shipping):
 
 def publish(count: int) -> None:
     for low in range(0, count, 1000):
-        publish_batch("orders", [{"type": "order.created", "data": {"n": n}} for n in range(low, min(count, low + 1000))])
+        publish_batch(
+            "orders", [{"type": "order.created", "data": {"n": n}} for n in range(low, min(count, low + 1000))]
+        )
 
 
 def fill_form(page, *, rate: str = "") -> None:
@@ -48,7 +50,11 @@ def test_preview_then_start_shows_live_progress_to_done(page, worker_process, or
     expect(page.locator('[data-count="handled"]')).to_have_text("300")
     expect(page.locator("#replay-progress progress")).to_have_attribute("value", "100")
     job = Replay.objects.get()
-    assert (job.consumer.name, job.reason, job.requested_by.username) == ("billing", "rebuild the invoices projection", "operator")
+    assert (job.consumer.name, job.reason, job.requested_by.username) == (
+        "billing",
+        "rebuild the invoices projection",
+        "operator",
+    )
 
 
 def test_cancel_stops_a_throttled_replay_halfway(page, worker_process, orders):

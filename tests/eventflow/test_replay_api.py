@@ -116,7 +116,9 @@ def test_bad_input_gets_a_clear_4xx_naming_the_problem(operator, history, paymen
 def test_a_body_that_is_not_json_is_refused(operator, history):
     browser, token = operator
 
-    reply = browser.post(CREATE.format("billing"), b"{not json", content_type="application/json", headers={"X-CSRFToken": token})
+    reply = browser.post(
+        CREATE.format("billing"), b"{not json", content_type="application/json", headers={"X-CSRFToken": token}
+    )
 
     assert reply.status_code == 400
     assert reply.json()["error"]["code"] == "malformed_json"
@@ -132,7 +134,12 @@ def test_an_unknown_replay_is_a_404(operator, db):
 def test_a_time_range_counts_the_events_in_it(operator, history):
     browser, token = operator
 
-    reply = post(browser, token, CREATE.format("billing"), {"topic": "orders", "from": "2000-01-01T00:00:00Z", "to": "2001-01-01T00:00:00", "dry_run": True})
+    reply = post(
+        browser,
+        token,
+        CREATE.format("billing"),
+        {"topic": "orders", "from": "2000-01-01T00:00:00Z", "to": "2001-01-01T00:00:00", "dry_run": True},
+    )
 
     assert reply.json()["matching"] == 0
     assert reply.json()["to"] == f"{978307200000}-{2**64 - 1}"
@@ -149,7 +156,9 @@ def watcher(db, django_user_model):
 
 
 def test_an_anonymous_visitor_is_sent_to_the_login_page(client, history):
-    reply = client.post(CREATE.format("billing"), {"topic": "orders", "from": "0", "reason": "r"}, content_type="application/json")
+    reply = client.post(
+        CREATE.format("billing"), {"topic": "orders", "from": "0", "reason": "r"}, content_type="application/json"
+    )
 
     assert reply.status_code == 302 and reply["Location"].startswith("/login/")
     assert not Replay.objects.exists()
@@ -159,7 +168,13 @@ def test_staff_without_the_replay_permission_is_refused(watcher, history):
     browser, token = csrf_client(watcher)
 
     start = post(browser, token, CREATE.format("billing"), {"topic": "orders", "from": "0", "reason": "r"})
-    job = Replay.objects.create(consumer=Consumer.objects.get(name="billing"), topic=Topic.objects.get(name="orders"), from_id="0-0", to_id="0-0", reason="r")
+    job = Replay.objects.create(
+        consumer=Consumer.objects.get(name="billing"),
+        topic=Topic.objects.get(name="orders"),
+        from_id="0-0",
+        to_id="0-0",
+        reason="r",
+    )
     read = browser.get(f"/api/v1/replays/{job.pk}")
     cancel = post(browser, token, f"/api/v1/replays/{job.pk}/cancel")
 
@@ -172,7 +187,9 @@ def test_staff_without_the_replay_permission_is_refused(watcher, history):
 def test_a_post_without_the_csrf_token_is_refused_in_json(staff_user, history):
     browser, _ = csrf_client(staff_user)
 
-    reply = browser.post(CREATE.format("billing"), {"topic": "orders", "from": "0", "reason": "r"}, content_type="application/json")
+    reply = browser.post(
+        CREATE.format("billing"), {"topic": "orders", "from": "0", "reason": "r"}, content_type="application/json"
+    )
 
     assert reply.status_code == 403 and reply.json()["error"]["code"] == "csrf_failed"
     assert not Replay.objects.exists()
@@ -196,9 +213,13 @@ def test_a_failed_event_bulk_replay_is_planned_on_the_same_api(operator, orders,
     browser, token = operator
     consumer = make_consumer("flaky", "tests.handlers.always_fails", orders)
     for n in range(3):
-        FailedEvent.objects.create(consumer=consumer, topic=orders, event_id=f"e{n}", event_type="t", event={"id": f"e{n}"}, error="x")
+        FailedEvent.objects.create(
+            consumer=consumer, topic=orders, event_id=f"e{n}", event_type="t", event={"id": f"e{n}"}, error="x"
+        )
 
-    reply = post(browser, token, CREATE.format("flaky"), {"topic": "orders", "source": "failed", "reason": "fixed", "rate": 50})
+    reply = post(
+        browser, token, CREATE.format("flaky"), {"topic": "orders", "source": "failed", "reason": "fixed", "rate": 50}
+    )
 
     assert reply.status_code == 202 and reply.json()["matching"] == 3
     assert Replay.objects.get().source == Replay.Source.FAILED

@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from collections import Counter
 
+import orjson
 import pytest
 
-from eventflow import keys, publish, replays
+from eventflow import keys, replay_worker, replays
 from eventflow.connection import get_redis
 from eventflow.models import FailedEvent, Replay
 from eventflow.publishing import publish_batch
@@ -41,7 +42,7 @@ def rewind(consumer, topic, start: str = "0", end: str | None = None, *, rate=No
     return replays.start(plan, consumer, topic, user=None, reason="rebuild the projection", rate=rate)
 
 
-def step(worker: Worker, feeder: replays.Feeder, until, timeout: float = 30.0, produce=None) -> None:
+def step(worker: Worker, feeder: replay_worker.Feeder, until, timeout: float = 30.0, produce=None) -> None:
     """Step the feeder and the worker's runners in turn until ``until()`` holds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -73,13 +74,11 @@ def worker(billing, shipping) -> Worker:
 
 
 @pytest.fixture
-def feeder(worker) -> replays.Feeder:
-    return replays.Feeder(worker.id, lambda: list(worker.runners))
+def feeder(worker) -> replay_worker.Feeder:
+    return replay_worker.Feeder(worker.id, lambda: list(worker.runners))
 
 
-def test_it_rewinds_only_that_consumer_over_the_bounded_range_while_producers_publish(
-    orders, billing, worker, feeder
-):
+def test_it_rewinds_only_that_consumer_over_the_bounded_range_while_producers_publish(orders, billing, worker, feeder):
     old = publish_many(10_000)
     settled(worker)
     assert len(handlers.seen("billing")) == len(handlers.seen("shipping")) == 10_000
@@ -124,11 +123,16 @@ def test_it_counts_only_matching_events_and_sends_only_those(orders, billing, wo
 
 
 def test_it_filters_by_key_and_by_a_field_of_the_data(orders, billing, worker):
-    publish_batch("orders", [{"type": "t", "key": f"k{n % 3}", "data": {"n": n, "tier": "gold" if n < 4 else "x"}} for n in range(12)])
+    publish_batch(
+        "orders",
+        [{"type": "t", "key": f"k{n % 3}", "data": {"n": n, "tier": "gold" if n < 4 else "x"}} for n in range(12)],
+    )
     start = replays.bound("0", name="from", end=False)
 
     by_key = replays.plan_history(billing, orders, start, None, replays.Filters(key="k1"))
-    by_field = replays.plan_history(billing, orders, start, None, replays.Filters(field_path="tier", field_value="gold"))
+    by_field = replays.plan_history(
+        billing, orders, start, None, replays.Filters(field_path="tier", field_value="gold")
+    )
 
     assert (by_key.matching, by_field.matching) == (4, 4)
 
@@ -215,7 +219,7 @@ def test_it_lists_every_replay_that_sent_an_event_again(orders, billing, shippin
     step(worker, feeder, lambda: job_state(first) == State.DONE)
     second = rewind(shipping, orders, sids[3])
     step(worker, feeder, lambda: job_state(second) == State.DONE)
-    envelope = lambda sid: replays.orjson.loads(get_redis().xrange(keys.stream("orders"), sid, sid)[0][1][b"e"])  # noqa: E731
+    envelope = lambda sid: orjson.loads(get_redis().xrange(keys.stream("orders"), sid, sid)[0][1][b"e"])  # noqa: E731
 
     early = replays.sent_again("orders", sids[0], envelope(sids[0]))
     late = replays.sent_again("orders", sids[4], envelope(sids[4]))
@@ -232,7 +236,7 @@ def test_it_resumes_where_it_was_after_its_worker_stops(orders, billing, worker,
     step(worker, feeder, lambda: replays.progress(job).handled >= 500)
     feeder.release_all()  # the worker stops: its lease goes
 
-    other = replays.Feeder("another-worker", lambda: ["billing"])
+    other = replay_worker.Feeder("another-worker", lambda: ["billing"])
     step(worker, other, lambda: job_state(job) == State.DONE)
 
     replayed = Counter(e for e, _, _ in handlers.seen("billing")[before:])

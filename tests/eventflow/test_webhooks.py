@@ -327,7 +327,7 @@ def test_the_dashboard_shows_a_webhook_consumer_as_its_url(client, staff_user, o
 
 
 def test_a_replayed_event_carries_the_replay_id_and_its_original_stream_id(orders, endpoint, redis_client):
-    from eventflow import replays
+    from eventflow import replay_worker, replays
 
     consumer = ledger(endpoint.url, orders)
     publish("orders", {"order": 7}, type="order.created")
@@ -335,7 +335,7 @@ def test_a_replayed_event_carries_the_replay_id_and_its_original_stream_id(order
     drain(worker, until=lambda: endpoint.requests)
     plan = replays.plan_history(consumer, orders, (0, 0), None, replays.Filters())
     job = replays.start(plan, consumer, orders, user=None, reason="resend to the ledger", rate=None)
-    feeder = replays.Feeder(worker.id, lambda: ["ledger"])
+    feeder = replay_worker.Feeder(worker.id, lambda: ["ledger"])
 
     deadline = time.monotonic() + 15
     while len(endpoint.requests) < 2 and time.monotonic() < deadline:

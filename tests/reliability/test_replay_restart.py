@@ -14,7 +14,7 @@ from collections import Counter
 
 import pytest
 
-from eventflow import replays
+from eventflow import replay_worker, replays
 from eventflow.models import Replay
 from eventflow.publishing import publish_batch
 from tests import handlers
@@ -31,7 +31,9 @@ def flow(transactional_db, orders):
     billing = make_consumer("billing", "tests.handlers.billing", orders, ack_timeout=2.0)
     ids = []
     for low in range(0, EVENTS, 1000):
-        ids += publish_batch("orders", [{"type": "order.created", "data": {"n": n}} for n in range(low, low + 1000)]).ids
+        ids += publish_batch(
+            "orders", [{"type": "order.created", "data": {"n": n}} for n in range(low, low + 1000)]
+        ).ids
     return billing, ids
 
 
@@ -87,4 +89,4 @@ def test_a_killed_workers_replay_is_taken_over_and_finishes(spawn_worker, flow, 
     replayed = replayed_ids(before)
     assert set(replayed) == set(ids)  # at least once each; the killed batch may come twice
     assert sum(replayed.values()) - EVENTS <= 1_000
-    assert time.monotonic() - killed_at < replays.LEASE_SECONDS + 30
+    assert time.monotonic() - killed_at < replay_worker.LEASE_SECONDS + 30
