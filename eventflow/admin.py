@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from . import failures
-from .models import Consumer, FailedEvent, Producer, Topic
+from .models import Consumer, FailedEvent, Producer, Replay, Topic
 
 
 @admin.register(Topic)
@@ -202,3 +202,19 @@ class FailedEventAdmin(admin.ModelAdmin):
 
     def has_replay_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("eventflow.replay_failedevent")
+
+
+@admin.register(Replay)
+class ReplayAdmin(admin.ModelAdmin):
+    """The replay jobs as their audit trail: read-only (jobs start from the dashboard or the API)."""
+
+    list_display = ["id", "source", "consumer", "topic", "state", "matched", "handled", "failed", "requested_by"]
+    list_filter = ["state", "source", "consumer", "topic"]
+    search_fields = ["reason", "requested_by__username"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Replay | None = None) -> bool:
+        return False
