@@ -18,9 +18,15 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
 from . import live
-from .failed_live import FailedWatch, rows_html
+from .failed_live import FailedWatch, consumer_failed_html, rows_html
 
 MAX_MESSAGE_BYTES = 4096  # the browser only ever sends a small filter form (headers stripped)
+CLOSE_TOO_BIG = 1009  # RFC 6455: a message too big to process
+# Daphne (autobahn's sendClose) lets an application close only with 1000 or
+# 3000-4999 and raises on 1009; its own size limit drops the TCP connection
+# without a close frame. So under daphne the socket closes with 4009, the same
+# meaning in the private range, rather than crashing the consumer (1011).
+CLOSE_TOO_BIG_PRIVATE = 4009
 REFRESH_WATCH_AFTER = 10.0
 
 
@@ -100,15 +106,19 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated or not user.is_staff or self.page not in live.PAGES:
             await self.close()  # before accept: the handshake is refused (HTTP 403)
             return
+        query_string = self.scope.get("query_string", b"").decode()
+        if self.page in live.LIST_PAGES:
+            self.name = live.list_name(self.page, query_string)
         self.group = live.group_name(self.page, self.name)
-        query = parse_qs(self.scope.get("query_string", b"").decode())
+        query = parse_qs(query_string)
         self.tail = TailFilter(after=(query.get("after") or [""])[0])
         self.failed: FailedWatch | None = None
         self._watched_at = 0.0
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self._watch()
-        await self.send(text_data=await database_sync_to_async(live.snapshot_html)(self.page, self.name))
+        snapshot = await database_sync_to_async(live.snapshot_html)(self.page, self.name)
+        await self.send(text_data=snapshot + await self._mine())
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
@@ -116,7 +126,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if text_data is None or len(text_data) > MAX_MESSAGE_BYTES:
-            await self.close(code=1009)  # message too big (or binary)
+            await self._close_too_big()  # message too big (or binary)
             return
         try:
             form = orjson.loads(text_data)
@@ -129,6 +139,15 @@ class LiveConsumer(AsyncWebsocketConsumer):
             html = await self._resume() if self.tail.update(form) else ""
             await self.send(text_data=html + self._tail_status())
 
+    async def _close_too_big(self) -> None:
+        """Close with 1009; on a server that refuses it from an application (daphne raises), with 4009."""
+        try:
+            await self.close(code=CLOSE_TOO_BIG)
+        except Exception as exc:  # daphne: "invalid close code 1009 (must be 1000 or from [3000, 4999])"
+            if "close code" not in str(exc):
+                raise
+            await self.close(code=CLOSE_TOO_BIG_PRIVATE)
+
     async def _resume(self) -> str:
         """Fill the tail in with what was published while it was paused, up to the page's cap."""
         since = "{}-{}".format(*self.tail.paused_from)
@@ -139,10 +158,18 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def live_fragments(self, message: dict) -> None:
         await self._watch()
-        await self.send(text_data=message["html"])
+        await self.send(text_data=message["html"] + await self._mine())
+
+    async def _mine(self) -> str:
+        """What this socket renders itself, for its user: a consumer page's failed events (with buttons)."""
+        if self.page != "consumer":
+            return ""
+        return await database_sync_to_async(consumer_failed_html)(self.name, self.scope["user"])
 
     async def live_failed_rows(self, message: dict) -> None:
-        await self.send(text_data=await database_sync_to_async(rows_html)(message["ids"], self.scope["user"]))
+        ids = self.failed.on_page(message["ids"]) if self.failed is not None else []
+        if ids:
+            await self.send(text_data=await database_sync_to_async(rows_html)(ids, self.scope["user"]))
 
     async def live_failed_new(self, message: dict) -> None:
         if self.failed is not None:

@@ -13,7 +13,7 @@ table instead.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import Q
@@ -21,7 +21,8 @@ from django.template.loader import render_to_string
 
 from eventflow.models import FailedEvent
 
-from .views.failed import filter_query, matching, parse_cursor, read_filters
+from .params import BadParam
+from .views.failed import consumer_failed, filter_query, matching, parse_cursor, read_filters
 from .views.security import can_discard, can_replay
 
 INSERT_LIMIT = 20  # rows pushed into a page at once; more at once turns into the notice
@@ -48,10 +49,21 @@ class FailedWatch:
     paged: bool  # an older page: new rows do not belong at its top
     inserted: int = 0
     waiting: int = 0  # new rows the notice counts
+    shown: set[int] = field(default_factory=set)  # rows on the page: only these are replaced in place
 
     @classmethod
-    def from_form(cls, form: dict[str, Any]) -> FailedWatch:
-        return cls(read_filters(form), parse_cursor(str(form.get("newest") or "")), bool(form.get("paged")))
+    def from_form(cls, form: dict[str, Any]) -> FailedWatch | None:
+        """What the page's hidden form says it shows; None (watch nothing) if the form is not one it sent."""
+        shown = {int(i) for i in str(form.get("shown") or "").split(",") if i.isdigit()}
+        try:
+            newest = parse_cursor(str(form.get("newest") or ""))
+            return cls(read_filters(form), newest, bool(form.get("paged")), shown=shown)
+        except BadParam:
+            return None
+
+    def on_page(self, ids: list[int]) -> list[int]:
+        """The rows among ``ids`` this page shows (a swap of a row it lacks would have no target)."""
+        return [i for i in ids if i in self.shown]
 
     def push(self, user: Any) -> str:
         """The HTML to send for new failures matching this page (empty if none)."""
@@ -64,6 +76,7 @@ class FailedWatch:
             self.waiting += rows.count() if len(fresh) > INSERT_LIMIT else len(fresh)
             return self._notice()
         self.inserted += len(fresh)
+        self.shown.update(row.pk for row in fresh)
         context = row_context(user)
         html = "".join(render_to_string("dashboard/failed.html#failed-row", {**context, "row": r}) for r in fresh)
         return f'<tbody hx-swap-oob="afterbegin:#failed-rows">{html}</tbody>'
@@ -78,3 +91,9 @@ class FailedWatch:
     def _notice(self) -> str:
         context = {"waiting": self.waiting, "filter_query": filter_query(self.filters), "oob": True}
         return render_to_string("dashboard/failed.html#failed-new", context)
+
+
+def consumer_failed_html(name: str, user: Any) -> str:
+    """A consumer page's failed-events table, rendered for this user, as an out-of-band swap."""
+    context = {**consumer_failed(name, user), "oob": True}
+    return render_to_string("dashboard/consumer.html#consumer-failed", context)

@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.db import DatabaseError
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -28,7 +32,11 @@ from eventflow import inspection, keys, monitor
 from eventflow.connection import get_redis
 from eventflow.models import FailedEvent
 
+from . import graph, listing
+from .templatetags.eventflow_ui import tail_text
 from .views import state
+
+logger = logging.getLogger(__name__)
 
 FRAGMENTS = "live.fragments"  # {"html": str}: out-of-band swaps, forwarded as they are
 FAILED_ROWS = "live.failed_rows"  # {"ids"}: failed-event rows whose status moved, for the sockets to render
@@ -49,8 +57,9 @@ class Page:
 
 
 PAGES: dict[str, Page] = {
+    # The overview's "name" is its graph's focus ("topic:orders"), empty for the whole flow.
     "overview": Page(
-        "dashboard/overview.html", ("headline", "topology", "consumer-table"), lambda s, n: state.overview(s)
+        "dashboard/overview.html", ("headline", "topology", "topic-table", "consumer-table"), state.overview
     ),
     "topic": Page("dashboard/topic.html", ("topic-stats",), state.topic),
     "consumer": Page(
@@ -58,8 +67,16 @@ PAGES: dict[str, Page] = {
     ),
     "failed": Page("dashboard/failed.html", ("failed-summary",), lambda s, n: state.failed_summary()),
     "event": Page("dashboard/event.html", ("delivery-matrix",), lambda s, n: state.event(n)),
+    # A list's "name" is its canonical query (``listing.ListQuery``): the rows it shows.
+    "topics": Page("dashboard/topics.html", (listing.TOPIC_LIST,), listing.topics_page),
+    "consumers": Page("dashboard/consumers.html", (listing.CONSUMER_LIST,), listing.consumers_page),
 }
+LIST_PAGES = ("overview", "topics", "consumers")  # pages named by their query string, not a path
 EVENT_PAGE_LIMIT = 50  # open event pages whose delivery matrix is pushed each second
+LIST_PAGE_LIMIT = 50  # distinct list queries pushed each second (one render serves every tab on it)
+
+
+_GROUP_SAFE = re.compile(r"[A-Za-z0-9._-]+")  # what a channel group name may hold
 
 
 def group_name(page: str, name: str = "") -> str:
@@ -69,7 +86,9 @@ def group_name(page: str, name: str = "") -> str:
     for a group (100 characters) is hashed.
     """
     group = f"ef.{page}.{name.replace('/', '.')}" if name else f"ef.{page}"
-    return group if len(group) < 100 else f"ef.{page}.h{hashlib.sha1(name.encode()).hexdigest()}"
+    if len(group) < 100 and _GROUP_SAFE.fullmatch(group):
+        return group
+    return f"ef.{page}.h{hashlib.sha1(name.encode()).hexdigest()}"
 
 
 def render_partials(page: str, name: str, snapshot: dict, *, oob: bool = True) -> str:
@@ -105,12 +124,11 @@ def tail_row(topic: str, stream_id: str, envelope: dict) -> dict:
     html = render_to_string(
         "dashboard/topic.html#tail-row", {"topic_name": topic, "stream_id": stream_id, "event": envelope}
     )
-    text = f"{envelope.get('type', '')} {envelope.get('key', '')} {envelope.get('data', '')}"
     return {
         "id": stream_id,
         "type": str(envelope.get("type", "")),
         "key": str(envelope.get("key") or ""),
-        "text": text[:2000].lower(),
+        "text": tail_text(envelope),
         "html": html,
     }
 
@@ -156,15 +174,19 @@ class Bridge:
             self._next_sample += self.sample_interval
             if self._next_sample <= now:  # the first sample, or far behind: restart the grid
                 self._next_sample = now + self.sample_interval
-            snapshot = self.monitor.step()
-            messages += self._fragments(snapshot, pages)
-            messages += self._failed_rows()
+            snapshot = self.monitor.step()  # stored even while the database is down (it says so)
+            try:
+                messages += self._fragments(snapshot, pages)
+                messages += self._failed_rows()
+            except DatabaseError as exc:  # pages that read rows wait for the database; sampling goes on
+                logger.warning("monitor: dashboard pages not rendered: database unavailable (%s)", exc)
         return messages
 
     def _fragments(self, snapshot: dict, pages: set[tuple[str, str]]) -> list[tuple[str, dict]]:
         events = sorted(p for p in pages if p[0] == "event")[:EVENT_PAGE_LIMIT]
+        lists = sorted(p for p in pages if p[0] in LIST_PAGES and p[1])[:LIST_PAGE_LIMIT]
         targets = {("overview", ""), ("failed", "")} | {p for p in pages if p[0] in ("topic", "consumer")}
-        targets |= set(events)
+        targets |= set(events) | set(lists)
         messages = []
         for page, name in sorted(targets):
             html = render_partials(page, name, snapshot)
@@ -217,3 +239,19 @@ class Bridge:
         fresh = [pk for pk, at in failing.items() if self._failed_at.get(pk) != at]
         self._failed_at = failing
         return [(group_name("failed"), {"type": FAILED_NEW, "count": len(fresh)})] if fresh else []
+
+
+def list_name(page: str, query_string: str) -> str:
+    """A list page's live name: its query read as the view reads it (unknown values dropped).
+
+    The overview's is its graph's focus ("topic:orders"), or empty.
+    """
+    if page == "overview":
+        focus = dict(parse_qsl(query_string)).get("focus", "")[:120]
+        return focus if graph.parse_focus(focus) else ""
+    sorts, statuses = (
+        (listing.TOPIC_SORTS, listing.TOPIC_STATUSES)
+        if page == "topics"
+        else (listing.CONSUMER_SORTS, listing.CONSUMER_STATUSES)
+    )
+    return listing.ListQuery.from_params(dict(parse_qsl(query_string)), sorts, statuses).canonical()

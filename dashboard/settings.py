@@ -7,6 +7,7 @@ Zero configuration gives SQLite and an embedded Valkey under ``var/``;
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -69,6 +70,7 @@ INSTALLED_APPS = [
     "channels",
     "eventflow",
     "dashboard",
+    "axes",  # login throttling (below)
 ]
 
 MIDDLEWARE = [
@@ -81,6 +83,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: it answers a locked-out login
 ]
 
 ROOT_URLCONF = "dashboard.urls"
@@ -134,6 +137,18 @@ STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
+
+# Login throttling (django-axes), for the dashboard's login and the admin's: after
+# LOGIN_FAILURE_LIMIT wrong passwords for one user from one address, that login is
+# locked for LOGIN_LOCKOUT_MINUTES, even for the right password. `manage.py
+# axes_reset_username NAME` lifts it sooner. authenticate() needs the request now
+# (tests log in with force_login).
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]  # a guesser cannot lock a user out from everywhere
+AXES_RESET_ON_SUCCESS = True  # a few typos, then the right password: the count starts again
+AXES_COOLOFF_MESSAGE = "Login locked: too many failed logins for this user from your address. Try again later."
 LOGOUT_REDIRECT_URL = "login"
 
 # --- Security: safe for local runs by default; production sets these (see check --deploy) ---
@@ -199,6 +214,7 @@ EVENTFLOW_DEDUP_WINDOW = env_int("EVENTFLOW_DEDUP_WINDOW", 24 * 3600)
 EVENTFLOW_MAX_BODY_BYTES = env_int("EVENTFLOW_MAX_BODY_BYTES", 4 * 1024 * 1024)
 EVENTFLOW_MAX_BATCH_EVENTS = env_int("EVENTFLOW_MAX_BATCH_EVENTS", 1000)
 EVENTFLOW_BATCH_SIZE = env_int("EVENTFLOW_BATCH_SIZE", 200)
+EVENTFLOW_ALLOW_EVICTING_REDIS = env_bool("EVENTFLOW_ALLOW_EVICTING_REDIS", False)
 # Django refuses bodies past this before our own limit can name the problem.
 DATA_UPLOAD_MAX_MEMORY_SIZE = EVENTFLOW_MAX_BODY_BYTES + 1024
 

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic.base import RedirectView
 
 from . import views
 from .views.security import with_csp
@@ -13,6 +15,10 @@ admin.site.index_title = "Flow configuration"
 
 urlpatterns = [
     path("", views.overview, name="overview"),
+    path("topics/", views.topics_index, name="topics"),
+    path("consumers/", views.consumers_index, name="consumers"),
+    path("search/", views.search, name="search"),
+    path("demo/risk-service", views.risk_service, name="demo-risk-service"),
     path("topics/<str:name>/", views.topic_page, name="topic"),
     path("topics/<str:name>/publish", views.publish_test_event, name="topic-publish"),
     path("topics/<str:name>/events/<str:stream_id>/", views.event_detail, name="event"),
@@ -35,6 +41,8 @@ urlpatterns = [
     path("failed/discard-selected", views.discard_selected, name="failed-discard-selected"),
     path("failed/discard-all", views.discard_confirm, name="failed-discard-confirm"),
     path("failed/discard-all/confirmed", views.discard_matching, name="failed-discard-matching"),
+    # Browsers ask for /favicon.ico on pages that name none (the admin's): the dashboard's icon.
+    path("favicon.ico", RedirectView.as_view(url=static("dashboard/favicon.svg"), permanent=True), name="favicon"),
     path("login/", with_csp(auth_views.LoginView.as_view()), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -2,15 +2,38 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected as django_delete_selected
+from django.core.exceptions import ValidationError
+from django.db import models
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 
-from . import failures
+from . import failures, lanes
 from .models import Consumer, FailedEvent, Producer, Replay, Topic
+from .schemas import MAX_SCHEMA_DEPTH
+
+
+class SchemaField(forms.JSONField):
+    """A topic schema's text box: JSON nested past Python's stack is a field error, not a 500."""
+
+    def to_python(self, value: Any) -> Any:
+        try:
+            return super().to_python(value)
+        except RecursionError:
+            raise ValidationError(f"the schema is nested more than {MAX_SCHEMA_DEPTH} levels deep") from None
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:  # shown again as the text that was sent
+            return forms.fields.InvalidJSONInput(data)
 
 
 @admin.register(Topic)
@@ -18,11 +41,13 @@ class TopicAdmin(admin.ModelAdmin):
     list_display = ["name", "active", "retention", "max_event_bytes", "has_schema", "producer_count", "consumer_count"]
     list_filter = ["active"]
     search_fields = ["name", "description"]
+    readonly_fields = ["stream_name"]
     fieldsets = [
-        (None, {"fields": ["name", "description", "active"]}),
+        (None, {"fields": ["name", "description", "active", "stream_name"]}),
         ("Retention", {"fields": ["retention_max_events", "retention_max_age"]}),
         ("Validation", {"fields": ["max_event_bytes", "data_schema"]}),
     ]
+    formfield_overrides = {models.JSONField: {"form_class": SchemaField}}
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (
@@ -128,12 +153,13 @@ class ConsumerAdmin(admin.ModelAdmin):
     list_editable = ["paused"]
     search_fields = ["name", "description", "handler"]
     filter_horizontal = ["topics"]
-    actions = ["pause", "resume"]
+    actions = ["pause", "resume", "delete_selected"]
+    readonly_fields = ["group_name"]
     fieldsets = [
-        (None, {"fields": ["name", "description", "topics", "paused"]}),
+        (None, {"fields": ["name", "description", "topics", "paused", "group_name"]}),
         ("Handler", {"fields": ["kind", "handler", "webhook_secret", "event_types"]}),
         ("Retries", {"fields": ["max_attempts", "retry_initial", "retry_factor", "retry_max", "ack_timeout"]}),
-        ("Health", {"fields": ["stall_threshold", "failure_threshold"]}),
+        ("Health", {"fields": ["stall_threshold", "failure_threshold", "failure_warning", "dead_letter_warning"]}),
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
@@ -152,6 +178,20 @@ class ConsumerAdmin(admin.ModelAdmin):
     @admin.display(description="failed events", ordering="n_failures")
     def open_failures(self, consumer: Consumer) -> int:
         return consumer.n_failures
+
+    # Deleting asks first with what the consumer holds (templates/admin/eventflow/consumer/):
+    # its pending, scheduled and undelivered events are dropped, its failed events deleted.
+    def render_delete_form(self, request: HttpRequest, context: dict):
+        context["in_flight"] = [lanes.in_flight(context["object"])]
+        return super().render_delete_form(request, context)
+
+    @admin.action(description=django_delete_selected.short_description, permissions=["delete"])
+    def delete_selected(self, request: HttpRequest, queryset: QuerySet):
+        """Django's bulk delete, its confirmation page showing what each consumer holds."""
+        response = django_delete_selected(self, request, queryset)
+        if response is not None:  # the confirmation page (None: deleted)
+            response.context_data["in_flight"] = [lanes.in_flight(c) for c in queryset.prefetch_related("topics")]
+        return response
 
     @admin.action(description="Pause the selected consumers (their backlog is kept)")
     def pause(self, request: HttpRequest, queryset: QuerySet) -> None:

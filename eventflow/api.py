@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -13,75 +15,53 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from . import conf, failures, ingest
-from .errors import BrokerUnavailable, MalformedRequest, PublishError, RateLimited, TooLarge, UnknownTopic
-from .models import NAME_PATTERN, FailedEvent
-from .publishing import require_topic, store
+from . import failures, ingest
+from . import publish_contract as contract
+from .errors import BrokerUnavailable, MalformedRequest, PublishError
+from .models import FailedEvent
+from .publishing import store
 from .tokens import authenticate, require_topic_permission, spend_rate
-from .topics import TopicSpec
 
 logger = logging.getLogger(__name__)
-_TOPIC_NAME = re.compile(NAME_PATTERN)
+View = Callable[..., HttpResponse]
 
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> HttpResponse:
     return HttpResponse(orjson.dumps(payload), status=status, content_type="application/json", headers=headers)
 
 
-def error_response(error: PublishError) -> HttpResponse:
-    headers = None
-    if isinstance(error, BrokerUnavailable):
-        headers = {"Retry-After": str(conf.get("RETRY_AFTER_SECONDS"))}
-    elif isinstance(error, RateLimited):
-        headers = {"Retry-After": "1"}  # limits count per wall-clock second
-    return json_response(error.as_dict(), status=error.status, headers=headers)
+def error_response(error: Exception) -> HttpResponse:
+    """A refusal as JSON, mapped once in ``publish_contract.error_answer``."""
+    return answer_response(contract.error_answer(error))
+
+
+def answer_response(answer: contract.Answer) -> HttpResponse:
+    return json_response(answer.payload, status=answer.status, headers=answer.headers or None)
 
 
 @csrf_exempt  # producers authenticate with a bearer token, not a session
 def publish_events(request: HttpRequest, topic: str) -> HttpResponse:
+    """The Django door to ``publish_contract``: the same steps as ``asgi_publish``, in the same order."""
     if request.method != "POST":
         return json_response(
             {"error": {"code": "method_not_allowed", "message": "use POST"}}, status=405, headers={"Allow": "POST"}
         )
     try:
         identity = authenticate(request.headers.get("Authorization"))
-        spec = _require_topic(topic)
+        spec = contract.named_topic(topic)
         require_topic_permission(identity, spec.name)
-        body = _read_body(request)
+        body = contract.checked_body(
+            request.META.get("CONTENT_LENGTH"), request.read, request.headers.get("Content-Encoding")
+        )
         headers = {name.lower(): value for name, value in request.headers.items()}
-        content_type = request.META.get("CONTENT_TYPE", "")
-        events = ingest.parse(content_type, headers, body, max_events=conf.get("MAX_BATCH_EVENTS"))
+        events = contract.parse_events(request.META.get("CONTENT_TYPE", ""), headers, body)
         spend_rate(identity, len(events))
         result = store(spec, events, source=identity.name)
-    except PublishError as error:
+    except (PublishError, DatabaseError) as error:
+        if isinstance(error, DatabaseError):
+            logger.exception("publish: configuration database unavailable")
         return error_response(error)
-    except DatabaseError:
-        logger.exception("publish: configuration database unavailable")
-        return error_response(BrokerUnavailable("the configuration database is unavailable; nothing was accepted"))
-    payload: dict[str, Any] = {"accepted": result.accepted - len(result.duplicates), "ids": result.ids}
-    if result.duplicates:
-        payload["duplicates"] = result.duplicates
-    return json_response(payload, status=202)
-
-
-def _require_topic(name: str) -> TopicSpec:
-    # A name no topic can have is refused before it reaches the database or the topic cache.
-    if not _TOPIC_NAME.fullmatch(name):
-        raise UnknownTopic(f"no topic named {name[:100]!r}")
-    return require_topic(name)
-
-
-def _read_body(request: HttpRequest) -> bytes:
-    limit = conf.get("MAX_BODY_BYTES")
-    declared = request.META.get("CONTENT_LENGTH") or "0"
-    if not declared.isdigit():
-        raise MalformedRequest("Content-Length is not a number")
-    if int(declared) > limit:
-        raise TooLarge(f"the body of {declared} bytes is over the limit of {limit} bytes")
-    body = request.read(limit + 1)
-    if len(body) > limit:
-        raise TooLarge(f"the body is over the limit of {limit} bytes")
-    return body
+    return answer_response(contract.accepted(result))
 
 
 def forbidden_unless_replayer(request: HttpRequest) -> HttpResponse | None:
@@ -148,7 +128,7 @@ def _bulk_selection(request: HttpRequest):
             raise MalformedRequest(f"'{name}' must be a name")
     ids = query.get("ids") or []
     if ids:
-        if not isinstance(ids, list) or not all(str(i).isdigit() for i in ids):
+        if not isinstance(ids, list) or not all(_is_row_id(i) for i in ids):
             raise MalformedRequest("'ids' must be a list of failed-event ids")
         return rows.filter(pk__in=[int(i) for i in ids])
     if not query.get("consumer") and not query.get("topic"):
@@ -158,6 +138,17 @@ def _bulk_selection(request: HttpRequest):
     if query.get("topic"):
         rows = rows.filter(topic__name=str(query["topic"]))
     return rows
+
+
+MAX_ROW_ID = 2**63 - 1  # a database's big integer; past it the query itself would fail
+ROW_ID_TEXT = re.compile(r"[0-9]{1,18}")
+
+
+def _is_row_id(value: Any) -> bool:
+    """A failed-event id as the form or JSON sends it: an integer, or up to 18 ASCII digits."""
+    if isinstance(value, str):
+        return ROW_ID_TEXT.fullmatch(value) is not None
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ROW_ID
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
@@ -182,19 +173,41 @@ def not_found(request: HttpRequest, path: str = "") -> HttpResponse:
     )
 
 
-def health(request: HttpRequest) -> HttpResponse:
-    """Public liveness: is Redis reachable, how durable is it, is the database up."""
-    from django.db import connection
+def allow_methods(*methods: str) -> Callable[[View], View]:
+    """Answer any other method with a JSON 405 naming the allowed ones (Django's own is HTML)."""
 
+    def decorate(view: View) -> View:
+        @functools.wraps(view)
+        def only(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method not in methods:
+                message = f"use {' or '.join(methods)}"
+                return json_response(
+                    {"error": {"code": "method_not_allowed", "message": message}},
+                    status=405,
+                    headers={"Allow": ", ".join(methods)},
+                )
+            return view(request, *args, **kwargs)
+
+        return only
+
+    return decorate
+
+
+@csrf_exempt  # a POST gets the 405, not a CSRF page
+@allow_methods("GET", "HEAD")
+def health(request: HttpRequest) -> HttpResponse:
+    """Public liveness: is Redis reachable, how durable is it, may it evict, is the database up.
+
+    An evicting Redis is degraded (503): it can lose accepted events. Its
+    warnings (memory near maxmemory, a policy it will not tell) stay 200.
+    """
+    from .database import database_status
     from .status import broker_status
 
     broker = broker_status()
-    try:
-        connection.ensure_connection()
-        database = "ok"
-    except DatabaseError:
-        database = "unavailable"
-    healthy = broker["reachable"] and database == "ok"
+    database, _ = database_status()  # a real query: a dropped connection still looks open
+    evicting = any(p["level"] == "error" for p in broker.get("problems", ()))
+    healthy = broker["reachable"] and database == "ok" and not evicting
     return json_response(
         {"status": "ok" if healthy else "degraded", "redis": broker, "database": database}, 200 if healthy else 503
     )

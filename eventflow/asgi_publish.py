@@ -26,14 +26,16 @@ from typing import Any
 import orjson
 import redis
 from asgiref.sync import sync_to_async
-from django.db import DatabaseError
+from django.db import DatabaseError, connections
 from django.http.request import HttpHeaders
 
-from . import api, conf, ingest, keys, tokens, topics
+from . import conf, keys, tokens, topics
+from . import publish_contract as contract
 from .connection import acall, get_async_redis
-from .errors import BrokerUnavailable, MalformedRequest, PublishError, TooLarge
+from .errors import PublishError, Unauthorized
 from .models import hash_token
-from .publishing import _STORE, prepare, unavailable
+from .publishing import STORE_SCRIPT, prepare, unavailable
+from .status import arefuse_if_evicting
 from .tokens import Identity, require_topic_permission
 from .topics import TopicSpec
 
@@ -76,17 +78,15 @@ async def publish(topic: str, scope: dict, receive: Any, send: Any) -> None:
     meta = _meta(scope)
     body = await _receive_body(receive)
     try:
-        status, payload = await _answer(topic, meta, body, cached=True)
-    except PublishError as error:
-        status, payload = error.status, error.as_dict()
-    except DatabaseError:
-        logger.exception("publish: configuration database unavailable")
-        error = BrokerUnavailable("the configuration database is unavailable; nothing was accepted")
-        status, payload = error.status, error.as_dict()
-    await _send_json(send, status, payload)
+        answer = await _answer(topic, meta, body, cached=True)
+    except (PublishError, DatabaseError) as error:
+        if isinstance(error, DatabaseError):
+            logger.exception("publish: configuration database unavailable")
+        answer = contract.error_answer(error)
+    await _send_json(send, answer)
 
 
-async def _answer(topic: str, meta: dict, body: bytes, *, cached: bool, tries: int = 3) -> tuple[int, dict]:
+async def _answer(topic: str, meta: dict, body: bytes, *, cached: bool, tries: int = 3) -> contract.Answer:
     """Run the view's steps in the view's order; a stale token check runs them again, fresh."""
     identity, guard = await _identity(meta.get("HTTP_AUTHORIZATION"), topic, cached)
     try:
@@ -104,16 +104,17 @@ class _Stale(PublishError):
     code = "broker_unavailable"
 
 
-async def _publish(topic: str, identity: Identity, guard: str, meta: dict, body: bytes) -> tuple[int, dict]:
+async def _publish(topic: str, identity: Identity, guard: str, meta: dict, body: bytes) -> contract.Answer:
     spec = await _require_topic(topic)
     require_topic_permission(identity, spec.name)
-    body = _checked_body(meta, body)
     headers = {name.lower(): value for name, value in HttpHeaders(meta).items()}
-    events = ingest.parse(meta.get("CONTENT_TYPE", ""), headers, body, max_events=conf.get("MAX_BATCH_EVENTS"))
+    body = contract.checked_body(meta.get("CONTENT_LENGTH"), lambda size: body[:size], headers.get("content-encoding"))
+    events = contract.parse_events(meta.get("CONTENT_TYPE", ""), headers, body)
     if identity.max_events_per_second:  # the view's per-producer limit (429), at the view's step
         await sync_to_async(tokens.spend_rate)(identity, len(events))
     batch = prepare(spec, events, source=identity.name, guard=guard)
     try:
+        await arefuse_if_evicting()
         replies = await _store(batch.keys, batch.args)
     except redis.ResponseError as exc:
         if str(exc).startswith("STALE"):
@@ -121,19 +122,15 @@ async def _publish(topic: str, identity: Identity, guard: str, meta: dict, body:
         raise unavailable(exc) from exc
     except (redis.RedisError, OSError) as exc:
         raise unavailable(exc) from exc
-    result = batch.result(replies)
-    payload: dict[str, Any] = {"accepted": result.accepted - len(result.duplicates), "ids": result.ids}
-    if result.duplicates:
-        payload["duplicates"] = result.duplicates
-    return 202, payload
+    return contract.accepted(batch.result(replies))
 
 
 async def _store(script_keys: list[str], args: list[Any]) -> Any:
     client = get_async_redis()
     try:
-        return await acall(client, *_STORE.command(script_keys, args))
+        return await acall(client, *STORE_SCRIPT.command(script_keys, args))
     except redis.exceptions.NoScriptError:
-        return await acall(client, "EVAL", _STORE.source, len(script_keys), *script_keys, *args)
+        return await acall(client, "EVAL", STORE_SCRIPT.source, len(script_keys), *script_keys, *args)
 
 
 # --- the token check, cached ----------------------------------------------------
@@ -144,10 +141,11 @@ async def _identity(authorization: str | None, topic: str, cached: bool) -> tupl
     if cached and digest is not None:
         hit = _cache.get((digest, topic))
         if hit is not None and hit[2] > time.monotonic():
-            await _touch(hit[0].id)
+            if tokens.touch_due(hit[0].id):  # the same cadence as ``tokens.authenticate``
+                await _in_database(tokens.touch, hit[0].id)
             return hit[0], hit[1]
     guard = await _generation(topic)  # read before the database, so a change after it is seen
-    identity = await sync_to_async(tokens.authenticate)(authorization)
+    identity = await _in_database(tokens.authenticate, authorization)
     if digest is not None:
         if len(_cache) >= _CACHE_LIMIT:
             _cache.clear()
@@ -163,37 +161,72 @@ def _forget(authorization: str | None, topic: str) -> None:
 
 def _digest(authorization: str | None) -> str | None:
     """The token's hash, when the header is well-formed (else the uncached check says why)."""
-    if not authorization:
+    try:
+        return hash_token(contract.bearer_token(authorization))
+    except Unauthorized:
         return None
-    scheme, _, token = authorization.strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or len(token) > 200:
-        return None
-    return hash_token(token)
 
 
 async def _generation(topic: str) -> str:
-    if not api._TOPIC_NAME.fullmatch(topic):
+    if not contract.is_topic_name(topic):
         return "0"
+    stream = await _stream_name(topic)
     try:
-        value = await acall(get_async_redis(), "GET", keys.auth_generation(topic))
+        value = await acall(get_async_redis(), "GET", keys.auth_generation(stream))
     except (redis.RedisError, OSError) as exc:
         raise unavailable(exc) from exc
     return value.decode() if value else "0"
 
 
-async def _touch(producer_id: int) -> None:
-    # Same cadence as tokens.authenticate: "last seen" at most every 30 s per process.
-    due = time.monotonic() - tokens._last_seen_written.get(producer_id, -tokens._LAST_SEEN_EVERY)
-    if due >= tokens._LAST_SEEN_EVERY:
-        await sync_to_async(tokens._touch)(producer_id)
+async def _stream_name(topic: str) -> str:
+    """The topic's Redis identity (its keys survive renames), from the topic cache when fresh."""
+    spec = topics.peek(topic)
+    if spec is None:
+        return await sync_to_async(topics.stream_name)(topic)
+    return spec.stream
 
 
 async def _require_topic(name: str) -> TopicSpec:
     spec = topics.peek(name)
     if spec is not None and spec.active:
         return spec
-    return await sync_to_async(api._require_topic)(name)
+    return await _in_database(contract.named_topic, name)
+
+
+async def _in_database(func: Any, *args: Any) -> Any:
+    """Run a database step in Django's thread, on a connection that works.
+
+    Django's request cycle closes broken connections (``close_old_connections``
+    on request start and finish); this path bypasses it, so it does the same
+    here. After a database restart the first use of the old connection fails:
+    the connection is dropped and the step, a read, runs once more on a new one.
+    """
+    return await sync_to_async(_with_working_connection)(func, *args)
+
+
+def _with_working_connection(func: Any, *args: Any) -> Any:
+    _reset_connections(broken=False)
+    try:
+        return func(*args)
+    except DatabaseError as exc:
+        logger.warning("publish: database error (%s); retrying on a new connection", exc)
+        _reset_connections(broken=True)
+    return func(*args)
+
+
+def _reset_connections(*, broken: bool) -> None:
+    """Close unusable connections (all of them after an error), never inside a caller's transaction.
+
+    A healthy connection stays open whatever ``CONN_MAX_AGE`` says: this path
+    has no request end to close it at, and reopening per token check would cost more.
+    """
+    for connection in connections.all(initialized_only=True):
+        if connection.in_atomic_block:
+            continue
+        if broken:
+            connection.close()
+        elif connection.errors_occurred:
+            connection.close_if_unusable_or_obsolete()
 
 
 # --- bytes in, bytes out ------------------------------------------------------------
@@ -228,27 +261,11 @@ async def _receive_body(receive: Any) -> bytes:
     return b"".join(chunks)
 
 
-def _checked_body(meta: dict, body: bytes) -> bytes:
-    limit = conf.get("MAX_BODY_BYTES")
-    declared = meta.get("CONTENT_LENGTH") or "0"
-    if not declared.isdigit():
-        raise MalformedRequest("Content-Length is not a number")
-    if int(declared) > limit:
-        raise TooLarge(f"the body of {declared} bytes is over the limit of {limit} bytes")
-    body = body[: limit + 1]
-    if len(body) > limit:
-        raise TooLarge(f"the body is over the limit of {limit} bytes")
-    return body
-
-
-async def _send_json(send: Any, status: int, payload: dict) -> None:
-    body = orjson.dumps(payload)
+async def _send_json(send: Any, answer: contract.Answer) -> None:
+    body = orjson.dumps(answer.payload)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if status == 503:
-        headers.append((b"retry-after", str(conf.get("RETRY_AFTER_SECONDS")).encode()))
-    elif status == 429:
-        headers.append((b"retry-after", b"1"))  # limits count per wall-clock second, as in api.error_response
-    await send({"type": "http.response.start", "status": status, "headers": headers + _SECURITY_HEADERS})
+    headers += [(name.lower().encode("latin1"), value.encode("latin1")) for name, value in answer.headers.items()]
+    await send({"type": "http.response.start", "status": answer.status, "headers": headers + _SECURITY_HEADERS})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -264,8 +281,8 @@ def expire_token_checks(*args: Any, **kwargs: Any) -> None:
     clear_cache()
     try:
         pipe = get_redis().pipeline(transaction=False)
-        for name in Topic.objects.values_list("name", flat=True):
-            pipe.incr(keys.auth_generation(name))
+        for stream in Topic.objects.values_list("stream_name", flat=True):
+            pipe.incr(keys.auth_generation(stream))
         pipe.execute()
     except redis.RedisError as exc:
         logger.warning("could not expire cached token checks (%s); they expire within %ss", exc, _CACHE_SECONDS)

@@ -30,7 +30,9 @@ DEFAULTS: dict[str, Any] = {
     "TOPIC_CACHE_SECONDS": 1.0,
     "RETENTION_INTERVAL": 5.0,
     "PRODUCER_SOURCE": "python",
+    "ALLOW_EVICTING_REDIS": False,  # publish even when Redis's maxmemory-policy may evict (risks accepted events)
     # The monitor (eventflow.monitor)
+    "MONITOR_SMOOTH_SECONDS": 5.0,  # headline rates are averaged over this long
     "MONITOR_HEALTH_WINDOW": 60.0,  # seconds of the sliding window behind LAGGING and FAILING
     "MONITOR_HISTORY_SECONDS": 900,  # per-second readings kept per topic
     "MONITOR_HISTORY_MINUTES": 1440,  # per-minute readings kept per topic

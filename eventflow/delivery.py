@@ -12,6 +12,7 @@ worker's events are taken over.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import fnmatch
 import logging
@@ -81,9 +82,10 @@ class ConsumerSpec:
     """A consumer's settings as a worker needs them (loaded from the database)."""
 
     id: int
-    name: str
+    name: str  # shown in logs and webhook headers; Redis knows the consumer as ``group``
+    group: str  # its Redis identity (``Consumer.group_name``): its groups, schedules, counters
     handler: str
-    topics: tuple[str, ...]
+    topics: tuple[str, ...]  # its topics' Redis identities (``Topic.stream_name``)
     type_patterns: tuple[str, ...]
     max_attempts: int
     retry_initial: float
@@ -99,8 +101,9 @@ class ConsumerSpec:
         return cls(
             id=consumer.pk,
             name=consumer.name,
+            group=consumer.group_name,
             handler=consumer.handler,
-            topics=tuple(sorted(t.name for t in consumer.topics.all())),
+            topics=tuple(sorted(t.stream_name for t in consumer.topics.all())),
             type_patterns=tuple(consumer.type_patterns()),
             max_attempts=consumer.max_attempts,
             retry_initial=consumer.retry_initial,
@@ -131,6 +134,7 @@ class Delivery:
     failed_event: int | None = None  # the FailedEvent row a replay updates
     lease_until: float = 0.0  # with ``member``: the schedule score this worker's lease set
     replay: int | None = None  # the Replay job that sent it again (eventflow.replays)
+    unreadable: str = ""  # why the stream entry could not be decoded ("": it could); see ``unreadable_delivery``
 
     @property
     def from_schedule(self) -> bool:
@@ -145,10 +149,19 @@ def ensure_group(client: redis.Redis, topic: str, consumer: str, start: str = "$
     try:
         client.xgroup_create(keys.stream(topic), keys.group(consumer), id=start, mkstream=True)
     except redis.ResponseError as exc:
-        if "BUSYGROUP" in str(exc):
-            return False
+        if "BUSYGROUP" in str(exc) or _group_exists(client, topic, consumer):
+            return False  # a full Redis (OOM) refuses even this no-op: a restarted worker must still start
         raise
     return True
+
+
+def _group_exists(client: redis.Redis, topic: str, consumer: str) -> bool:
+    try:
+        groups = client.xinfo_groups(keys.stream(topic))
+    except redis.ResponseError:
+        return False  # no stream
+    name = keys.group(consumer)
+    return any(g["name"] in (name, name.encode()) for g in groups)
 
 
 def read_new(
@@ -193,6 +206,11 @@ def take(
     for index, reply in enumerate(replies):
         if isinstance(reply, redis.exceptions.NoScriptError):
             work += claim_due(client, topics[index], consumer, lease_seconds, count)
+        elif isinstance(reply, Exception) and schedules and index < len(topics):
+            # The retries stay due in their schedule (e.g. Redis is full and refused the
+            # lease); the new events read in the same round trip are this worker's now
+            # and must be handled, or they would come back later as extra attempts.
+            logger.warning("consumer %s: could not claim due retries of %s: %s", consumer, topics[index], reply)
         elif isinstance(reply, Exception):
             raise reply
         elif schedules and index < len(topics):
@@ -259,17 +277,14 @@ def reclaim_stale(
         if "NOGROUP" in str(exc):
             return []
         raise
-    claimed = [(sid, fields) for sid, fields in claimed if fields]
+    claimed = [(sid, fields) for sid, fields in claimed if fields]  # no fields: trimmed while pending
     if not claimed:
         return []
     counts = {}
     first, last = claimed[0][0], claimed[-1][0]
     for entry in client.xpending_range(stream, group, min=first, max=last, count=len(claimed) * 2, consumername=worker):
         counts[entry["message_id"]] = entry["times_delivered"]
-    return [
-        Delivery(topic=topic, envelope=orjson.loads(fields[b"e"]), attempt=counts.get(sid, 2), stream_id=sid.decode())
-        for sid, fields in claimed
-    ]
+    return [decode_entry(topic, sid, fields, counts.get(sid, 2)) for sid, fields in claimed]
 
 
 def refresh_hold(
@@ -314,21 +329,31 @@ def _hold_script(
 
 
 class Settlement:
-    """The outcomes of one batch, written in one round trip.
+    """The outcomes of one batch, written in one transaction (MULTI/EXEC).
 
-    Acks are grouped into one ``XACK`` per topic; retries are written before
-    any ack, so a crash in between redelivers an event rather than losing it.
+    Acks, retry schedules, dead letters (into the lane's outbox, see
+    ``keys.dead_letters``) and counters are applied together or not at all: an
+    event is never released without its retry or dead letter, and a failed
+    write (Redis full, gone) leaves every event of the batch pending, to be
+    written again by the same worker. On a Redis Cluster each topic's part is
+    its own transaction (a topic's keys share one slot); an event's ack and its
+    retry always belong to one topic.
     """
 
-    def __init__(self, consumer: str) -> None:
+    def __init__(self, consumer: str, consumer_id: int = 0) -> None:
         self.consumer = consumer
+        self.consumer_id = consumer_id
+        self.items: list[Delivery] = []  # every delivery settled here, for renewing holds before a rewrite
         self._acks: dict[str, list[str]] = {}
         self._unscheduled: dict[str, list[str]] = {}
-        self._retries: list[tuple[Delivery, float]] = []
+        self._retries: list[tuple[Delivery, float, int]] = []
+        self._outbox: dict[str, dict[str, bytes]] = {}  # topic -> member -> entry
         self._tallies: dict[tuple[str, str], int] = {}
+        self._also: dict[str, list[tuple]] = {}  # topic -> more commands on its keys (e.g. replay tallies)
 
     def finish(self, item: Delivery, tally: str) -> None:
         """Remove a delivery for good (handled, skipped or dead-lettered) and count it."""
+        self.items.append(item)
         if item.member:
             self._unscheduled.setdefault(item.topic, []).append(item.member)
         else:
@@ -337,36 +362,111 @@ class Settlement:
         tallies = self._tallies
         tallies[key] = tallies.get(key, 0) + 1
 
-    def retry(self, item: Delivery, due: float) -> None:
-        """Move a failed attempt to the lane's schedule (released from the stream)."""
-        self._retries.append((item, due))
+    def retry(self, item: Delivery, due: float, attempt: int | None = None) -> None:
+        """Move a failed attempt to the lane's schedule (released from the stream).
+
+        The retry is attempt ``attempt`` (default: the next one); an attempt that
+        failed for the infrastructure, not the handler, is tried again as the same one.
+        """
+        self.items.append(item)
+        self._retries.append((item, due, item.attempt + 1 if attempt is None else attempt))
         if not item.from_schedule:
             self._acks.setdefault(item.topic, []).append(item.stream_id)
 
-    def tally(self, topic: str, field: str) -> None:
-        key = (topic, field)
-        self._tallies[key] = self._tallies.get(key, 0) + 1
+    def dead_letter(self, item: Delivery, error: str, traceback: str) -> None:
+        """Release a delivery out of attempts, parking its dead letter in the lane's outbox."""
+        entry = {
+            "consumer_id": self.consumer_id,
+            "e": item.envelope,
+            "attempt": item.attempt,
+            "stream_id": item.stream_id,
+            "member": item.member,
+            "failed_event": item.failed_event,
+            "error": error,
+            "traceback": traceback,
+        }
+        self._outbox.setdefault(item.topic, {})[item.member or item.stream_id] = orjson.dumps(entry)
+        self.finish(item, "dead")
 
-    def flush(self, client: redis.Redis) -> None:
-        pipe = client.pipeline(transaction=False)
+    def resolved(self, item: Delivery) -> None:
+        """A replayed delivery was handled: release it, and park its row's resolution in the outbox."""
+        entry = {"consumer_id": self.consumer_id, "resolve": item.failed_event}
+        self._outbox.setdefault(item.topic, {})[f"resolved:{item.failed_event}"] = orjson.dumps(entry)
+        self.finish(item, "acked")
+
+    @property
+    def has_outbox(self) -> bool:
+        return bool(self._outbox)
+
+    def tally(self, topic: str, field: str, amount: int = 1) -> None:
+        key = (topic, field)
+        self._tallies[key] = self._tallies.get(key, 0) + amount
+
+    def also(self, topic: str, command: tuple) -> None:
+        """Write ``command`` (a pipeline method's name, then its arguments) in the batch's transaction.
+
+        Its keys must be ``topic``'s (they share its hash tag), as the
+        replays' tallies (``replay_worker.Tally``) are.
+        """
+        self._also.setdefault(topic, []).append(command)
+
+    def flush(self, client: redis.Redis, extra: dict[tuple[str, str], int] | None = None) -> list[Exception]:
+        """Write the batch atomically (``extra``: more counter increments, written with it).
+
+        Raise the Redis error if the transaction was refused or its answer lost:
+        then nothing of it was written, or all of it (writing it again is
+        harmless but for its counters). Return the errors of single commands
+        the transaction ran past (e.g. NOGROUP: the group was lost with Redis's data).
+        """
+        parts = self._commands(extra or {})
+        if not is_cluster(client):
+            return _transaction(client, [c for commands in parts.values() for c in commands])
+        return [error for commands in parts.values() for error in _transaction(client, commands)]
+
+    def _commands(self, extra: dict[tuple[str, str], int]) -> dict[str, list[tuple]]:
+        """The batch's commands, by topic (all of one topic's keys share a slot)."""
         consumer = self.consumer
-        for item, due in self._retries:
+        parts: dict[str, list[tuple]] = {}
+        for item, due, attempt in self._retries:
             member = item.member or item.stream_id
-            entry = {"e": item.envelope, "attempt": item.attempt + 1, "stream_id": item.stream_id}
+            entry = {"e": item.envelope, "attempt": attempt, "stream_id": item.stream_id}
             if item.failed_event is not None:
                 entry["failed_event"] = item.failed_event
             if item.replay is not None:
                 entry["replay"] = item.replay
-            pipe.hset(keys.retry_payloads(item.topic, consumer), member, orjson.dumps(entry))
-            pipe.zadd(keys.retry_schedule(item.topic, consumer), {member: due})
+            part = parts.setdefault(item.topic, [])
+            part.append(("hset", keys.retry_payloads(item.topic, consumer), member, orjson.dumps(entry)))
+            part.append(("zadd", keys.retry_schedule(item.topic, consumer), {member: due}))
+        for topic, entries in self._outbox.items():
+            parts.setdefault(topic, []).append(("hset", keys.dead_letters(topic, consumer), None, None, entries))
         for topic, members in self._unscheduled.items():
-            pipe.zrem(keys.retry_schedule(topic, consumer), *members)
-            pipe.hdel(keys.retry_payloads(topic, consumer), *members)
+            part = parts.setdefault(topic, [])
+            part.append(("zrem", keys.retry_schedule(topic, consumer), *members))
+            part.append(("hdel", keys.retry_payloads(topic, consumer), *members))
         for topic, stream_ids in self._acks.items():
-            pipe.xack(keys.stream(topic), keys.group(consumer), *stream_ids)
-        for (topic, field), amount in self._tallies.items():
-            pipe.hincrby(keys.counters(topic), f"{field}:{consumer}", amount)
-        pipe.execute()
+            parts.setdefault(topic, []).append(("xack", keys.stream(topic), keys.group(consumer), *stream_ids))
+        tallies = dict(self._tallies)
+        for key, amount in extra.items():
+            tallies[key] = tallies.get(key, 0) + amount
+        for (topic, field), amount in tallies.items():
+            parts.setdefault(topic, []).append(("hincrby", keys.counters(topic), f"{field}:{consumer}", amount))
+        for topic, commands in self._also.items():
+            parts.setdefault(topic, []).extend(commands)
+        return parts
+
+
+def _transaction(client: redis.Redis, commands: list[tuple]) -> list[Exception]:
+    """Run ``commands`` (pipeline method name, args) in one MULTI/EXEC.
+
+    Raise if it was refused as a whole (a command rejected while queueing, e.g.
+    OOM: EXECABORT); return the run-time errors of single commands.
+    """
+    if not commands:
+        return []
+    pipe = client.pipeline(transaction=True)
+    for name, *args in commands:
+        getattr(pipe, name)(*args)
+    return [reply for reply in pipe.execute(raise_on_error=False) if isinstance(reply, Exception)]
 
 
 def queue_replay(pipe: Any, consumer: str, topic: str, envelope: dict, failed_event: int, stream_id: str) -> None:
@@ -381,17 +481,76 @@ def _deliveries(replies: list | dict, attempt: int) -> list[Delivery]:
     """Deliveries from an XREADGROUP reply (raw nested lists, or redis-py's parsed forms)."""
     deliveries = []
     append = deliveries.append
-    loads = orjson.loads
+    decode = decode_entry
     for stream_key, entries in replies.items() if isinstance(replies, dict) else replies:
         topic = _topic_of(stream_key)
         if entries and isinstance(entries[0], list) and entries[0] and isinstance(entries[0][0], list):
             entries = entries[0]  # RESP3 shape: {stream: [[entries]]}
         for sid, fields in entries:
-            payload = _payload(fields)
-            if payload is None:  # trimmed while pending: nothing left to deliver
-                continue
-            append(Delivery(topic, loads(payload), attempt, sid.decode()))
+            if fields:  # none: trimmed while pending, nothing left to deliver
+                append(decode(topic, sid, fields, attempt))
     return deliveries
+
+
+def decode_entry(topic: str, sid: bytes, fields: list | dict, attempt: int = 1) -> Delivery:
+    """One stream entry as a delivery: its event, or an unreadable one (see ``unreadable_delivery``)."""
+    try:
+        envelope = orjson.loads(_payload(fields))
+    except (ValueError, TypeError):  # truncated JSON, or no payload field at all
+        envelope = None
+    if type(envelope) is dict and "id" in envelope:
+        return Delivery(topic=topic, envelope=envelope, attempt=attempt, stream_id=sid.decode())
+    return unreadable_delivery(topic, sid, fields, attempt)
+
+
+UNREADABLE_TYPE = "eventflow.unreadable"
+
+
+def unreadable_delivery(topic: str, sid: bytes, fields: list | dict, attempt: int) -> Delivery:
+    """A stream entry that is not an EventFlow event: written by another program, or truncated.
+
+    It is never given to a handler: the worker files it at once as a dead letter
+    whose event is a placeholder (id ``unreadable:<stream id>``, type
+    ``eventflow.unreadable``) carrying the entry's raw fields, as text and as
+    base64, so the failed-events page shows what was there.
+    """
+    pairs = dict(fields) if isinstance(fields, dict) else dict(zip(fields[::2], fields[1::2]))
+    raw = {_text(k): v if isinstance(v, bytes) else str(v).encode() for k, v in pairs.items()}
+    stream_id = sid.decode()
+    envelope = {
+        "specversion": "1.0",
+        "id": f"unreadable:{stream_id}",
+        "type": UNREADABLE_TYPE,
+        "source": "eventflow",
+        "topic": topic,
+        "time": "",
+        "data": {
+            "stream_id": stream_id,
+            "fields": {k: _text(v) for k, v in raw.items()},
+            "fields_base64": {k: base64.b64encode(v).decode() for k, v in raw.items()},
+        },
+    }
+    reason = _unreadable_reason(raw)
+    return Delivery(topic=topic, envelope=envelope, attempt=attempt, stream_id=stream_id, unreadable=reason)
+
+
+def _unreadable_reason(raw: dict[str, bytes]) -> str:
+    payload = raw.get("e")
+    if payload is None:
+        return f"no 'e' field (fields: {', '.join(sorted(raw))[:200]})"
+    try:
+        envelope = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        return f"'e' is not valid JSON ({exc}; {len(payload)} bytes)"
+    if not isinstance(envelope, dict):
+        return f"'e' holds a JSON {type(envelope).__name__}, not an event object"
+    return "'e' has no event id"
+
+
+def _text(value: bytes | str) -> str:
+    """Readable text of raw bytes; NUL spelled ``\\x00``, as PostgreSQL's JSON cannot hold it."""
+    text = value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else str(value)
+    return text.replace("\x00", "\\x00")
 
 
 def _payload(fields: list | dict | None) -> bytes | None:

@@ -12,10 +12,19 @@ EventFlowError
     ├── TooLarge                413  event, body or batch over its limit
     ├── UnsupportedMediaType    415
     ├── InvalidEvent            422  well-formed but invalid event
+    ├── RateLimited             429  over the producer's events-per-second limit
     └── BrokerUnavailable       503  Redis unreachable; nothing accepted
+        ├── RedisFull               503  Redis answered OOM: at maxmemory, refusing writes
+        └── RedisEvicting           503  Redis may evict keys (maxmemory-policy is not noeviction)
+
+``broker_error(exc)`` turns a Redis client error into the ``BrokerUnavailable``
+it stands for; every publish path (the Django view, the thin ASGI path,
+``publish()``) answers through it, so they say the same thing.
 """
 
 from __future__ import annotations
+
+import redis
 
 
 class EventFlowError(Exception):
@@ -103,3 +112,30 @@ class RateLimited(PublishError):
 class BrokerUnavailable(PublishError):
     status = 503
     code = "broker_unavailable"
+
+
+class RedisFull(BrokerUnavailable):
+    """Redis is at ``maxmemory`` with ``noeviction``: it refuses writes until memory is freed."""
+
+    code = "redis_full"
+
+
+class RedisEvicting(BrokerUnavailable):
+    """Redis may evict keys: an accepted event could vanish, so nothing is accepted."""
+
+    code = "redis_evicting"
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for Redis's OOM refusal, also when it comes wrapped in a script's error."""
+    return isinstance(exc, redis.exceptions.OutOfMemoryError) or "command not allowed when used memory" in str(exc)
+
+
+def broker_error(exc: BaseException) -> BrokerUnavailable:
+    """The 503 a failed store deserves: "Redis is full" for OOM, "unreachable" for the rest."""
+    if is_out_of_memory(exc):
+        return RedisFull(
+            "Redis is full (its used memory reached maxmemory) and refuses new events; nothing was accepted. "
+            "Retry later: memory must be freed or maxmemory raised."
+        )
+    return BrokerUnavailable(f"the event store is unreachable ({type(exc).__name__}); nothing was accepted")

@@ -77,8 +77,15 @@ class Event:
     subject = property(lambda self: self._envelope.get("subject"))
 
     def to_json(self) -> bytes:
-        """The event as a structured-mode CloudEvent: its envelope, as stored, in JSON."""
-        return orjson.dumps(self._envelope)
+        """The event as a structured-mode CloudEvent: its envelope, as stored, in JSON.
+
+        Binary data travels as ``data_base64`` alone (envelopes stored before
+        that rule may hold a ``"data": null`` beside it, left out here).
+        """
+        envelope = self._envelope
+        if "data_base64" in envelope and "data" in envelope:
+            envelope = {name: value for name, value in envelope.items() if name != "data"}
+        return orjson.dumps(envelope)
 
     @property
     def extensions(self) -> dict[str, Any]:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from django.db import transaction
+import orjson
+import redis
+from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from . import keys
 from .connection import get_redis
 from .delivery import Delivery, queue_replay
 from .models import Consumer, FailedEvent, Topic
@@ -61,7 +65,9 @@ def record_many(consumer_id: int, failed: Iterable[tuple[Delivery, str, str]]) -
 
 
 def _new_rows(consumer_id: int, failed: list[tuple[Delivery, str, str]], now: Any) -> list[FailedEvent]:
-    topic_ids = dict(Topic.objects.filter(name__in={d.topic for d, _, _ in failed}).values_list("name", "pk"))
+    # ``Delivery.topic`` is the topic's Redis identity (its stream), not its current name.
+    streams = {d.topic for d, _, _ in failed}
+    topic_ids = dict(Topic.objects.filter(stream_name__in=streams).values_list("stream_name", "pk"))
     rows: dict[tuple[int, str], FailedEvent] = {}  # one per key: an upsert may touch a row only once
     for delivery, error, traceback in failed:
         topic_id = topic_ids.get(delivery.topic)
@@ -88,7 +94,91 @@ def _new_rows(consumer_id: int, failed: list[tuple[Delivery, str, str]], now: An
 
 def resolve(failed_event_id: int) -> None:
     """A replayed event was handled: the row is done."""
-    FailedEvent.objects.filter(pk=failed_event_id).update(status=Status.RESOLVED, resolved_at=timezone.now())
+    resolve_many([failed_event_id])
+
+
+def resolve_many(failed_event_ids: Iterable[int]) -> None:
+    """Replayed events were handled: their rows are done."""
+    FailedEvent.objects.filter(pk__in=list(failed_event_ids)).update(
+        status=Status.RESOLVED, resolved_at=timezone.now()
+    )
+
+
+# --- the dead-letter outbox ---------------------------------------------------------------
+
+
+def drain_outbox(client: redis.Redis, consumer_id: int, consumer: str, topics: Iterable[str], limit: int = 500) -> int:
+    """Write a consumer's parked dead letters and replay resolutions to the database; return how many.
+
+    Workers park them in Redis with the acks that release their events
+    (``Settlement.dead_letter``), so a database that is down cannot drop the
+    acks or lose the dead letter. An entry is removed only after its rows
+    committed; one drained twice (two workers, or a crash before the removal)
+    is written once, as ``record_many`` upserts. Database errors are raised,
+    and the entries stay for the next drain.
+    """
+    drained = 0
+    for topic in topics:
+        outbox = keys.dead_letters(topic, consumer)
+        _, entries = client.hscan(outbox, 0, count=limit)
+        if not entries:
+            continue
+        _write_parked(consumer_id, topic, entries.values())
+        client.hdel(outbox, *entries)
+        drained += len(entries)
+    return drained
+
+
+def _write_parked(consumer_id: int, topic: str, raw_entries: Iterable[bytes]) -> None:
+    dead, resolved = [], []
+    for raw in raw_entries:
+        entry = orjson.loads(raw)
+        if "resolve" in entry:
+            resolved.append(entry["resolve"])
+            continue
+        parked = Delivery(
+            topic=topic,
+            envelope=entry["e"],
+            attempt=entry["attempt"],
+            stream_id=entry.get("stream_id", ""),
+            member=entry.get("member", ""),
+            failed_event=entry.get("failed_event"),
+        )
+        dead.append((parked, entry.get("error", ""), entry.get("traceback", "")))
+    try:
+        with transaction.atomic():
+            if dead:
+                record_many(consumer_id, dead)
+            if resolved:
+                resolve_many(resolved)
+    except (OperationalError, InterfaceError):
+        raise  # the database is down: every entry waits for it
+    except DatabaseError:
+        # One entry the database cannot store (e.g. a NUL in JSON text on PostgreSQL)
+        # must not hold up the others: write them one by one.
+        _write_one_by_one(consumer_id, dead, resolved)
+
+
+def _write_one_by_one(consumer_id: int, dead: list[tuple[Delivery, str, str]], resolved: list[int]) -> None:
+    if resolved:
+        resolve_many(resolved)
+    for delivery, error, traceback in dead:
+        try:
+            with transaction.atomic():
+                record_many(consumer_id, [(delivery, error, traceback)])
+        except (OperationalError, InterfaceError):
+            raise
+        except DatabaseError as exc:
+            stored = dataclasses.replace(delivery, envelope=_storable(delivery.envelope))
+            record_many(consumer_id, [(stored, f"{error} [event kept as text: {exc}]"[:2000], traceback)])
+
+
+def _storable(envelope: dict) -> dict:
+    """The envelope's identity, and the rest as JSON text with NUL spelled out."""
+    text = orjson.dumps(envelope).decode()  # JSON escapes NUL as the six characters \u0000: storable
+    return {key: str(envelope.get(key, ""))[:200].replace("\x00", "") for key in ("id", "type", "source")} | {
+        "unstorable": text[:100_000]
+    }
 
 
 class ReplayRefused(Exception):
@@ -154,7 +244,7 @@ def _replay_chunk(pks: list[int], subscribed: set[tuple[int, int]], by: Any) -> 
     try:
         pipe = get_redis().pipeline(transaction=False)
         for row in mine:
-            queue_replay(pipe, row.consumer.name, row.topic.name, row.event, row.pk, row.stream_id)
+            queue_replay(pipe, row.consumer.group_name, row.topic.stream_name, row.event, row.pk, row.stream_id)
         pipe.execute()
     except Exception:
         # Nothing was queued: put the rows back so the operator can try again.

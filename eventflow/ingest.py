@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 
@@ -21,6 +22,9 @@ JSON = "application/json"
 CLOUDEVENT = "application/cloudevents+json"
 CLOUDEVENT_BATCH = "application/cloudevents-batch+json"
 SUPPORTED = (JSON, CLOUDEVENT, CLOUDEVENT_BATCH)
+# Refused rather than accepted as a no-op: an empty batch is almost always a producer bug
+# (a buffer flushed before it was filled), and a 202 would hide it.
+EMPTY_BATCH = "the batch holds no events; send at least one (an empty batch is refused so that a lost batch shows)"
 
 
 def media_type(content_type: str) -> tuple[str, dict[str, str]]:
@@ -39,8 +43,11 @@ def parse(content_type: str, headers: Mapping[str, str], body: bytes, *, max_eve
     ``headers`` maps lowercased header names to values (for binary mode).
     """
     kind, params = media_type(content_type or "")
-    if "ce-specversion" in headers:
-        return [_binary_mode(kind, headers, body)]
+    # The media type decides the mode (HTTP binding 3.1.1): a structured event may
+    # travel with ce-* headers too, which are then ignored; otherwise ce-specversion
+    # makes it binary mode.
+    if "ce-specversion" in headers and kind not in (CLOUDEVENT, CLOUDEVENT_BATCH):
+        return [_binary_mode(content_type or "", kind, headers, body)]
     if kind not in SUPPORTED:
         shown = kind or "none"
         raise UnsupportedMediaType(
@@ -165,27 +172,54 @@ def _ignore(text: str) -> None:
 
 def _check_count(events: list, max_events: int) -> None:
     if not events:
-        raise InvalidEvent("the batch holds no events", code="empty_batch")
+        raise InvalidEvent(EMPTY_BATCH, code="empty_batch")
     if len(events) > max_events:
         raise TooLarge(f"{len(events)} events is over the batch limit of {max_events}")
 
 
-def _binary_mode(kind: str, headers: Mapping[str, str], body: bytes) -> dict:
-    raw: dict[str, Any] = {name[3:]: value for name, value in headers.items() if name.startswith("ce-")}
+def _binary_mode(content_type: str, kind: str, headers: Mapping[str, str], body: bytes) -> dict:
+    """One binary-mode event: attributes from ce-* headers (percent-decoded), data from the body.
+
+    Without a Content-Type the body is read as JSON, as the CloudEvents SDKs
+    do (an event without ``datacontenttype`` holds JSON data). With one, it is
+    kept, parameters and all, as ``datacontenttype``.
+    """
+    raw: dict[str, Any] = {name[3:]: _header_value(name, value) for name, value in headers.items() if name.startswith("ce-")}
     for name in ("data", "datacontenttype"):
         if name in raw:
             where = "the body" if name == "data" else "Content-Type"
             raise InvalidEvent(f"in binary mode '{name}' travels as {where}, not as a ce-{name} header")
     if kind:
-        raw["datacontenttype"] = kind
+        raw["datacontenttype"] = content_type.strip()
     if body:
-        if kind == JSON or kind.endswith("+json"):
-            raw["data"] = load_json(body)
-        elif kind.startswith("text/"):
-            try:
-                raw["data"] = body.decode("utf-8")
-            except UnicodeDecodeError:
-                raise MalformedRequest("the body is not valid UTF-8", code="invalid_encoding") from None
-        else:
-            raw["data_base64"] = base64.b64encode(body).decode("ascii")
+        raw.update(_binary_data(kind, body))
     return from_structured(raw)
+
+
+def _binary_data(kind: str, body: bytes) -> dict[str, Any]:
+    if not kind or kind == JSON or kind.endswith("+json"):
+        return {"data": load_json(body)}
+    if kind.startswith("text/"):
+        try:
+            return {"data": body.decode("utf-8")}
+        except UnicodeDecodeError:
+            raise MalformedRequest("the body is not valid UTF-8", code="invalid_encoding") from None
+    return {"data_base64": base64.b64encode(body).decode("ascii")}
+
+
+def _header_value(name: str, value: str) -> str:
+    """A ce-* header's value, percent-decoded as UTF-8 (HTTP binding 3.1.3.2).
+
+    Servers hand header bytes over as latin-1 text; raw UTF-8 bytes (which a
+    producer should have percent-encoded) are read as UTF-8 all the same.
+    """
+    try:
+        value = value.encode("latin1").decode("utf-8")
+    except UnicodeError:
+        pass  # not UTF-8 bytes: keep the text as the server gave it
+    try:
+        return unquote(value, errors="strict")
+    except UnicodeDecodeError:
+        raise MalformedRequest(
+            f"header {name[:40]!r} is not UTF-8 once percent-decoded", code="invalid_encoding"
+        ) from None

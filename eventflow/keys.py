@@ -2,6 +2,10 @@
 
 A topic's keys share the hash tag ``{topic}`` so that they live on one Redis
 Cluster slot and can be changed together in one script or transaction.
+
+``topic`` and ``consumer`` here are Redis identities (``Topic.stream_name``,
+``Consumer.group_name``: the names at creation, kept across renames), never
+the current display names; ``producer`` is the producer's name.
 """
 
 from __future__ import annotations
@@ -36,6 +40,16 @@ def retry_schedule(topic: str, consumer: str) -> str:
 def retry_payloads(topic: str, consumer: str) -> str:
     """Hash of the envelopes (and attempt counts) behind ``retry_schedule``."""
     return f"{_prefix()}{{{topic}}}:retrydata:{consumer}"
+
+
+def dead_letters(topic: str, consumer: str) -> str:
+    """Hash of a consumer's dead letters (and replay resolutions) waiting to be written to the database.
+
+    Written in the same transaction as the acks that release their events, so a
+    dead letter is durable before its event is gone; workers drain it into
+    FailedEvent rows, and keep it while the database is down.
+    """
+    return f"{_prefix()}{{{topic}}}:deadletters:{consumer}"
 
 
 def counters(topic: str) -> str:
@@ -80,6 +94,11 @@ def monitor_snapshot() -> str:
     return f"{_prefix()}monitor:snapshot"
 
 
+def monitor_clocks() -> str:
+    """Hash of each consumer's health clocks (backlog since, last ack at), so a restarted monitor keeps them."""
+    return f"{_prefix()}monitor:clocks"
+
+
 def monitor_leader() -> str:
     """Held (with a TTL) by the one monitor that samples; others wait as standbys."""
     return f"{_prefix()}monitor:leader"
@@ -114,3 +133,8 @@ def replay_stream(topic: str, consumer: str) -> str:
     deleted once handled, so it holds at most a job's window.
     """
     return f"{_prefix()}{{{topic}}}:replaystream:{consumer}"
+
+
+def switch(name: str) -> str:
+    """An operator's on/off switch that handlers may read (set: on), e.g. the demo's "risk service fixed"."""
+    return f"{_prefix()}switch:{name}"

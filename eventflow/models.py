@@ -25,9 +25,60 @@ name_validator = RegexValidator(
 TOKEN_PREFIX = "ef_"
 
 
+TYPE_PATTERNS_HELP = (
+    "Only events whose type matches one of these patterns, comma-separated; blank: every event. "
+    "A pattern is a glob: * any run of characters, ? one character, [abc] one of a, b or c, "
+    "[!abc] any other, e.g. 'order.*, refund.created, user.sign[iu]*'. Events of other types are "
+    "skipped: acknowledged unhandled and counted as filtered, apart from handled ones."
+)
+
+
+def validate_type_patterns(value: str) -> None:
+    """Refuse a pattern that cannot mean what it says: an unbalanced or empty [...] or a blank inside.
+
+    ``fnmatch`` reads an unclosed "[" as a literal character, so ``[signup``
+    would match no real event type and skip everything, silently.
+    """
+    for pattern in (p.strip() for p in value.split(",")):
+        if problem := _pattern_problem(pattern):
+            raise ValidationError(f"{pattern!r}: {problem}. {TYPE_PATTERNS_HELP}", code="invalid_pattern")
+
+
+def _pattern_problem(pattern: str) -> str | None:
+    if any(ch.isspace() for ch in pattern):
+        return "a pattern has no spaces (separate patterns with commas)"
+    depth, start = 0, -1
+    for i, ch in enumerate(pattern):
+        if ch == "[" and depth == 0:
+            depth, start = 1, i
+        elif ch == "]" and depth == 1:
+            if i == start + 1 or (i == start + 2 and pattern[start + 1] == "!"):
+                return "an empty [...] matches nothing"
+            depth = 0
+        elif ch == "]":
+            return "a ']' without its '['"
+    return "an unclosed '[' (a bracket matches one of the characters inside [...])" if depth else None
+
+
 def hash_token(token: str) -> str:
     """Tokens are 256-bit random strings, so one SHA-256 is a safe, fast hash."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+IDENTITY_MAX_LENGTH = 110
+
+
+def free_identity(model: type[models.Model], field_name: str, name: str) -> str:
+    """The Redis identity for a new row named ``name``: the name itself, unless a row already holds it.
+
+    A row renamed away from ``name`` keeps ``name`` as its identity, so a new
+    row given that name gets ``name~2`` (``~`` never occurs in names, so no
+    later name can collide with it).
+    """
+    candidate, n = name, 2
+    while model._default_manager.filter(**{field_name: candidate}).exists():
+        candidate, n = f"{name}~{n}", n + 1
+    return candidate
 
 
 class NamedManager(models.Manager):
@@ -42,7 +93,7 @@ class Topic(models.Model):
         max_length=100,
         unique=True,
         validators=[name_validator],
-        help_text="Used in URLs and stream keys: lowercase letters, digits, . _ -",
+        help_text="Used in URLs: lowercase letters, digits, . _ -. Renaming keeps its events and subscribers.",
     )
     description = models.TextField(blank=True)
     retention_max_events = models.PositiveIntegerField(
@@ -67,6 +118,15 @@ class Topic(models.Model):
         help_text="Optional JSON Schema that every event's data must satisfy.",
     )
     active = models.BooleanField(default=True, help_text="Inactive topics refuse new events (403).")
+    # Its streams' and keys' name in Redis: the name it was created with, kept across renames
+    # (renaming must not strand the backlog in a stream nobody reads).
+    stream_name = models.CharField(
+        "Redis identity",
+        max_length=IDENTITY_MAX_LENGTH,
+        unique=True,
+        editable=False,
+        help_text="The name it was created with; its stream and keys keep it when it is renamed.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = NamedManager()
@@ -81,9 +141,17 @@ class Topic(models.Model):
     def natural_key(self) -> tuple[str]:
         return (self.name,)
 
+    def clean_fields(self, exclude: Any = None) -> None:
+        from .schemas import MAX_SCHEMA_DEPTH, depth_over
+
+        # JSONField's own check (json.dumps) recurses past Python's stack on a deep schema: clean() says why.
+        if self.data_schema is not None and depth_over(self.data_schema, MAX_SCHEMA_DEPTH):
+            exclude = {*(exclude or ()), "data_schema"}
+        super().clean_fields(exclude)
+
     def clean(self) -> None:
         if self.data_schema is not None:
-            from .validation import check_schema
+            from .schemas import check_schema
 
             try:
                 check_schema(self.data_schema)
@@ -157,10 +225,7 @@ class Consumer(models.Model):
         "so the receiver can check it came from here. 16+ random characters, or 'whsec_' and base64.",
     )
     event_types = models.CharField(
-        max_length=500,
-        blank=True,
-        help_text="Only events whose type matches one of these globs (comma-separated, "
-        "e.g. 'order.*, refund.created'); blank: every event. Others are acked unhandled.",
+        max_length=500, blank=True, validators=[validate_type_patterns], help_text=TYPE_PATTERNS_HELP
     )
     max_attempts = models.PositiveIntegerField(
         default=5,
@@ -197,7 +262,26 @@ class Consumer(models.Model):
         validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text="Share of failed deliveries, over the health window, that counts as failing.",
     )
+    failure_warning = models.FloatField(
+        default=0.05,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Share of failed attempts, over the health window, that raises a WARNING; 0: never.",
+    )
+    dead_letter_warning = models.PositiveIntegerField(
+        default=1,
+        help_text="Events dead-lettered (become failed events), over the health window, that raise a WARNING; "
+        "0: never.",
+    )
     paused = models.BooleanField(default=False, help_text="Paused consumers keep their backlog; resuming drains it.")
+    # Its consumer groups' (and retry schedules', counters') name in Redis: the name it was
+    # created with, kept across renames (a new group would deliver every retained event again).
+    group_name = models.CharField(
+        "Redis identity",
+        max_length=IDENTITY_MAX_LENGTH,
+        unique=True,
+        editable=False,
+        help_text="The name it was created with; its consumer groups keep it when it is renamed.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = NamedManager()
@@ -305,11 +389,15 @@ class HandledEvent(models.Model):
     """Marks an event whose effects a handler committed (see ``eventflow.idempotent``)."""
 
     scope = models.CharField(max_length=100, help_text="Usually the consumer's name.")
+    # CloudEvents' identity is source + id: two producers may both publish an id "1001".
+    source = models.CharField(max_length=200, default="")
     event_id = models.CharField(max_length=200)
     handled_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["scope", "event_id"], name="handled_once_per_scope")]
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "source", "event_id"], name="handled_once_per_scope_and_source")
+        ]
 
     def __str__(self) -> str:
         return f"{self.scope}: {self.event_id}"
@@ -374,3 +462,16 @@ class Replay(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state in {self.State.PLANNED, self.State.RUNNING}
+
+
+class OutboxEvent(models.Model):
+    """An event written inside the caller's transaction, published once it commits (``eventflow.outbox``)."""
+
+    topic = models.CharField(max_length=100)
+    source = models.CharField(max_length=200)
+    attributes = models.JSONField(help_text="The event in plain form, with its id and time fixed at write.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_error = models.TextField(blank=True, help_text="Why the event could not be published (it stays here).")
+
+    def __str__(self) -> str:
+        return f"{self.topic}: {self.attributes.get('id')}"

@@ -26,10 +26,12 @@ from typing import Any
 
 import orjson
 import redis
+from django.db import DatabaseError
 from django.db.models import Count
 
 from . import conf, health, history, keys
 from .connection import get_redis
+from .database import close_connection, drop_broken_connections
 from .status import broker_status
 
 logger = logging.getLogger(__name__)
@@ -55,24 +57,45 @@ class ConsumerConfig:
 
 @dataclass(slots=True)
 class Flow:
-    """Topics, producers and consumers as the database says, by name."""
+    """Topics, producers and consumers as the database says, by (current) name.
+
+    Redis knows topics and consumers by identities that renames leave alone:
+    ``stream_of`` and ``group_of`` translate, so only the keys use them and the
+    snapshot shows the names operators see.
+    """
 
     topics: dict[str, bool] = field(default_factory=dict)  # name -> active
     producers: dict[str, tuple[str, ...]] = field(default_factory=dict)
     consumers: dict[str, ConsumerConfig] = field(default_factory=dict)
+    streams: dict[str, str] = field(default_factory=dict)  # topic name -> Topic.stream_name
+    groups: dict[str, str] = field(default_factory=dict)  # consumer name -> Consumer.group_name
 
     def lanes(self) -> list[tuple[str, str]]:
         return [(t, c.name) for c in self.consumers.values() for t in c.topics if t in self.topics]
+
+    def stream_of(self, topic: str) -> str:
+        return self.streams.get(topic, topic)
+
+    def group_of(self, consumer: str) -> str:
+        return self.groups.get(consumer, consumer)
 
 
 def load_flow() -> Flow:
     from .models import Consumer, Producer, Topic
 
     flow = Flow(topics=dict(Topic.objects.values_list("name", "active")))
+    flow.streams = dict(Topic.objects.values_list("name", "stream_name"))
+    flow.groups = dict(Consumer.objects.values_list("name", "group_name"))
     for producer in Producer.objects.filter(revoked_at__isnull=True).prefetch_related("topics"):
         flow.producers[producer.name] = tuple(sorted(t.name for t in producer.topics.all()))
     for consumer in Consumer.objects.prefetch_related("topics"):
-        limits = health.Thresholds(consumer.stall_threshold, consumer.failure_threshold, consumer.ack_timeout)
+        limits = health.Thresholds(
+            consumer.stall_threshold,
+            consumer.failure_threshold,
+            consumer.ack_timeout,
+            warn_failure=consumer.failure_warning,
+            warn_dead=consumer.dead_letter_warning,
+        )
         topics = tuple(sorted(t.name for t in consumer.topics.all()))
         flow.consumers[consumer.name] = ConsumerConfig(consumer.name, topics, consumer.paused, limits)
     return flow
@@ -92,7 +115,10 @@ class Lane:
     acked: int = 0
     errors: int = 0
     dead: int = 0
+    skipped: int = 0  # events its event-type filter passed over (counted in ``acked`` too)
     trimmed: int = 0  # events retention cut before this consumer acknowledged them
+    infra: int = 0  # database and Redis failures its workers met (not the handler's)
+    parked: int = 0  # dead letters in the outbox, not yet written to the database (it may be down)
 
 
 @dataclass(slots=True)
@@ -110,9 +136,11 @@ def read(client: redis.Redis, flow: Flow) -> Reading:
     lanes = flow.lanes()
     first: list[tuple[str, Any]] = []
     for topic in topics:
-        first += [("hgetall", (keys.counters(topic),)), ("xinfo_groups", (keys.stream(topic),))]
-        first.append(("xlen", (keys.stream(topic),)))
-    first += [("zcard", (keys.retry_schedule(t, c),)) for t, c in lanes]
+        stream = flow.stream_of(topic)
+        first += [("hgetall", (keys.counters(stream),)), ("xinfo_groups", (keys.stream(stream),))]
+        first.append(("xlen", (keys.stream(stream),)))
+    first += [("zcard", (keys.retry_schedule(flow.stream_of(t), flow.group_of(c)),)) for t, c in lanes]
+    first += [("hlen", (keys.dead_letters(flow.stream_of(t), flow.group_of(c)),)) for t, c in lanes]
     first.append(("zrangebyscore", (keys.workers(), time.time() - conf.get("HEARTBEAT_TTL"), "+inf", 0, 1000)))
     replies = pipelined(client, first)
     reading = Reading(at=time.time(), counters={}, lengths={}, lanes={}, workers=[])
@@ -123,9 +151,11 @@ def read(client: redis.Redis, flow: Flow) -> Reading:
         reading.lengths[topic] = replies[3 * i + 2] if isinstance(replies[3 * i + 2], int) else 0
     offset = 3 * len(topics)
     for j, (topic, consumer) in enumerate(lanes):
-        reading.lanes[(topic, consumer)] = _lane(reading.counters[topic], groups[topic].get(consumer), consumer)
+        group = flow.group_of(consumer)
+        reading.lanes[(topic, consumer)] = _lane(reading.counters[topic], groups[topic].get(group), group)
         reading.lanes[(topic, consumer)].retrying = _int(replies[offset + j])
-    _read_pending_ages(client, reading)
+        reading.lanes[(topic, consumer)].parked = _int(replies[offset + len(lanes) + j])
+    _read_pending_ages(client, reading, flow)
     reading.workers = _read_workers(client, replies[-1])
     return reading
 
@@ -163,7 +193,9 @@ def _lane(counters: dict[str, int], group: dict | None, consumer: str) -> Lane:
         acked=counters.get(f"acked:{consumer}", 0) + counters.get(f"skipped:{consumer}", 0),
         errors=counters.get(f"errors:{consumer}", 0),
         dead=counters.get(f"dead:{consumer}", 0),
+        skipped=counters.get(f"skipped:{consumer}", 0),
         trimmed=counters.get(f"trimmed:{consumer}", 0),
+        infra=counters.get(f"infra:{consumer}", 0),
     )
     if group is not None:
         lane.pending = int(group.get("pending") or 0)
@@ -171,9 +203,12 @@ def _lane(counters: dict[str, int], group: dict | None, consumer: str) -> Lane:
     return lane
 
 
-def _read_pending_ages(client: redis.Redis, reading: Reading) -> None:
+def _read_pending_ages(client: redis.Redis, reading: Reading, flow: Flow) -> None:
     waiting = [lane for lane in reading.lanes.items() if lane[1].pending > 0]
-    commands = [("xpending_range", (keys.stream(t), keys.group(c), "-", "+", 1)) for (t, c), _ in waiting]
+    commands = [
+        ("xpending_range", (keys.stream(flow.stream_of(t)), keys.group(flow.group_of(c)), "-", "+", 1))
+        for (t, c), _ in waiting
+    ]
     for ((_, _), lane), reply in zip(waiting, pipelined(client, commands)):
         if isinstance(reply, list) and reply:
             lane.oldest_pending = reply[0]["time_since_delivered"] / 1000
@@ -204,11 +239,38 @@ class Monitor:
         self._broker: dict = {}
         self._broker_at = 0.0
         self._seeded = False
+        self.database = {"status": "ok", "error": ""}  # what the last database read found
+        self._failed: dict[str, int] = {}
+        self._totals: deque[tuple[float, int, int]] = deque()  # (at, published, handled) for smoothing
 
     def flow(self) -> Flow:
+        """The configured flow, reloaded every ``flow_refresh`` seconds; the last one while the database is down."""
         if self._flow is None or time.monotonic() - self._flow_at > self.flow_refresh:
-            self._flow, self._flow_at = load_flow(), time.monotonic()
+            self._flow_at = time.monotonic()
+            loaded = self._from_database(load_flow)
+            self._flow = loaded if loaded is not None else (self._flow or Flow())
         return self._flow
+
+    def failed(self) -> dict[str, int]:
+        """Replayable failed events per consumer; the last counts while the database is down."""
+        counts = self._from_database(failed_counts)
+        if counts is not None:
+            self._failed = counts
+        return self._failed
+
+    def _from_database(self, read: Any) -> Any:
+        """``read()``, or None (the database noted down) if the database fails; Redis sampling goes on."""
+        drop_broken_connections()
+        try:
+            value = read()
+        except DatabaseError as exc:
+            close_connection()  # reopened on next use, once the database is back
+            if self.database["status"] == "ok":
+                logger.warning("monitor: database unavailable (%s); sampling Redis meanwhile", exc)
+            self.database = {"status": "down", "error": f"{type(exc).__name__}: {exc}".strip()[:300]}
+            return None
+        self.database = {"status": "ok", "error": ""}
+        return value
 
     def broker(self, client: redis.Redis) -> dict:
         """The server's kind and durability mode, read every ``BROKER_EVERY`` seconds (it rarely changes)."""
@@ -232,10 +294,13 @@ class Monitor:
         flow = self.flow()
         if not self._seeded:
             history.seed_tracker(client, flow, self.tracker, self._sparks)
+            restore_clocks(client, self.tracker)
             self._seeded = True
         reading = read(client, flow)
-        snapshot = build_snapshot(flow, reading, self._previous, self.tracker, self._sparks)
+        snapshot = build_snapshot(flow, reading, self._previous, self.tracker, self._sparks, failed=self.failed())
         snapshot["broker"] = self.broker(client)
+        snapshot["database"] = dict(self.database)
+        smooth_totals(snapshot["totals"], reading, self._totals)
         self._previous = reading
         self.tracker.forget_others(set(flow.consumers))
         if store:
@@ -243,7 +308,44 @@ class Monitor:
             history.write_history(client, reading, flow, minute=minute != self._minute)
             self._minute = minute
             store_snapshot(client, snapshot)
+            store_clocks(client, self.tracker, reading.at)
         return snapshot
+
+
+def store_clocks(client: redis.Redis, tracker: health.Tracker, at: float) -> None:
+    """Keep each consumer's health clocks in Redis, so a restarted monitor does not restart "stalled for"."""
+    clocks = tracker.clocks()
+    if clocks:
+        client.hset(keys.monitor_clocks(), mapping={n: orjson.dumps({**c, "at": at}) for n, c in clocks.items()})
+
+
+def restore_clocks(client: redis.Redis, tracker: health.Tracker) -> None:
+    """Give a freshly seeded tracker the clocks the previous monitor kept (see ``Tracker.restore``)."""
+    stored = client.hgetall(keys.monitor_clocks())
+    oldest = time.time() - setting("HISTORY_SECONDS")  # older clocks: the monitor was away too long to trust them
+    for name, raw in stored.items():
+        clock = orjson.loads(raw)
+        if clock.get("at", 0.0) < oldest:
+            continue
+        tracker.restore(name.decode(), clock.get("backlog_since"), clock.get("last_ack_at"), clock.get("at", 0.0))
+
+
+def smooth_totals(totals: dict, reading: Reading, memory: deque) -> None:
+    """Add headline rates averaged over the last ``SMOOTH_SECONDS`` (sample to sample they jump).
+
+    ``published_rate_smoothed`` and ``acked_rate_smoothed`` (handled, not
+    type-filtered), and ``smoothed_over``: the seconds they really cover.
+    """
+    published = sum(c.get("published", 0) for c in reading.counters.values())
+    handled = sum(lane.acked - lane.skipped for lane in reading.lanes.values())
+    memory.append((reading.at, published, handled))
+    while len(memory) > 2 and memory[1][0] <= reading.at - setting("SMOOTH_SECONDS"):
+        memory.popleft()
+    at, published_then, handled_then = memory[0]
+    elapsed = reading.at - at
+    totals["smoothed_over"] = round(elapsed, 1)
+    totals["published_rate_smoothed"] = _rate(published, published_then, elapsed)
+    totals["acked_rate_smoothed"] = _rate(handled, handled_then, elapsed)
 
 
 def store_snapshot(client: redis.Redis, snapshot: dict) -> None:
@@ -262,11 +364,16 @@ def load_snapshot() -> dict:
 
 
 def build_snapshot(
-    flow: Flow, reading: Reading, previous: Reading | None, tracker: health.Tracker, sparks: dict[str, deque]
+    flow: Flow,
+    reading: Reading,
+    previous: Reading | None,
+    tracker: health.Tracker,
+    sparks: dict[str, deque],
+    failed: dict[str, int] | None = None,
 ) -> dict:
     elapsed = reading.at - previous.at if previous is not None else 0.0
     produce, consume = _edge_rates(flow, reading, previous, elapsed)
-    failed = failed_counts()
+    failed = failed_counts() if failed is None else failed
     consumers = [
         _consumer_state(config, reading, consume, tracker, sparks, failed.get(config.name, 0))
         for config in flow.consumers.values()
@@ -310,7 +417,9 @@ def _edge_rates(flow: Flow, reading: Reading, previous: Reading | None, elapsed:
     consume: dict[str, float] = {}
     for (topic, consumer), lane in reading.lanes.items():
         before = previous.lanes.get((topic, consumer)) if previous else None
-        consume[f"{topic}|{consumer}"] = _rate(lane.acked, before.acked if before else 0, elapsed)
+        # Handled only: events the type filter skipped are counted apart ("skipped").
+        handled_before = before.acked - before.skipped if before else 0
+        consume[f"{topic}|{consumer}"] = _rate(lane.acked - lane.skipped, handled_before, elapsed)
     return produce, consume
 
 
@@ -336,9 +445,11 @@ def _consumer_state(
     backlog = lag + pending + retrying
     workers = [w for w in reading.workers if config.name in (w.get("consumers") or {})]
     acked, errors = sum(x.acked for x in lanes), sum(x.errors for x in lanes)
-    window = tracker.observe(config.name, reading.at, backlog, acked, errors, oldest)
+    dead = sum(x.dead for x in lanes)
+    window = tracker.observe(config.name, reading.at, backlog, acked, errors, oldest, dead)
     facts = health.Facts(backlog, oldest, len(workers), config.paused)
-    verdict = health.assess(facts, window, config.limits)
+    verdict = health.assess(facts, window, config.limits, tracker.previous(config.name))
+    tracker.remember(config.name, verdict.status)
     rate = round(sum(consume.get(f"{t}|{config.name}", 0.0) for t in config.topics), 1)
     spark = sparks.setdefault(config.name, deque(maxlen=setting("SPARK_POINTS")))
     spark.append(rate)
@@ -357,8 +468,13 @@ def _consumer_state(
         "rate": rate,
         "errors_in_window": window.errors,
         "acked": acked,
-        "dead": sum(x.dead for x in lanes),
+        "dead": dead,
+        "dead_in_window": window.dead,
+        "skipped": sum(x.skipped for x in lanes),
         "trimmed": sum(x.trimmed for x in lanes),
+        "infra_errors": sum(x.infra for x in lanes),
+        "parked_dead_letters": sum(x.parked for x in lanes),
+        "handler_error": next((e for w in workers if (e := w["consumers"][config.name].get("handler_error"))), ""),
         "failed": failed,
         "workers": len(workers),
         "in_flight": sum(int(w["consumers"][config.name].get("in_flight", 0)) for w in workers),

@@ -11,14 +11,30 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
-from django.views.decorators.http import require_GET
 
 from . import api, conf
 from .models import NAME_PATTERN
-from .validation import MAX_ATTRIBUTE_CHARS, MAX_EXTENSION_CHARS
+from .validation import MAX_ATTRIBUTE_CHARS, MAX_EXTENSION_CHARS, RESERVED, RFC3339_PATTERN
 
 JSON = "application/json"
 Schema = dict[str, Any]
+BINARY_HEADERS = ("ce-specversion", "ce-id", "ce-source", "ce-type", "ce-subject", "ce-time", "ce-<extension>")
+BINARY_MODE = """\
+Three ways to send events, chosen by Content-Type:
+
+- plain JSON (application/json): one Event, or a Batch of them;
+- CloudEvents structured mode (application/cloudevents+json) and batches
+  (application/cloudevents-batch+json); any ce-* headers beside them are ignored;
+- CloudEvents binary mode: a `ce-specversion: 1.0` header with any other media
+  type (or none). Attributes travel as `ce-*` headers, percent-encoded UTF-8
+  (they are decoded); the body is the data: JSON for application/json, any
+  `+json` type or no Content-Type at all (as the SDKs send), text for `text/*`,
+  base64 (`data_base64`) otherwise. The Content-Type, parameters included, is kept
+  as `datacontenttype`.
+
+A body may be sent with `Content-Encoding: gzip`; the limit applies to the
+decompressed size. An event is named by its source (the producer) and id.
+"""
 
 
 def _ref(name: str) -> Schema:
@@ -41,6 +57,26 @@ def _extension() -> Schema:
     }
 
 
+# JSON Schema and OpenAPI patterns are ECMA-262 regular expressions: ``$``, not Python's ``\Z``.
+TOPIC_PATTERN = NAME_PATTERN.removesuffix(r"\Z") + "$"
+EXTENSION_NAME = "^[a-z0-9]{1,20}$"
+RFC3339 = "^" + RFC3339_PATTERN.pattern + "$"
+BASE64 = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+
+
+def _time(*, nullable: bool = True) -> Schema:
+    return {
+        "type": ["string", "null"] if nullable else "string",
+        "format": "date-time",
+        "pattern": RFC3339,
+        "description": "RFC 3339 with a time zone.",
+    }
+
+
+def _not_named(*names: str) -> Schema:
+    return {"not": {"enum": sorted(names)}}
+
+
 def _event() -> Schema:
     return {
         "type": "object",
@@ -48,14 +84,16 @@ def _event() -> Schema:
         "properties": {
             "type": _text("What happened, e.g. order.created."),
             "data": {"description": "Any JSON value (the topic may require a JSON Schema)."},
-            "id": _text("The producer's own id; repeated ids within the dedup window are stored once.", nullable=True),
+            "id": _text("The producer's own id; with the producer (source) it names the event.", nullable=True),
             "key": _text("Ordering key.", nullable=True),
             "subject": _text("CloudEvents subject.", nullable=True),
-            "time": {"type": ["string", "null"], "format": "date-time", "description": "RFC 3339 with a time zone."},
+            "time": _time(),
         },
-        "description": "A null optional attribute counts as absent.",
-        "patternProperties": {"^[a-z0-9]{1,20}$": _extension()},
-        "additionalProperties": False,
+        "description": "A null optional attribute counts as absent. The broker sets source, topic and specversion.",
+        # Any other name is an extension: JSON Schema applies patternProperties to named properties
+        # too (data would have to be an extension value), so names are checked by propertyNames.
+        "propertyNames": {"pattern": EXTENSION_NAME, **_not_named(*RESERVED)},
+        "additionalProperties": _extension(),
     }
 
 
@@ -65,17 +103,28 @@ def _cloudevent() -> Schema:
         "required": ["specversion", "id", "source", "type"],
         "properties": {
             "specversion": {"const": "1.0"},
-            "id": _text("Event id."),
-            "source": {"type": "string", "description": "Replaced by the producer's name."},
+            "id": _text("Event id; null: the broker makes one.", nullable=True),
+            "source": {"description": "Any value: replaced by the producer's name."},
             "type": _text("Event type."),
             "data": {},
-            "data_base64": {"type": "string", "contentEncoding": "base64"},
+            "data_base64": {"type": "string", "contentEncoding": "base64", "pattern": BASE64},
             "datacontenttype": _text("Media type of data."),
-            "subject": _text("CloudEvents subject."),
-            "partitionkey": _text("Ordering key."),
-            "time": {"type": "string", "format": "date-time"},
+            "dataschema": _text("URI of data's schema."),
+            "subject": _text("CloudEvents subject.", nullable=True),
+            "key": _text("Ordering key.", nullable=True),
+            "partitionkey": {
+                **_extension(),
+                "description": "The CloudEvents partitioning extension: kept, and the ordering key unless 'key' is given.",
+            },
+            "time": _time(),
         },
-        "patternProperties": {"^[a-z0-9]{1,20}$": _extension()},
+        "propertyNames": {"anyOf": [{"const": "data_base64"}, {"pattern": EXTENSION_NAME}], **_not_named("topic")},
+        "additionalProperties": _extension(),
+        "allOf": [
+            {"not": {"required": ["data", "data_base64"]}},
+            # Without 'key', partitionkey is the ordering key, so it must be short text too.
+            {"if": {"not": {"required": ["key"]}}, "then": {"properties": {"partitionkey": _text("Ordering key.")}}},
+        ],
     }
 
 
@@ -129,19 +178,29 @@ def _schemas() -> dict[str, Schema]:
             "description": "Failed-event ids, or a consumer and/or topic filter.",
             "properties": {
                 "ids": {
-                    "type": "array",
-                    "items": {"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": "^[0-9]+$"}]},
+                    "type": ["array", "null"],
+                    "items": {
+                        "oneOf": [
+                            {"type": "integer", "minimum": 0, "maximum": api.MAX_ROW_ID},
+                            {"type": "string", "pattern": "^" + api.ROW_ID_TEXT.pattern + "$"},
+                        ]
+                    },
                 },
-                "consumer": {"type": "string"},
-                "topic": {"type": "string"},
+                "consumer": {"type": ["string", "null"]},
+                "topic": {"type": ["string", "null"]},
             },
+            "anyOf": [
+                {"required": ["ids"], "properties": {"ids": {"type": "array", "minItems": 1}}},
+                {"required": ["consumer"], "properties": {"consumer": {"type": "string", "minLength": 1}}},
+                {"required": ["topic"], "properties": {"topic": {"type": "string", "minLength": 1}}},
+            ],
         },
         "Health": {
             "type": "object",
             "required": ["status", "redis", "database"],
             "properties": {
                 "status": {"enum": ["ok", "degraded"]},
-                "database": {"enum": ["ok", "unavailable"]},
+                "database": {"enum": ["ok", "down"]},
                 "redis": {
                     "type": "object",
                     "required": ["reachable"],
@@ -168,14 +227,16 @@ def _errors(*statuses: tuple[int, str]) -> dict[str, Schema]:
 
 def _publish() -> Schema:
     events = {"oneOf": [_ref("Event"), _ref("Batch")]}
-    batch = {"type": "array", "items": _ref("CloudEvent"), "minItems": 1}
+    batch = {"type": "array", "items": _ref("CloudEvent"), "minItems": 1, "maxItems": conf.get("MAX_BATCH_EVENTS")}
     return {
         "post": {
             "operationId": "publishEvents",
             "summary": "Publish one event or an all-or-nothing batch to a topic.",
+            "description": BINARY_MODE,
+            "x-cloudevents-binary-mode": {"headers": list(BINARY_HEADERS), "body": "the event's data"},
             "security": [{"producerToken": []}],
             "parameters": [
-                {"name": "topic", "in": "path", "required": True, "schema": {"type": "string", "pattern": NAME_PATTERN}}
+                {"name": "topic", "in": "path", "required": True, "schema": {"type": "string", "pattern": TOPIC_PATTERN}}
             ],
             "requestBody": {
                 "required": True,
@@ -183,6 +244,10 @@ def _publish() -> Schema:
                     JSON: {"schema": events},
                     "application/cloudevents+json": {"schema": _ref("CloudEvent")},
                     "application/cloudevents-batch+json": {"schema": batch},
+                    "text/plain": {"schema": {"description": "CloudEvents binary mode only (ce-* headers)."}},
+                    "application/octet-stream": {
+                        "schema": {"description": "CloudEvents binary mode only (ce-* headers); kept as data_base64."}
+                    },
                 },
             },
             "responses": {
@@ -193,12 +258,17 @@ def _publish() -> Schema:
                     (403, "The producer may not publish to this topic, or the topic is inactive."),
                     (404, "No such topic."),
                     (405, "Only POST."),
-                    (413, "An event, the body or the batch is over its limit."),
-                    (415, "Unsupported content type."),
+                    (413, "An event, the body (decompressed, for gzip) or the batch is over its limit."),
+                    (415, "Unsupported content type or Content-Encoding."),
                     (422, "A well-formed but invalid event; the message names which and why."),
                 ),
                 "429": _answer("Over the producer's rate limit.", "Error", retry_after=True),
-                "503": _answer("Redis is unreachable; nothing was accepted.", "Error", retry_after=True),
+                "503": _answer(
+                    "Redis is unreachable (broker_unavailable), full (redis_full) or may evict keys "
+                    "(redis_evicting); nothing was accepted.",
+                    "Error",
+                    retry_after=True,
+                ),
             },
         }
     }
@@ -231,14 +301,15 @@ def _replay(operation: str, summary: str, body: bool) -> Schema:
 
 
 def _health() -> Schema:
-    return {
-        "get": {
-            "operationId": "health",
+    def operation(method: str) -> Schema:
+        return {
+            "operationId": f"health{method.title()}",
             "summary": "Is Redis reachable, how durable is it, is the database up (no login).",
             "security": [],
             "responses": {"200": _answer("Healthy.", "Health"), "503": _answer("Degraded.", "Health")},
         }
-    }
+
+    return {"get": operation("get"), "head": operation("head")}
 
 
 def describe(server_url: str) -> Schema:
@@ -274,7 +345,7 @@ def describe(server_url: str) -> Schema:
     }
 
 
-@require_GET
+@api.allow_methods("GET", "HEAD")
 def openapi_json(request: HttpRequest) -> HttpResponse:
     """The description, public like the API's own error documentation."""
     server_url = request.path.rsplit("/", 1)[0]

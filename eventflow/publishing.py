@@ -15,8 +15,10 @@ import redis
 
 from . import conf, keys
 from .connection import LuaScript, call_many, get_redis
-from .errors import BrokerUnavailable, Forbidden, InvalidEvent, TooLarge, UnknownTopic
+from .errors import BrokerUnavailable, Forbidden, InvalidEvent, TooLarge, UnknownTopic, broker_error
+from .status import refuse_if_evicting
 from .topics import TopicSpec, get_spec
+from .ingest import EMPTY_BATCH
 from .validation import from_simple, new_event_ids, now_rfc3339, seal
 
 # KEYS: stream, counters, guard, then one dedup key per event that carries one.
@@ -26,7 +28,7 @@ from .validation import from_simple, new_event_ids, now_rfc3339, seal
 # HTTP path's token-cache generation for the topic) that no longer holds
 # refuses the whole batch with a STALE error, storing nothing.
 # No trimming here: retention.py trims, counting what consumers had not acked.
-_STORE = LuaScript(
+STORE_SCRIPT = LuaScript(
     """
 if ARGV[4] ~= '' and (redis.call('GET', KEYS[3]) or '0') ~= ARGV[4] then
   return redis.error_reply('STALE the token cache is out of date')
@@ -85,23 +87,37 @@ def publish(
     subject: str | None = None,
     time: str | None = None,
     source: str | None = None,
+    on_commit: bool = False,
+    outbox: bool = False,
 ) -> str:
     """Publish one event from Python and return its id.
 
     Raises the same ``PublishError`` subclasses the HTTP API answers with.
+    ``on_commit=True`` stores it when the current transaction commits (none
+    if it rolls back); ``outbox=True`` also survives a crash between the
+    commit and the store (see ``eventflow.outbox``). Both are opt-in: a plain
+    ``publish()`` keeps its promise that the event is in Redis when it returns.
     """
     event: dict[str, Any] = {"type": type, "data": data}
     for name, value in (("key", key), ("id", id), ("subject", subject), ("time", time)):
         if value is not None:
             event[name] = value
-    return publish_batch(topic, [event], source=source).ids[0]
+    return publish_batch(topic, [event], source=source, on_commit=on_commit, outbox=outbox).ids[0]
 
 
-def publish_batch(topic: str, events: Iterable[dict], *, source: str | None = None) -> PublishResult:
-    """Publish plain-form events (``{"type", "data", ...}``) all or nothing."""
+def publish_batch(
+    topic: str, events: Iterable[dict], *, source: str | None = None, on_commit: bool = False, outbox: bool = False
+) -> PublishResult:
+    """Publish plain-form events (``{"type", "data", ...}``) all or nothing (``on_commit``/``outbox``: see ``publish``)."""
     spec = require_topic(topic)
     attributes = [from_simple(raw, index) for index, raw in enumerate(events)]
-    return store(spec, attributes, source=source or conf.get("PRODUCER_SOURCE"))
+    source = source or conf.get("PRODUCER_SOURCE")
+    if outbox or on_commit:
+        from . import outbox as transactional
+
+        defer = transactional.write if outbox else transactional.on_commit
+        return PublishResult(ids=defer(spec.name, attributes, source=source), stream_ids=[])
+    return store(spec, attributes, source=source)
 
 
 def require_topic(name: str) -> TopicSpec:
@@ -122,8 +138,9 @@ def store(spec: TopicSpec, attributes: list[dict], *, source: str) -> PublishRes
         return deliver_inline(spec, batch.envelopes)
     client = get_redis()
     try:
+        refuse_if_evicting(client)
         if batch.needs_script or type(client) is not redis.Redis:
-            replies = _STORE(client, batch.keys, batch.args)
+            replies = STORE_SCRIPT(client, batch.keys, batch.args)
         else:
             replies = _store_plain(client, batch, source)
     except redis.RedisError as exc:
@@ -194,11 +211,11 @@ def prepare(spec: TopicSpec, attributes: list[dict], *, source: str, guard: str 
     must still have for the store to happen (see ``asgi_publish``).
     """
     if not attributes:
-        raise InvalidEvent("the batch holds no events", code="empty_batch")
+        raise InvalidEvent(EMPTY_BATCH, code="empty_batch")
     limit = conf.get("MAX_BATCH_EVENTS")
     if len(attributes) > limit:
         raise TooLarge(f"{len(attributes)} events is over the batch limit of {limit}")
-    name = spec.name
+    name = spec.stream  # the topic's Redis identity: a renamed topic keeps its stream
     script_keys = [keys.stream(name), keys.counters(name), keys.auth_generation(name)]
     args: list[Any] = [conf.get("DEDUP_WINDOW"), source, len(attributes), guard]
     envelopes = []
@@ -220,4 +237,5 @@ def prepare(spec: TopicSpec, attributes: list[dict], *, source: str, guard: str 
 
 
 def unavailable(exc: Exception) -> BrokerUnavailable:
-    return BrokerUnavailable(f"the event store is unreachable ({type(exc).__name__}); nothing was accepted")
+    """Shared by every publish path: see ``errors.broker_error``."""
+    return broker_error(exc)

@@ -125,10 +125,13 @@ STREAM_MEMBER = "rs:"  # a Delivery read from a replay stream: its member is thi
 
 
 class Tally:
-    """How one consumer's replayed deliveries ended, per job, written once per batch (after the settlement).
+    """How one consumer's replayed deliveries ended, per job, written with each batch's settlement.
 
     It also releases replay-stream entries (acked and deleted) once their
-    delivery ended or moved to the retry schedule.
+    delivery ended or moved to the retry schedule. ``into`` hands the counts
+    to the batch's ``Settlement``, so they are written in its transaction:
+    an outcome is counted exactly when it is written (a refused batch is
+    written again whole, its counts with it).
     """
 
     def __init__(self, consumer: str) -> None:
@@ -149,22 +152,16 @@ class Tally:
         if item.member.startswith(STREAM_MEMBER):
             self._released.setdefault(item.topic, []).append(item.member[len(STREAM_MEMBER) :])
 
-    def commands(self) -> list[tuple]:
-        """The writes counted so far, as commands for ``call_many``; the tally starts afresh."""
-        commands: list[tuple] = []
+    def into(self, settlement: Any) -> None:
+        """Add the writes counted so far to ``settlement`` (a ``delivery.Settlement``); the tally starts afresh."""
         group = keys.group(self.consumer)
         for topic, entry_ids in self._released.items():
             stream = keys.replay_stream(topic, self.consumer)
-            commands += [("XACK", stream, group, *entry_ids), ("XDEL", stream, *entry_ids)]
+            settlement.also(topic, ("xack", stream, group, *entry_ids))
+            settlement.also(topic, ("xdel", stream, *entry_ids))
         for (topic, replay_id, outcome), amount in self._counts.items():
-            commands.append(("HINCRBY", keys.replay_progress(topic, replay_id), outcome, amount))
+            settlement.also(topic, ("hincrby", keys.replay_progress(topic, replay_id), outcome, amount))
         self._counts, self._released = {}, {}
-        return commands
-
-    def flush(self, client: redis.Redis) -> None:
-        """Write what was counted now (one round trip), if anything was."""
-        if commands := self.commands():
-            _raise_first(call_many(client, commands))
 
 
 # --- workers: reading the replay streams -------------------------------------------------
@@ -173,12 +170,6 @@ class Tally:
 READ_CHECK = 0.25  # seconds between looks at which of a consumer's lanes a feeder holds
 FAST_FACTOR = 4
 WAIT_MS = 50
-
-
-def _raise_first(replies: list) -> None:
-    for reply in replies:
-        if isinstance(reply, Exception):
-            raise reply
 
 
 class Reader:
@@ -190,10 +181,10 @@ class Reader:
     released (it died, or a slow batch outlasted its hold) are taken over
     after the ack timeout, with their delivery count as the attempt.
 
-    The previous batch's tally (``Tally.commands``) travels in the same round
-    trip as the next read: a rewind costs one round trip per batch more than
-    delivery, not two. A consumer at its full batch size (a fast one) reads
-    ``FAST_FACTOR`` times that from its replay stream.
+    The batch's tally travels in its settlement's transaction
+    (``Tally.into``): a rewind costs one round trip per batch more than
+    delivery (this read), not two. A consumer at its full batch size (a fast
+    one) reads ``FAST_FACTOR`` times that from its replay stream.
     """
 
     def __init__(self, consumer: str, worker: str) -> None:
@@ -203,14 +194,13 @@ class Reader:
         self._checked = 0.0
         self._reclaimed = 0.0
 
-    def take(self, client: redis.Redis, spec: Any, count: int, tally: Tally) -> list[Any]:
-        """Deliveries from the held lanes' replay streams (after writing ``tally``'s counts)."""
+    def take(self, client: redis.Redis, spec: Any, count: int) -> list[Any]:
+        """Deliveries from the held lanes' replay streams."""
         now = time.monotonic()
         if now >= self._checked:
             self._lanes = self._held_lanes(client, spec.topics)
             self._checked = now + READ_CHECK
         if not self._lanes:
-            tally.flush(client)
             return []
         work = []
         if now >= self._reclaimed:
@@ -219,8 +209,7 @@ class Reader:
         if count >= conf.get("BATCH_SIZE"):
             count *= FAST_FACTOR
         group = keys.group(self.consumer)
-        written = tally.commands()
-        commands = written + [
+        commands = [
             (
                 "XREADGROUP",
                 "GROUP",
@@ -235,8 +224,7 @@ class Reader:
             for t in self._lanes
         ]
         replies = call_many(client, commands)
-        _raise_first(replies[: len(written)])
-        for topic, reply in zip(self._lanes, replies[len(written) :]):
+        for topic, reply in zip(self._lanes, replies):
             if isinstance(reply, Exception):
                 self._checked = 0.0  # the stream went (Redis lost its data): look again
                 continue
@@ -426,7 +414,7 @@ class Feeder:
         if now < running.leased_until:
             return True
         job = running.job
-        lease = keys.replay_lease(job.topic.name, job.consumer.name)
+        lease = keys.replay_lease(job.topic.stream_name, job.consumer.group_name)
         if not _LEASE(get_redis(), [lease], [self._holder(job), int(LEASE_SECONDS * 1000)]):
             return False
         running.leased_until = now + min(1.0, LEASE_SECONDS / 3)
@@ -438,7 +426,8 @@ class Feeder:
     def _let_go(self, running: _Running) -> None:
         job = running.job
         try:
-            _RELEASE(get_redis(), [keys.replay_lease(job.topic.name, job.consumer.name)], [self._holder(job)])
+            lease = keys.replay_lease(job.topic.stream_name, job.consumer.group_name)
+            _RELEASE(get_redis(), [lease], [self._holder(job)])
         except redis.RedisError:
             pass  # it expires on its own
         self._jobs.pop(job.pk, None)
@@ -463,7 +452,7 @@ class Feeder:
         elif running.filters.narrows:
             queued = self._feed_chosen(running, cursor, room)
         else:
-            topic, consumer = job.topic.name, job.consumer.name
+            topic, consumer = job.topic.stream_name, job.consumer.group_name
             lane = [keys.stream(topic), keys.replay_stream(topic, consumer), keys.replay_progress(topic, job.pk)]
             queued = _COPY(get_redis(), lane, ["(" + cursor if cursor else job.from_id, job.to_id, room, job.pk])
         if running.job.rate and queued > 0:
@@ -474,7 +463,7 @@ class Feeder:
         """Send the next ``room`` entries of the range that match the job's filters."""
         job, filters = running.job, running.filters
         low = "(" + cursor if cursor else job.from_id
-        entries = get_redis().xrange(keys.stream(job.topic.name), min=low, max=job.to_id, count=room)
+        entries = get_redis().xrange(keys.stream(job.topic.stream_name), min=low, max=job.to_id, count=room)
         args: list[Any] = [entries[-1][0] if entries else cursor, "0", job.pk]
         for sid, fields in entries:
             payload = fields.get(b"e")
@@ -482,13 +471,14 @@ class Feeder:
                 args += [sid, payload]
         if len(entries) < room or (entries and entries[-1][0].decode() == job.to_id):
             args[1] = "1"
-        lane = [keys.replay_stream(job.topic.name, job.consumer.name), keys.replay_progress(job.topic.name, job.pk)]
+        topic, consumer = job.topic.stream_name, job.consumer.group_name
+        lane = [keys.replay_stream(topic, consumer), keys.replay_progress(topic, job.pk)]
         return _SEND(get_redis(), lane, args)
 
     def _feed_failed(self, running: _Running, cursor: str, room: int) -> int:
         job = running.job
         members, new_cursor, done, rows = self._failed_chunk(running, cursor, room)
-        topic, consumer = job.topic.name, job.consumer.name
+        topic, consumer = job.topic.stream_name, job.consumer.group_name
         lane = [
             keys.retry_schedule(topic, consumer),
             keys.retry_payloads(topic, consumer),
@@ -528,14 +518,14 @@ class Feeder:
     def _mark_running(self, running: _Running) -> None:
         job = running.job
         if job.state == State.PLANNED:
-            _ensure_replay_group(job.topic.name, job.consumer.name)
+            _ensure_replay_group(job.topic.stream_name, job.consumer.group_name)
             now = timezone.now()
             Replay.objects.filter(pk=job.pk, state=State.PLANNED).update(state=State.RUNNING, started_at=now)
             job.state, job.started_at = State.RUNNING, now
 
     def _finish(self, running: _Running) -> None:
         job = running.job
-        get_redis().hset(keys.replay_progress(job.topic.name, job.pk), "state", "done")
+        get_redis().hset(keys.replay_progress(job.topic.stream_name, job.pk), "state", "done")
         replays.sync(job)
         Replay.objects.filter(pk=job.pk, state__in=[State.PLANNED, State.RUNNING]).update(
             state=State.DONE, ended_at=timezone.now()

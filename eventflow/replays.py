@@ -280,10 +280,10 @@ def plan_history(
     the count scans the range once, chunk by chunk.
     """
     client = get_redis()
-    first, newest, trimmed = _stream_ends(client, topic.name)
+    first, newest, trimmed = _stream_ends(client, topic.stream_name)
     last = min(end, newest) if end is not None else newest
     matching, first_match, last_match = 0, "", ""
-    for sid, envelope in _scan(client, topic.name, format_id(start), format_id(last), filters):
+    for sid, envelope in _scan(client, topic.stream_name, format_id(start), format_id(last), filters):
         if envelope is not None and filters.matches(envelope):
             matching += 1
             first_match = first_match or sid
@@ -414,7 +414,7 @@ def start(plan: Plan, consumer: Consumer, topic: Topic, *, user: Any, reason: st
         matched=plan.matching,
         requested_by=by,
     )
-    progress = keys.replay_progress(topic.name, job.pk)
+    progress = keys.replay_progress(topic.stream_name, job.pk)
     get_redis().hset(progress, mapping={"state": "open", "cursor": "", "sent": 0, "handled": 0, "failed": 0})
     audit.info(
         "replay %s started by %s: %s %s..%s of %s to %s (%s), %d matching, rate %s, reason: %s",
@@ -437,7 +437,7 @@ def cancel(job: Replay, user: Any = None) -> Replay:
     if not closed:
         job.refresh_from_db()
         raise Conflict(f"replay {job.pk} is already {job.state}; only a planned or running one can be cancelled")
-    topic, consumer = job.topic.name, job.consumer.name
+    topic, consumer = job.topic.stream_name, job.consumer.group_name  # their Redis identities
     lane = [
         keys.retry_schedule(topic, consumer),
         keys.retry_payloads(topic, consumer),
@@ -564,7 +564,7 @@ def progress(job: Replay) -> Progress:
 def read_live(job: Replay) -> dict[str, Any] | None:
     """The job's progress hash, decoded; None if Redis has none (ended long ago, or lost)."""
     try:
-        raw = get_redis().hgetall(keys.replay_progress(job.topic.name, job.pk))
+        raw = get_redis().hgetall(keys.replay_progress(job.topic.stream_name, job.pk))
     except redis.RedisError:
         return None
     if not raw:

@@ -85,7 +85,11 @@ class TrimReport:
 def trim(
     topic: str, max_events: int | None, max_age_seconds: float | None, client: redis.Redis | None = None
 ) -> TrimReport:
-    """Cut one topic's stream down to its retention limits (at most ``MAX_CUT_PER_PASS``)."""
+    """Cut one topic's stream down to its retention limits (at most ``MAX_CUT_PER_PASS``).
+
+    ``topic`` is the topic's Redis identity (``Topic.stream_name``); the report's
+    ``lost`` is keyed by the consumers' group names.
+    """
     min_id = f"{int((time.time() - max_age_seconds) * 1000)}-0" if max_age_seconds else ""
     reply = _TRIM(
         client or get_redis(), [keys.stream(topic), keys.counters(topic)], [max_events or 0, min_id, MAX_CUT_PER_PASS]
@@ -101,10 +105,11 @@ def trim_all(client: redis.Redis | None = None) -> list[TrimReport]:
     from .models import Topic
 
     reports = []
-    for name, max_events, max_age in Topic.objects.values_list("name", "retention_max_events", "retention_max_age"):
+    limits = Topic.objects.values_list("stream_name", "retention_max_events", "retention_max_age")
+    for stream, max_events, max_age in limits:
         if max_events or max_age:
             seconds = max_age.total_seconds() if max_age else None
-            reports.append(trim(name, max_events, seconds, client))
+            reports.append(trim(stream, max_events, seconds, client))
     return reports
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 import redis
 
-from . import conf, failures, keys
+from . import conf, failures, keys, topics
 from .connection import LuaScript, call, get_redis
 from .delivery import Delivery
 from .errors import Conflict, NotFound
@@ -51,7 +51,7 @@ return skipped
 class PendingEntry:
     """One event a worker of the consumer holds and has not acked."""
 
-    topic: str
+    topic: str  # its display name (the page links and posts it); Redis knows it as ``topics.stream_name``
     stream_id: str
     owner: str
     idle: float  # seconds
@@ -75,9 +75,9 @@ def pending_entries(consumer: Consumer, limit: int = 100) -> list[PendingEntry]:
     client = get_redis()
     live = live_workers(client)
     found = []
-    for topic in consumer.topics.values_list("name", flat=True):
+    for topic, stream in consumer.topics.values_list("name", "stream_name"):
         try:
-            rows = client.xpending_range(keys.stream(topic), keys.group(consumer.name), "-", "+", limit)
+            rows = client.xpending_range(keys.stream(stream), keys.group(consumer.group_name), "-", "+", limit)
         except redis.ResponseError:  # no group yet
             continue
         for row in rows:
@@ -110,11 +110,11 @@ def reclaim_now(consumer: Consumer, user: Any) -> int:
         raise Conflict(f"no live worker runs {consumer.name!r}: start one, then reclaim")
     stuck = [e for e in pending_entries(consumer, limit=1000) if e.overdue and not e.owner_alive]
     idle_ms = int(consumer.ack_timeout * 1000)
+    group = keys.group(consumer.group_name)
     for topic in {e.topic for e in stuck}:
         ids = [e.stream_id for e in stuck if e.topic == topic]
-        call(
-            client, "XCLAIM", keys.stream(topic), keys.group(consumer.name), live[0], 0, *ids, "IDLE", idle_ms, "JUSTID"
-        )
+        stream = keys.stream(topics.stream_name(topic))
+        call(client, "XCLAIM", stream, group, live[0], 0, *ids, "IDLE", idle_ms, "JUSTID")
     _audit(user, consumer, f"reclaimed {len(stuck)} pending events of gone workers for {live[0]}")
     return len(stuck)
 
@@ -128,7 +128,8 @@ def _live_workers_of(client: redis.Redis, consumer: str) -> set[str]:
 def dead_letter_now(consumer: Consumer, topic: str, stream_id: str, user: Any) -> FailedEvent:
     """Make one pending entry a failed event now (error "dead-lettered by <user>") and ack it."""
     client = get_redis()
-    stream, group = keys.stream(topic), keys.group(consumer.name)
+    redis_topic = topics.stream_name(topic)
+    stream, group = keys.stream(redis_topic), keys.group(consumer.group_name)
     try:
         held = client.xpending_range(stream, group, stream_id, stream_id, 1)
     except redis.ResponseError:
@@ -139,10 +140,10 @@ def dead_letter_now(consumer: Consumer, topic: str, stream_id: str, user: Any) -
     if not entries or b"e" not in entries[0][1]:
         raise Conflict(f"{stream_id} was trimmed from {topic!r}: nothing to keep")
     who = _name(user)
-    item = Delivery(topic, orjson.loads(entries[0][1][b"e"]), held[0]["times_delivered"], stream_id)
+    item = Delivery(redis_topic, orjson.loads(entries[0][1][b"e"]), held[0]["times_delivered"], stream_id)
     failures.record_many(consumer.pk, [(item, f"dead-lettered by {who}", "")])
     client.xack(stream, group, stream_id)  # after the row: the event is never in neither place
-    client.hincrby(keys.counters(topic), f"dead:{consumer.name}", 1)
+    client.hincrby(keys.counters(redis_topic), f"dead:{consumer.group_name}", 1)
     _audit(user, consumer, f"dead-lettered {topic} {stream_id} (delivered {item.attempt} times)")
     return FailedEvent.objects.get(consumer=consumer, topic__name=topic, event_id=str(item.envelope.get("id", "")))
 
@@ -150,11 +151,11 @@ def dead_letter_now(consumer: Consumer, topic: str, stream_id: str, user: Any) -
 def backlog(consumer: Consumer, topic: str) -> int:
     """How many events ``skip_backlog`` would skip now: those no worker of the consumer was given yet."""
     try:
-        groups = get_redis().xinfo_groups(keys.stream(topic))
+        groups = get_redis().xinfo_groups(keys.stream(topics.stream_name(topic)))
     except redis.ResponseError:
         return 0
     for group in groups:
-        if group["name"].decode() == keys.group(consumer.name):
+        if group["name"].decode() == keys.group(consumer.group_name):
             return int(group.get("lag") or 0)
     return 0
 
@@ -162,7 +163,7 @@ def backlog(consumer: Consumer, topic: str) -> int:
 def skip_backlog(consumer: Consumer, topic: str, user: Any) -> int:
     """Move the consumer's group on ``topic`` to the stream's end; return how many events it skipped."""
     try:
-        skipped = _SKIP(get_redis(), [keys.stream(topic)], [keys.group(consumer.name)])
+        skipped = _SKIP(get_redis(), [keys.stream(topics.stream_name(topic))], [keys.group(consumer.group_name)])
     except redis.ResponseError as exc:
         raise Conflict(f"{consumer.name!r} has no group on {topic!r} yet: {exc}") from None
     _audit(user, consumer, f"skipped the backlog of {topic} to now: {skipped} events left unhandled")

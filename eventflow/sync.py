@@ -34,7 +34,7 @@ def deliver_inline(spec: TopicSpec, envelopes: list[dict]):
             else:
                 failures.record(
                     consumer.id,
-                    Delivery(spec.name, envelope, consumer.max_attempts, ""),
+                    Delivery(spec.stream, envelope, consumer.max_attempts, ""),
                     outcome.error,
                     outcome.traceback,
                 )

@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import hmac
+import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import redis
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from . import keys
 from .connection import get_redis
 from .errors import BrokerUnavailable, Forbidden, RateLimited, Unauthorized
 from .models import Producer, hash_token
+from .publish_contract import bearer_token
+
+logger = logging.getLogger(__name__)
 
 # Write "last seen" at most this often per producer and process.
-_LAST_SEEN_EVERY = 30.0
+LAST_SEEN_EVERY = 30.0
+# The longest a publish waits for the "last seen" write (a write-locked database skips it).
+LAST_SEEN_WAIT_MS = 200
 _last_seen_written: dict[int, float] = {}
 
 
@@ -29,14 +38,7 @@ class Identity:
 
 def authenticate(authorization: str | None) -> Identity:
     """Return the producer behind an ``Authorization: Bearer`` header, or raise 401."""
-    if not authorization:
-        raise Unauthorized("missing Authorization header (use 'Bearer <producer token>')", code="missing_token")
-    scheme, _, token = authorization.strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("the Authorization header must be 'Bearer <producer token>'", code="missing_token")
-    if len(token) > 200:
-        raise Unauthorized("unknown token", code="invalid_token")
+    token = bearer_token(authorization)
     digest = hash_token(token)
     producer = Producer.objects.filter(token_hash=digest).prefetch_related("topics").first()
     # The lookup is by hash, so timing reveals nothing about the token; compare anyway.
@@ -44,7 +46,7 @@ def authenticate(authorization: str | None) -> Identity:
         raise Unauthorized("unknown token", code="invalid_token")
     if producer.is_revoked:
         raise Unauthorized("this token has been revoked", code="revoked_token")
-    _touch(producer.pk)
+    touch(producer.pk)
     topics = frozenset(t.name for t in producer.topics.all())
     return Identity(producer.pk, producer.name, topics, producer.max_events_per_second)
 
@@ -76,8 +78,48 @@ def spend_rate(identity: Identity, events: int) -> None:
         raise RateLimited(f"producer {identity.name!r} is over its limit of {limit} events per second; retry shortly")
 
 
-def _touch(producer_id: int) -> None:
-    now = time.monotonic()
-    if now - _last_seen_written.get(producer_id, -_LAST_SEEN_EVERY) >= _LAST_SEEN_EVERY:
-        _last_seen_written[producer_id] = now
-        Producer.objects.filter(pk=producer_id).update(last_seen_at=timezone.now())
+def touch_due(producer_id: int) -> bool:
+    """True if this process has not written the producer's "last seen" within ``LAST_SEEN_EVERY``."""
+    return time.monotonic() - _last_seen_written.get(producer_id, -LAST_SEEN_EVERY) >= LAST_SEEN_EVERY
+
+
+def touch(producer_id: int) -> None:
+    """Record that the producer was seen: best effort, throttled, never holding a publish for long.
+
+    At most one write per ``LAST_SEEN_EVERY`` per producer and process, and it
+    waits at most ``LAST_SEEN_WAIT_MS`` for a lock: a database busy with a long
+    write makes "last seen" a little stale, not the publish slow.
+    """
+    if not touch_due(producer_id):
+        return
+    _last_seen_written[producer_id] = time.monotonic()
+    try:
+        with _brief_write():
+            Producer.objects.filter(pk=producer_id).update(last_seen_at=timezone.now())
+    except DatabaseError as exc:
+        logger.info("producer %s: 'last seen' not written (%s)", producer_id, exc)
+
+
+@contextmanager
+def _brief_write() -> Iterator[None]:
+    """A transaction whose lock waits end after ``LAST_SEEN_WAIT_MS`` (SQLite and PostgreSQL)."""
+    if connection.vendor == "sqlite":  # the busy timeout must be short before BEGIN IMMEDIATE waits
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA busy_timeout")
+            previous = int(cursor.fetchone()[0])
+            cursor.execute(f"PRAGMA busy_timeout = {LAST_SEEN_WAIT_MS}")
+        try:
+            with transaction.atomic():
+                yield
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute(f"PRAGMA busy_timeout = {previous}")
+        return
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(f"SET LOCAL lock_timeout = '{LAST_SEEN_WAIT_MS}ms'")
+        yield
+        if connection.vendor == "postgresql":  # inside a caller's transaction, wait as long as before
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout TO DEFAULT")

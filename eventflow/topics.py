@@ -24,6 +24,11 @@ class TopicSpec:
     active: bool
     max_event_bytes: int
     validate_data: Callable[[Any], None] | None  # raises ValueError naming the problem
+    stream: str = ""  # its Redis identity (``Topic.stream_name``); keys are built from it, never from ``name``
+
+    def __post_init__(self) -> None:
+        if not self.stream:  # a spec built by hand (tests) for a topic that was never renamed
+            object.__setattr__(self, "stream", self.name)
 
 
 def get_spec(name: str) -> TopicSpec | None:
@@ -35,6 +40,12 @@ def get_spec(name: str) -> TopicSpec | None:
     spec = _load(name)
     _cache[name] = (now + conf.get("TOPIC_CACHE_SECONDS"), spec)
     return spec
+
+
+def stream_name(name: str) -> str:
+    """The Redis identity of the topic named ``name`` now (the name itself if there is no such topic)."""
+    spec = get_spec(name)
+    return spec.stream if spec is not None else name
 
 
 def peek(name: str) -> TopicSpec | None:
@@ -51,7 +62,7 @@ def clear_cache(*args: Any, **kwargs: Any) -> None:
 
 def _load(name: str) -> TopicSpec | None:
     from .models import Topic
-    from .validation import compile_schema
+    from .schemas import compile_schema
 
     topic = Topic.objects.filter(name=name).first()
     if topic is None:
@@ -62,4 +73,5 @@ def _load(name: str) -> TopicSpec | None:
         active=topic.active,
         max_event_bytes=topic.max_event_bytes,
         validate_data=compile_schema(topic.data_schema) if topic.data_schema is not None else None,
+        stream=topic.stream_name,
     )

@@ -18,5 +18,6 @@ urlpatterns = [
     path("health", api.health, name="health"),
     path("openapi.json", openapi.openapi_json, name="openapi"),
     # Last: anything else under the API prefix (an empty or slashed topic name, a typo) gets a JSON 404.
-    re_path(r"^(?P<path>.*)\Z", api.not_found, name="not-found"),
+    # (?s:…): a decoded %0A in the path must not slip past the catch-all to Django's HTML 404.
+    re_path(r"^(?P<path>(?s:.*))\Z", api.not_found, name="not-found"),
 ]

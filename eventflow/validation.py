@@ -2,6 +2,9 @@
 
 Every check here is shared by the HTTP API and the Python API, so both accept
 and refuse exactly the same events.
+
+Topic schemas are checked and applied by ``schemas`` (RE2, depth, size and
+step limits); ``check_schema`` and ``compile_schema`` are re-exported here.
 """
 
 from __future__ import annotations
@@ -10,15 +13,14 @@ import base64
 import os
 import re
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import jsonschema
 import orjson
-from referencing.exceptions import Unresolvable
 
 from .errors import InvalidEvent, TooLarge
+from .schemas import check_schema as check_schema  # re-exported: validation was their home
+from .schemas import compile_schema as compile_schema
 from .topics import TopicSpec
 
 SPECVERSION = "1.0"
@@ -29,12 +31,12 @@ _EXTENSION_NAME = re.compile(r"[a-z0-9]{1,20}")
 # CloudEvents "Integer" is a signed 32-bit number.
 _INT32 = range(-(2**31), 2**31)
 # RFC 3339 date-time (section 5.6): full date, "T", full time, "Z" or a numeric offset.
-_RFC3339 = re.compile(
+RFC3339_PATTERN = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
 _CORE_ATTRIBUTES = {"id", "type", "time", "subject", "key", "data"}
 # Attributes the broker sets itself; a producer cannot supply them as extensions.
-_RESERVED = {"specversion", "source", "topic", "datacontenttype", "dataschema", "data_base64"}
+RESERVED = frozenset({"specversion", "source", "topic", "datacontenttype", "dataschema", "data_base64"})
 
 
 def new_event_id() -> str:
@@ -70,54 +72,6 @@ def now_rfc3339() -> str:
     return cached[1]
 
 
-def check_schema(schema: Any) -> None:
-    """Raise ValueError if ``schema`` is not a valid JSON Schema that can be applied."""
-    if not isinstance(schema, (dict, bool)):
-        raise ValueError("not a valid JSON Schema: it must be a JSON object (or true/false)")
-    try:
-        validator = jsonschema.validators.validator_for(schema)
-        validator.check_schema(schema)
-        next(validator(schema).iter_errors(None), None)
-    except jsonschema.SchemaError as exc:
-        raise ValueError(f"not a valid JSON Schema: {exc.message}") from None
-    except Unresolvable as exc:
-        raise ValueError(f"not a usable JSON Schema: cannot resolve $ref {exc}") from None
-
-
-def compile_schema(schema: Any) -> Callable[[Any], None]:
-    """Return a function that raises ValueError when data fails ``schema``.
-
-    A schema saved past the admin's check (fixtures, the ORM) refuses every
-    event with the reason, rather than failing the request.
-    """
-    try:
-        check_schema(schema)
-    except ValueError as exc:
-        return _refuse_all(f"the topic's schema is unusable ({exc})")
-    validator_class = jsonschema.validators.validator_for(schema)
-    validator = validator_class(schema)
-
-    def validate(data: Any) -> None:
-        try:
-            error = jsonschema.exceptions.best_match(validator.iter_errors(data))
-        except Unresolvable as exc:  # a $ref the admin could not see resolve
-            raise ValueError(f"the topic's schema cannot be applied: unresolvable $ref {exc}") from None
-        except RecursionError:
-            raise ValueError("data is nested too deeply to check against the topic's schema") from None
-        if error is not None:
-            where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-            raise ValueError(f"data at {where}: {error.message}")
-
-    return validate
-
-
-def _refuse_all(reason: str) -> Callable[[Any], None]:
-    def validate(data: Any) -> None:
-        raise ValueError(reason)
-
-    return validate
-
-
 def from_simple(raw: Any, index: int | None = None) -> dict:
     """Normalise one event of the plain JSON form: ``{"type", "data", "id"?, ...}``."""
     if not isinstance(raw, dict):
@@ -126,7 +80,7 @@ def from_simple(raw: Any, index: int | None = None) -> dict:
     for name, value in raw.items():
         if name in _CORE_ATTRIBUTES:
             attributes[name] = value
-        elif name in _RESERVED:
+        elif name in RESERVED:
             raise InvalidEvent(f"'{name}' is set by the broker, not by producers", index=index)
         else:
             attributes[name] = _extension(name, value, index)
@@ -151,8 +105,9 @@ def from_structured(raw: Any, index: int | None = None) -> dict:
             continue  # the broker names the producer as the source
         if name == "topic":
             raise InvalidEvent("'topic' is set by the broker, not by producers", index=index)
-        if name == "partitionkey":
-            attributes["key"] = value
+        if name == "partitionkey":  # the CloudEvents extension, kept; it is also our ordering key
+            attributes["partitionkey"] = _extension(name, value, index)
+            attributes.setdefault("key", value)
         elif name in _CORE_ATTRIBUTES:
             attributes[name] = value
         elif name in _DATA_DESCRIPTORS:
@@ -188,8 +143,9 @@ def seal(
         "type": attributes["type"],
         "time": _checked_time(attributes.get("time"), index, now),
         "topic": topic.name,
-        "data": attributes.get("data"),
     }
+    if "data_base64" not in attributes:  # the JSON format carries one of the two, never both
+        envelope["data"] = attributes.get("data")
     payload = _dump(envelope, index)
     if len(payload) > topic.max_event_bytes:
         raise TooLarge(
@@ -289,7 +245,7 @@ def _is_base64(value: str) -> bool:
 
 def _is_rfc3339(value: Any) -> bool:
     """Strict RFC 3339 (``datetime.fromisoformat`` alone accepts ISO 8601 forms such as ``2026-W05``)."""
-    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+    if not isinstance(value, str) or not RFC3339_PATTERN.fullmatch(value):
         return False
     text = value.upper()
     if text[17:19] == "60":  # a leap second is valid RFC 3339; datetime cannot hold it

@@ -8,8 +8,9 @@ One request per delivery attempt (the CloudEvents HTTP binding, structured mode)
     EventFlow-Attempt: <1, 2, ... ; a replay starts again at 1>
     EventFlow-Replay: <the replay job's id>  (only on a delivery a replay job sent again)
     EventFlow-Stream-Id: <the event's original stream id>  (with EventFlow-Replay)
-    webhook-id: <the event's id>           (the same on every attempt: dedupe on it; %-encoded
-                                            where a header cannot carry a character)
+    webhook-id: msg_<32 base32 chars>      (derived from consumer + source + id: the same on every
+                                            attempt and replay of the event to this consumer,
+                                            unique per event; dedupe on it)
     webhook-timestamp: <unix seconds of this attempt>
     webhook-signature: v1,<base64>          (only when the consumer has a signing secret)
 
@@ -33,12 +34,11 @@ import binascii
 import dataclasses
 import hashlib
 import hmac
-import string
 import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -58,8 +58,6 @@ READ_LIMIT = 64 * 1024  # bytes of an answer kept; the rest is not read
 EXCERPT_CHARS = 200
 DETAILS_CHARS = 4000
 
-# Visible ASCII except '%': an event id made of these goes into ``webhook-id`` as it is.
-_HEADER_SAFE = string.punctuation.replace("%", "")
 _TIMEOUT_VERBS: dict[type, str] = {httpx.ConnectTimeout: "connecting to", httpx.WriteTimeout: "sending to"}
 _local = threading.local()
 
@@ -94,7 +92,7 @@ class WebhookHandler:
             raise DeliveryFailed(_status_message(self.url, response, answer), _details(response, answer))
 
     def headers(self, event: Event, body: bytes) -> dict[str, str]:
-        message_id = quote(event.id, safe=_HEADER_SAFE)
+        message_id = webhook_id(self.consumer, event.source, event.id)
         timestamp = str(int(time.time()))
         headers = {
             "Content-Type": CONTENT_TYPE,
@@ -109,6 +107,18 @@ class WebhookHandler:
         if self.key:
             headers["webhook-signature"] = sign(self.key, message_id, timestamp, body)
         return headers
+
+
+def webhook_id(consumer: str, source: str, event_id: str) -> str:
+    """The ``webhook-id`` of one event for one consumer: stable across attempts and replays.
+
+    CloudEvents makes ``source`` + ``id`` unique per event; with the consumer's
+    name beside them the id is unique per delivery target, and its hash is
+    header-safe whatever characters the event id holds: ``msg_`` and 32
+    lowercase base32 characters of SHA-256 over ``consumer NUL source NUL id``.
+    """
+    digest = hashlib.sha256(f"{consumer}\0{source}\0{event_id}".encode()).digest()
+    return "msg_" + base64.b32encode(digest[:20]).decode().lower()
 
 
 def handler_for(spec: ConsumerSpec) -> WebhookHandler:
@@ -128,7 +138,9 @@ def request_timeout(ack_timeout: float) -> float:
 def signing_key(secret: str) -> bytes:
     """The HMAC key of a secret: ``whsec_<base64>`` decoded, any other secret as UTF-8."""
     if secret.startswith(SECRET_PREFIX):
-        return base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+        encoded = secret.removeprefix(SECRET_PREFIX)
+        # Padding is optional, as in the standardwebhooks libraries.
+        return base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
     return secret.encode()
 
 

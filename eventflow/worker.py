@@ -18,15 +18,18 @@ from collections.abc import Callable, Iterable
 
 import orjson
 import redis
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
 
-from . import conf, delivery, failures, keys, replay_worker, retention
+from . import conf, delivery, failures, keys, outbox, replay_worker, retention
 from .connection import get_redis
+from .database import drop_broken_connections
 from .delivery import ConsumerSpec, Delivery, Settlement
 from .events import Event
 from .handlers import Handler, Outcome, invoke, resolve
 
 logger = logging.getLogger(__name__)
+
+OUTBOX_INTERVAL = 5.0  # seconds between looks at a consumer's dead-letter outbox when nothing was parked
 
 
 class ConsumerRunner:
@@ -40,32 +43,57 @@ class ConsumerRunner:
         self._groups_ready: set[str] = set()
         self._next_reclaim = 0.0
         self._batch = 1  # grows while batches are quick; see _adapt_batch
-        self._dead_letters: list[tuple[Delivery, str, str]] = []  # this batch's, written before its acks
-        self._replay_tally = replay_worker.Tally(spec.name)  # outcomes of replayed deliveries, counted per job
-        self._replay_reader = replay_worker.Reader(spec.name, worker_name)  # the lanes' replay streams
+        self._unsettled: list[Settlement] = []  # outcomes Redis refused: written again before any new work
+        self._carried: list[Delivery] = []  # held but unhandled when Redis refused a slow batch's outcomes
+        self._refusals = 0
+        self._next_drain = 0.0  # when to write the dead-letter outbox to the database (monotonic)
+        self.infra_errors = 0  # database and Redis failures met since the start (not the handler's)
+        self._infra_unreported = 0  # of those, not yet added to the Redis counter
+        self.handler_error = ""  # why the handler does not import, while it does not
+        self._replay_tally = replay_worker.Tally(spec.group)  # outcomes of replayed deliveries, counted per job
+        self._replay_reader = replay_worker.Reader(spec.group, worker_name)  # the lanes' replay streams
 
     def run_once(self, block_ms: int | None = None) -> bool:
         """Handle one batch; return True if there was work (so run again at once)."""
         spec = self.spec
         if spec.paused or not spec.topics:
             return False
-        handler = resolve(spec)  # fail before taking events, not after
+        handler = self._handler()  # fail before taking events, not after
         client = get_redis(blocking=block_ms is not None)
+        self._settle_parked()  # refused outcomes first: no new work until they are written
         self._ensure_groups(client)
         batch = self._batch
-        work = self._reclaim(client, batch)
-        work += delivery.take(client, spec.name, self.worker_name, spec.topics, batch, spec.ack_timeout)
-        work += self._replay_reader.take(client, spec, batch, self._replay_tally)
+        work = self._take_carried()
+        work += self._reclaim(client, batch)
+        work += delivery.take(client, spec.group, self.worker_name, spec.topics, batch, spec.ack_timeout)
+        work += self._replay_reader.take(client, spec, batch)
         if not work and block_ms is not None:
             if self._replay_reader.holding:  # a replay runs: wait on its stream (briefly) instead
                 work = self._replay_reader.wait(client, spec, batch, block_ms)
             else:
-                work = delivery.read_new(client, spec.name, self.worker_name, spec.topics, batch, block_ms)
+                work = delivery.read_new(client, spec.group, self.worker_name, spec.topics, batch, block_ms)
         if work:
             started = time.monotonic()
             self.handle(handler, work)
             self._adapt_batch(len(work), time.monotonic() - started)
+        self._drain_outbox()
         return bool(work)
+
+    def _handler(self) -> Handler:
+        """The consumer's handler; why it does not import is kept in ``handler_error`` (the heartbeat shows it)."""
+        try:
+            handler = resolve(self.spec)
+        except Exception as exc:
+            self.handler_error = f"{type(exc).__name__}: {exc}"[:1000]
+            raise
+        self.handler_error = ""
+        return handler
+
+    def note_infra_error(self, what: str) -> None:
+        """Count a database or Redis failure (apart from handler failures) and log it."""
+        self.infra_errors += 1
+        self._infra_unreported += 1
+        logger.warning("consumer %s: %s", self.spec.name, what)
 
     def _adapt_batch(self, size: int, seconds: float) -> None:
         """Size batches to take about ``BATCH_SECONDS``.
@@ -102,15 +130,92 @@ class ConsumerRunner:
 
     def _handle_for(self, seconds: float, handler: Handler, work: list[Delivery]) -> list[Delivery]:
         """Handle deliveries in order for about ``seconds`` and write their outcomes; return the unstarted rest."""
-        settlement = Settlement(self.spec.name)
-        self._dead_letters = []
+        settlement = Settlement(self.spec.group, self.spec.id)
         rest = self._run_until(time.monotonic() + seconds, handler, work, settlement)
-        if self._dead_letters:
-            # The rows are written before their events are released (acked) below.
-            failures.record_many(self.spec.id, self._dead_letters)
-        settlement.flush(get_redis())
-        # The replayed deliveries' counts are written with the next read (replay_worker.Reader.take).
+        self._replay_tally.into(settlement)  # the replayed deliveries' counts go in the batch's transaction
+        self._unsettled.append(settlement)
+        try:
+            self._settle_parked()
+        except redis.RedisError:
+            self._carried = rest  # still this worker's: handled once Redis takes the outcomes
+            raise
         return rest
+
+    def _settle_parked(self) -> None:
+        """Write the batches' outcomes Redis has not taken yet, oldest first; raise its error if it still refuses.
+
+        A refused batch stays with this worker and is written again, whole, on
+        its next step: its events were handled once and are not handled again,
+        and their attempts are not spent on the outage.
+        """
+        client = get_redis()
+        while self._unsettled:
+            settlement = self._unsettled[0]
+            if self._refusals:
+                self._renew_holds(client, settlement)
+            extra = self._infra_unreported
+            try:
+                errors = settlement.flush(client, {(self.spec.topics[0], "infra"): extra} if extra else None)
+            except redis.RedisError as exc:
+                self._refusals += 1
+                self.note_infra_error(f"Redis refused a batch's outcomes ({exc}); writing them again")
+                raise
+            self._unsettled.pop(0)
+            self._refusals = 0
+            self._infra_unreported -= extra
+            self._after_settled(settlement, errors)
+
+    def settle_before_stopping(self) -> None:
+        """Try once more to write refused outcomes; left unwritten, their events come back to another worker."""
+        if self._unsettled:
+            try:
+                self._settle_parked()
+            except redis.RedisError:
+                logger.warning("consumer %s: stopping with %d unwritten batches", self.spec.name, len(self._unsettled))
+
+    def _after_settled(self, settlement: Settlement, errors: list[Exception]) -> None:
+        for error in errors:
+            logger.warning("consumer %s: settling a batch: %s", self.spec.name, error)
+            if "NOGROUP" in str(error):
+                self.forget_groups()  # Redis lost its data: recreate the groups
+        if settlement.has_outbox:
+            self._next_drain = 0.0  # write the new dead letters to the database at once
+
+    def _renew_holds(self, client: redis.Redis, settlement: Settlement) -> None:
+        """Keep a refused batch's stream events from being taken over while Redis recovers (best effort)."""
+        held = [item for item in settlement.items if not item.member]
+        if not held:
+            return
+        try:
+            delivery.refresh_hold(client, self.spec.group, self.worker_name, held, self.spec.ack_timeout)
+        except redis.RedisError:
+            pass  # the flush that follows reports the outage
+
+    def _take_carried(self) -> list[Delivery]:
+        if not self._carried:
+            return []
+        carried, self._carried = self._carried, []
+        try:
+            return self._still_held(carried)
+        except redis.RedisError:
+            self._carried = carried
+            raise
+
+    def _drain_outbox(self) -> None:
+        """Write parked dead letters to the database when due; keep them, and go on, while it is down."""
+        now = time.monotonic()
+        if now < self._next_drain:
+            return
+        spec = self.spec
+        try:
+            drop_broken_connections()
+            drained = failures.drain_outbox(get_redis(), spec.id, spec.group, spec.topics)
+        except (DatabaseError, redis.RedisError) as exc:
+            drop_broken_connections()
+            self.note_infra_error(f"dead letters kept in Redis until the database takes them: {exc}")
+            self._next_drain = now + 1.0
+            return
+        self._next_drain = now if drained else now + OUTBOX_INTERVAL
 
     def _run_until(
         self, deadline: float, handler: Handler, work: list[Delivery], settlement: Settlement
@@ -141,7 +246,7 @@ class ConsumerRunner:
     def _still_held(self, rest: list[Delivery]) -> list[Delivery]:
         """Renew this worker's hold on ``rest``; return those no other worker took over."""
         spec = self.spec
-        held = delivery.refresh_hold(get_redis(), spec.name, self.worker_name, rest, spec.ack_timeout)
+        held = delivery.refresh_hold(get_redis(), spec.group, self.worker_name, rest, spec.ack_timeout)
         if len(held) < len(rest):
             logger.info(
                 "consumer %s: another worker took over %d events of a slow batch", spec.name, len(rest) - len(held)
@@ -155,10 +260,20 @@ class ConsumerRunner:
             and item.replay is None
             and item.attempt <= spec.max_attempts
             and not spec.type_patterns
+            and not item.unreadable
         )
 
     def _handle_one(self, handler: Handler, item: Delivery, settlement: Settlement) -> None:
         spec = self.spec
+        if item.unreadable:
+            # Not an event (another program's entry, or a truncated one): filed once, never handled.
+            logger.warning(
+                "consumer %s: unreadable entry %s on %s: %s", spec.name, item.stream_id, item.topic, item.unreadable
+            )
+            settlement.tally(item.topic, "errors")
+            settlement.dead_letter(item, f"unreadable entry: {item.unreadable}", "")
+            self._replay_tally.count(item, "failed")
+            return
         if not spec.accepts_type(item.envelope.get("type", "")):
             settlement.finish(item, "skipped")
             self._replay_tally.count(item, "skipped")
@@ -175,24 +290,31 @@ class ConsumerRunner:
                 item.envelope, attempt=item.attempt, stream_id=item.stream_id, replay=item.replay
             )
             outcome = invoke(handler, event)
-        if outcome.ok:
+        if outcome.ok and item.failed_event is not None:
+            settlement.resolved(item)  # the row's resolution goes through the outbox, like a dead letter
+            self._replay_tally.count(item, "handled")
+        elif outcome.ok:
             settlement.finish(item, "acked")
             self._replay_tally.count(item, "handled")
-            if item.failed_event is not None:
-                failures.resolve(item.failed_event)
-            return
-        self._failed(item, outcome, settlement)
+        else:
+            self._failed(item, outcome, settlement)
 
     def _failed(self, item: Delivery, outcome: Outcome, settlement: Settlement) -> None:
         spec = self.spec
+        if outcome.infrastructure:
+            # The handler's database or Redis is down: the same attempt again, later.
+            drop_broken_connections()
+            self.note_infra_error(f"event {item.stream_id or item.member}: {outcome.error}")
+            settlement.retry(item, time.time() + spec.retry_delay(item.attempt), attempt=item.attempt)
+            self._replay_tally.release(item)
+            return
         settlement.tally(item.topic, "errors")
         if item.attempt < spec.max_attempts:
             settlement.retry(item, time.time() + spec.retry_delay(item.attempt))
             self._replay_tally.release(item)
             return
-        # Out of attempts: its FailedEvent row is written with the batch's others.
-        self._dead_letters.append((item, outcome.error, outcome.traceback))
-        settlement.finish(item, "dead")
+        # Out of attempts: its dead letter is parked in Redis with the batch's acks.
+        settlement.dead_letter(item, outcome.error, outcome.traceback)
         self._replay_tally.count(item, "failed")
 
     def _ensure_groups(self, client: redis.Redis) -> None:
@@ -201,7 +323,7 @@ class ConsumerRunner:
         # Starting at "$" would skip what producers published since the restart.
         for topic in self.spec.topics:
             if topic not in self._groups_ready:
-                if delivery.ensure_group(client, topic, self.spec.name, start="0"):
+                if delivery.ensure_group(client, topic, self.spec.group, start="0"):
                     logger.info("created group %s on topic %s", self.spec.name, topic)
                 self._groups_ready.add(topic)
 
@@ -215,12 +337,9 @@ class ConsumerRunner:
         work: list[Delivery] = []
         for topic in self.spec.topics:
             work += delivery.reclaim_stale(
-                client, topic, self.spec.name, self.worker_name, self.spec.ack_timeout, count
+                client, topic, self.spec.group, self.worker_name, self.spec.ack_timeout, count
             )
         return work
-
-    def flush_replay_tally(self) -> None:
-        self._replay_tally.flush(get_redis())
 
     def forget_groups(self) -> None:
         """Check the groups again (after Redis lost them, e.g. a restart without persistence)."""
@@ -259,7 +378,7 @@ class Worker:
             else:
                 runner.spec = spec
         for gone in set(self.runners) - {s.name for s in specs}:
-            self.runners.pop(gone)
+            self.runners.pop(gone, None)  # a runner thread meeting NOGROUP refreshes too
 
     def run_once(self) -> bool:
         """Refresh, then give every consumer one step; return True if any had work."""
@@ -276,7 +395,13 @@ class Worker:
             "started_at": self.started_at,
             "beat_at": now,
             "consumers": {
-                name: {"in_flight": r.in_flight, "handled": r.handled, "paused": r.spec.paused}
+                name: {
+                    "in_flight": r.in_flight,
+                    "handled": r.handled,
+                    "paused": r.spec.paused,
+                    "infra_errors": r.infra_errors,
+                    "handler_error": r.handler_error,
+                }
                 for name, r in self.runners.items()
             },
         }
@@ -302,11 +427,11 @@ class Worker:
                 next_refresh = now + min(conf.get("CONFIG_REFRESH_INTERVAL"), conf.get("HEARTBEAT_INTERVAL"))
             if now >= next_trim:
                 self._safely(retention.trim_all)
+                self._safely(outbox.drain)  # events whose transaction committed but whose store was missed
                 next_trim = now + conf.get("RETENTION_INTERVAL")
             self.stop_event.wait(0.2)
         for thread in self._threads.values():
             thread.join(conf.get("SHUTDOWN_GRACE"))
-        self._safely(self._flush_replay_tallies)
         self._safely(self._sign_off)
         logger.info("worker %s stopped", self.id)
 
@@ -344,16 +469,26 @@ class Worker:
                 idle = 0.0
             except redis.ResponseError as exc:
                 if "NOGROUP" in str(exc):
-                    runner.forget_groups()  # Redis lost its data; recreate the groups
+                    # Redis lost its data, or the consumer was deleted or unsubscribed (its group
+                    # removed on purpose): only groups the configuration still wants come back.
+                    self._safely(self.refresh)
+                    runner.forget_groups()
                     continue
                 found, idle = False, self._backoff(idle, exc)
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 found, idle = False, self._backoff(idle, exc)
+            except DatabaseError as exc:
+                drop_broken_connections()  # reopened on next use, once the database is back
+                runner.note_infra_error(f"database unavailable ({exc}); retrying")
+                found, idle = False, self._backoff(idle, None)
             except Exception:
                 logger.exception("consumer %s: unexpected error; retrying", name)
                 found, idle = False, self._backoff(idle, None)
             if not found and (runner.spec.paused or not runner.spec.topics):
                 self.stop_event.wait(0.5)
+        runner = self.runners.get(name)
+        if runner is not None:
+            runner.settle_before_stopping()
         close_old_connections()
 
     def _backoff(self, idle: float, exc: Exception | None) -> float:
@@ -362,11 +497,6 @@ class Worker:
             logger.warning("Redis unavailable (%s); retrying in %.1fs", exc, idle)
         self.stop_event.wait(idle)
         return idle
-
-    def _flush_replay_tallies(self) -> None:
-        """Write the last batch's replay counts, which wait for a next read that will not come."""
-        for runner in self.runners.values():
-            runner.flush_replay_tally()
 
     def _sign_off(self) -> None:
         pipe = get_redis().pipeline(transaction=False)

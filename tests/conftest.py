@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +19,7 @@ import pytest
 import redis
 
 from eventflow import connection
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT, free_port, make_consumer, process_env, wait_for
 
 
 @pytest.fixture(scope="session")
@@ -114,14 +112,6 @@ def shop(shop_token):
     return Producer.objects.get(name="shop")
 
 
-def make_consumer(name: str, handler: str, *topics, **options):
-    from eventflow.models import Consumer
-
-    consumer = Consumer.objects.create(name=name, handler=handler, **options)
-    consumer.topics.add(*topics)
-    return consumer
-
-
 @pytest.fixture
 def billing(orders):
     return make_consumer("billing", "tests.handlers.billing", orders)
@@ -145,26 +135,15 @@ def staff_user(db, django_user_model):
     return user
 
 
+@pytest.fixture
+def monitor(key_prefix):
+    """A monitor to step by hand, reading the flow from the database at every step."""
+    from eventflow.monitor import Monitor
+
+    return Monitor(flow_refresh=0.0)
+
+
 # --- real processes ------------------------------------------------------------
-
-
-def process_env(redis_url: str, key_prefix: str) -> dict[str, str]:
-    """Environment for a child process that shares this test's Redis namespace and database."""
-    from django.db import connection as db_connection
-
-    env = dict(os.environ)
-    env["REDIS_URL"] = redis_url
-    env["EVENTFLOW_KEY_PREFIX"] = key_prefix
-    env["PYTHONPATH"] = str(ROOT)
-    settings_dict = db_connection.settings_dict
-    if settings_dict["ENGINE"].endswith("sqlite3"):
-        env["DATABASE_URL"] = f"sqlite:///{settings_dict['NAME']}"
-    else:
-        user = settings_dict.get("USER") or ""
-        host = settings_dict.get("HOST") or "127.0.0.1"
-        port = settings_dict.get("PORT") or 5432
-        env["DATABASE_URL"] = f"postgres://{user}@{host}:{port}/{settings_dict['NAME']}"
-    return env
 
 
 @pytest.fixture
@@ -187,25 +166,6 @@ def spawn_worker(redis_url: str, key_prefix: str) -> Iterator:
         if proc.poll() is None:
             proc.kill()
         proc.wait(10)
-
-
-def wait_for(condition, timeout: float = 20.0, interval: float = 0.05, message: str = "condition"):
-    """Poll until ``condition()`` is truthy; return its value or fail the test."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout}s waiting for {message}")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -238,24 +198,3 @@ def asgi_server(redis_url: str, key_prefix: str, transactional_db) -> Iterator[s
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(5)
-
-
-def drain(worker, until=lambda: True, timeout: float = 15.0) -> None:
-    """Step an in-process worker until it finds no work and ``until()`` holds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not worker.run_once() and until():
-            return
-        time.sleep(0.01)
-    raise AssertionError("the worker did not drain in time")
-
-
-def publish_status(client, token: str, topic: str = "orders") -> int:
-    """Publish one minimal event over the API with ``token``; return the status code."""
-    response = client.post(
-        f"/api/v1/topics/{topic}/events",
-        b'{"type": "order.created"}',
-        content_type="application/json",
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    return response.status_code

@@ -78,3 +78,27 @@ def lineage(event: Event) -> None:
 def lineage_seen() -> list[tuple[int | None, str]]:
     rows = [r.decode().split("|") for r in get_redis().lrange(_log_key("lineage"), 0, -1)]
     return [(int(r[0]) if r[0] else None, r[1]) for r in rows]
+
+
+def exits(event: Event) -> None:
+    """Calls ``sys.exit`` on odd ``n`` (as a confused library might); handles the others."""
+    if event.data.get("n", 0) % 2 == 1:
+        raise SystemExit(f"handler exit on n={event.data['n']}")
+    record(event, "exits")
+
+
+def interrupts(event: Event) -> None:
+    """Raises KeyboardInterrupt on odd ``n``; handles the others."""
+    if event.data.get("n", 0) % 2 == 1:
+        raise KeyboardInterrupt(f"handler interrupt on n={event.data['n']}")
+    record(event, "interrupts")
+
+
+def database_down_twice(event: Event) -> None:
+    """Fails its first two calls per event as a handler whose database is down would, then works."""
+    from django.db import OperationalError
+
+    record(event, "db_calls")
+    if get_redis().incr(_log_key(f"db_calls:{event.id}")) <= 2:
+        raise OperationalError("connection to server at 127.0.0.1 failed: Connection refused")
+    record(event, "db_done")

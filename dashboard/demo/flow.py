@@ -3,6 +3,8 @@
     shop ──▶ orders ───┬──▶ billing, analytics, email (slow), fraud-check (flaky)
          └─▶ payments ─┤──▶ billing, analytics
                        └──▶ shipping ──(warehouse)──▶ shipments ──▶ analytics, email
+    web ──▶ cart.*, search.*, users.* ──▶ recommendations, search-index, crm (quiet)
+    (warehouse) inventory.* (quiet)
 
 Running it again updates the same rows; it never duplicates them, and it
 leaves failed events and stream contents alone.
@@ -28,9 +30,32 @@ TOPICS: dict[str, str] = {
     "shipments": "Parcels handed to a carrier by the warehouse.",
 }
 
+# The rest of a shop's back office, quiet in the demo: enough topics for the overview's
+# graph to fold them into named groups ("cart.* (6)") beside the busy ones.
+QUIET_TOPICS: dict[str, list[str]] = {
+    "cart": ["viewed", "item-added", "item-removed", "abandoned", "restored", "checked-out"],
+    "search": ["query", "clicked", "no-results", "suggested", "filtered"],
+    "users": ["signed-up", "logged-in", "password-reset", "deleted", "verified"],
+    "inventory": ["reserved", "released", "restocked", "low-stock", "counted"],
+}
+TOPICS.update(
+    {
+        f"{group}.{name}": f"{group.capitalize()} events: {name.replace('-', ' ')}."
+        for group, names in QUIET_TOPICS.items()
+        for name in names
+    }
+)
+
 PRODUCERS: dict[str, tuple[str, list[str]]] = {
     "shop": ("The web shop (the demo's simulator publishes as it over HTTP).", ["orders", "payments"]),
-    WAREHOUSE: ("The warehouse; the shipping consumer publishes as it from Python.", ["shipments"]),
+    WAREHOUSE: (
+        "The warehouse; the shipping consumer publishes as it from Python.",
+        ["shipments"] + [f"inventory.{name}" for name in QUIET_TOPICS["inventory"]],
+    ),
+    "web": (
+        "The shop's front end (quiet in the demo).",
+        [t for t in TOPICS if t.split(".")[0] in ("cart", "search", "users")],
+    ),
 }
 
 CONSUMERS: list[dict] = [
@@ -71,6 +96,24 @@ CONSUMERS: list[dict] = [
         "topics": ["orders", "shipments"],
         "event_types": "order.created, shipment.dispatched",
         "stall_threshold": 60.0,
+    },
+    {
+        "name": "recommendations",
+        "description": "Learns what customers look at (quiet in the demo).",
+        "handler": "dashboard.demo.handlers.analytics",
+        "topics": [f"cart.{name}" for name in QUIET_TOPICS["cart"]] + ["search.clicked"],
+    },
+    {
+        "name": "search-index",
+        "description": "Keeps the product search up to date (quiet in the demo).",
+        "handler": "dashboard.demo.handlers.analytics",
+        "topics": [f"search.{name}" for name in QUIET_TOPICS["search"]] + ["inventory.restocked"],
+    },
+    {
+        "name": "crm",
+        "description": "Tells the customer database about accounts (quiet in the demo).",
+        "handler": "dashboard.demo.handlers.analytics",
+        "topics": [f"users.{name}" for name in QUIET_TOPICS["users"]],
     },
 ]
 

@@ -16,6 +16,8 @@ from decimal import Decimal
 from eventflow import publish
 from eventflow.events import Event
 
+from . import switches
+
 logger = logging.getLogger(__name__)
 
 # The in-process producer of shipment events (registered by the demo flow).
@@ -74,13 +76,15 @@ def fraud_check(event: Event) -> None:
     """Score new orders for fraud, against a flaky external service.
 
     About one order in twelve always times out (it ends as a FailedEvent after
-    the consumer's attempts); about one in ten fails once and then succeeds.
+    the consumer's attempts) until the service is fixed (``switches``: a
+    button on fraud-check's page), and replays then succeed; about one in ten
+    fails once and then succeeds.
     """
     if event.type != "order.created":
         return
     order_id = event.data["order_id"]
     bucket = int(_digest(order_id)[:8], 16) % 120
-    if bucket < 10:
+    if bucket < 10 and not switches.risk_service_fixed():
         raise RiskServiceTimeout(f"risk-scoring service timed out after 2.0s scoring order {order_id}")
     if bucket < 22 and event.attempt == 1:
         raise RiskServiceRejected(f"risk-scoring service answered 503 Service Unavailable for order {order_id}")

@@ -10,7 +10,7 @@ from django import template
 
 register = template.Library()
 
-STATUS_CLASSES = {"OK": "ok", "LAGGING": "lagging", "STALLED": "stalled", "STOPPED": "stopped", "FAILING": "failing"}
+STATUS_CLASSES = {"OK": "ok", "LAGGING": "lagging", "STALLED": "stalled", "STOPPED": "stopped", "FAILING": "failing", "WARNING": "warning"}
 
 
 @register.filter
@@ -80,3 +80,30 @@ def num(value: Any) -> str:
         return f"{int(value):,}"
     except (TypeError, ValueError):
         return "—"
+
+
+@register.filter
+def sort_link(query: Any, column: str) -> str:
+    """The query string that sorts a list by ``column`` (a ``listing.ListQuery``)."""
+    return query.sort_link(column)
+
+
+@register.filter
+def sort_dir(query: Any, column: str) -> str:
+    """``asc`` or ``desc`` if the list is sorted by ``column``, else empty (for the header's arrow)."""
+    if query.sort == column:
+        return "asc"
+    return "desc" if query.sort == f"-{column}" else ""
+
+
+@register.filter
+def percent(share: Any) -> str:
+    """A share as a percentage: ``0.05`` → ``5 %``."""
+    return f"{float(share or 0) * 100:g} %"
+
+
+@register.filter
+def tail_text(event: Any) -> str:
+    """What the live tail's text filter searches in an event (the browser and the socket alike)."""
+    text = f"{event.get('type', '')} {event.get('key', '')} {event.get('data', '')}"
+    return text[:2000].lower()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .demo import risk_service
 from .failed import (
     discard_confirm,
     discard_matching,
@@ -13,6 +14,7 @@ from .failed import (
     replay_one,
     replay_selected,
 )
+from .lists import consumers_index, search, topics_index
 from .pages import consumer_page, event_detail, overview, publish_test_event, topic_page
 from .replays import cancel as replay_cancel
 from .replays import preview as replay_preview
@@ -26,6 +28,7 @@ from .stuck import skip_confirm as stuck_skip_confirm
 
 __all__ = [
     "consumer_page",
+    "consumers_index",
     "discard_confirm",
     "discard_matching",
     "discard_one",
@@ -47,5 +50,8 @@ __all__ = [
     "stuck_skip",
     "stuck_skip_confirm",
     "replay_selected",
+    "risk_service",
+    "search",
     "topic_page",
+    "topics_index",
 ]

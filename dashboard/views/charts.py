@@ -1,4 +1,4 @@
-"""Geometry for the server-rendered SVG pictures: topology graph, line charts, sparklines.
+"""Geometry for the server-rendered SVG charts: line charts and sparklines (the graph: ``dashboard.graph``).
 
 Functions here return plain numbers and strings; the templates draw them, so
 every name that reaches the SVG is escaped like any other text.
@@ -7,12 +7,7 @@ every name that reaches the SVG is escaped like any other text.
 from __future__ import annotations
 
 import time
-from typing import Any
 
-NODE_W, NODE_H, ROW = 188, 40, 56
-COLUMNS = (16, 406, 796)  # x of producers, topics, consumers (viewBox width 1000)
-MAX_NODES = 30  # per column; the rest are summarised as "+N more"
-SEVERITY = {"STOPPED": 0, "FAILING": 1, "STALLED": 2, "LAGGING": 3, "OK": 4}
 
 
 def sparkline(values: list[float], width: int = 120, height: int = 28, capacity: int = 60) -> dict:
@@ -59,7 +54,34 @@ def line_chart(
         "ticks": _time_ticks(span, left, plot_w, 8 + plot_h + 16),
         "empty": not points,
         "latest": series[-1][1] if series else 0.0,
+        "hovers": _hovers([(t, v) for t, v in series if t >= start], start, span, left, plot_w, unit),
     }
+
+
+HOVER_SLICES = 60  # hover targets per chart, each a slice of time with its figures in a tooltip
+
+
+def _hovers(
+    series: list[tuple[float, float]], start: float, span: float, left: float, plot_w: float, unit: str
+) -> list[dict]:
+    """Up to ``HOVER_SLICES`` invisible columns whose tooltips give the values under the pointer.
+
+    Server-rendered ``<title>``s: no script, and a few kilobytes however many points a chart has.
+    """
+    width = span / HOVER_SLICES
+    slices: dict[int, list[tuple[float, float]]] = {}
+    for t, v in series:
+        slices.setdefault(min(HOVER_SLICES - 1, int((t - start) / width)), []).append((t, v))
+    hovers = []
+    for index, points in sorted(slices.items()):
+        values = [v for _, v in points]
+        when = time.strftime("%H:%M:%S", time.gmtime(points[-1][0]))
+        text = f"{when} UTC: {_label(values[-1], unit)}"
+        if len(values) > 1:
+            text += f" (max {_label(max(values), unit)}, mean {_label(round(sum(values) / len(values), 1), unit)})"
+        x = round(left + index * width / span * plot_w, 1)
+        hovers.append({"x": x, "w": round(plot_w / HOVER_SLICES, 1), "title": text})
+    return hovers
 
 
 def _nice_ceiling(value: float) -> float:
@@ -90,96 +112,3 @@ def _time_ticks(span: float, left: float, plot_w: float, y: float) -> list[dict]
             text = "now" if ago == 0 else f"−{ago:g} s"
         ticks.append({"x": left + plot_w * i / 4, "y": y, "text": text})
     return ticks
-
-
-# --- topology ------------------------------------------------------------------------
-
-
-def topology(snapshot: dict) -> dict:
-    """Nodes and edges of producers → topics → consumers, laid out in three columns."""
-    producers = [p["name"] for p in snapshot["producers"]]
-    topics = [t["name"] for t in snapshot["topics"]]
-    consumers = sorted(snapshot["consumers"], key=lambda c: (SEVERITY.get(c["status"], 5), c["name"]))
-    status = {c["name"]: c["status"] for c in consumers}
-    columns = [
-        _column(producers, COLUMNS[0], "producer"),
-        _column(topics, COLUMNS[1], "topic"),
-        _column([c["name"] for c in consumers], COLUMNS[2], "consumer"),
-    ]
-    at = {(n["kind"], n["name"]): n for column in columns for n in column["nodes"]}
-    for node in columns[2]["nodes"]:
-        node["status"] = status.get(node["name"], "OK")
-    edges = _edges(snapshot, at)
-    rows = max((len(c["nodes"]) + (1 if c["more"] else 0) for c in columns), default=1)
-    return {"columns": columns, "edges": edges, "height": max(1, rows) * ROW + 40, "empty": not topics}
-
-
-def _column(names: list[str], x: int, kind: str) -> dict:
-    shown = names[:MAX_NODES]
-    nodes = [
-        {"name": name, "kind": kind, "x": x, "y": 36 + i * ROW, "tx": x + 12, "ty": 36 + i * ROW + 25}
-        for i, name in enumerate(shown)
-    ]
-    more = len(names) - len(shown)
-    return {"nodes": nodes, "more": more, "more_y": 36 + len(shown) * ROW + 20, "x": x, "kind": kind}
-
-
-def _edges(snapshot: dict, at: dict) -> list[dict[str, Any]]:
-    edges = []
-    for key, rate in snapshot["edges"]["produce"].items():
-        producer, topic = key.split("|", 1)
-        edges.append(_edge(at.get(("producer", producer)), at.get(("topic", topic)), rate))
-    for key, rate in snapshot["edges"]["consume"].items():
-        topic, consumer = key.split("|", 1)
-        edges.append(_edge(at.get(("topic", topic)), at.get(("consumer", consumer)), rate))
-    return _place_labels([e for e in edges if e is not None])
-
-
-def _edge(source: dict | None, target: dict | None, rate: float) -> dict | None:
-    """A curve between two nodes; its rate label is placed by ``_place_labels``."""
-    if source is None or target is None:
-        return None
-    x1, y1 = source["x"] + NODE_W, source["y"] + NODE_H / 2
-    x2, y2 = target["x"], target["y"] + NODE_H / 2
-    mid = (x1 + x2) / 2
-    return {
-        "path": f"M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}",
-        "ends": (x1, y1, x2, y2),
-        "anchor": "middle",
-        "rate": rate,
-        "active": rate > 0,
-    }
-
-
-LABEL_W, LABEL_H = 44, 15  # room one rate label takes ("4.8k/s")
-LABEL_SPOTS = (0.5, 0.35, 0.65, 0.22, 0.78)  # where along its curve a label may sit, best first
-
-
-def _place_labels(edges: list[dict]) -> list[dict]:
-    """Put each edge's label on its own curve where it overlaps no label placed before.
-
-    Curves into a column share their middle, so labels there would sit on top
-    of each other; positions depend on the layout only, never on the rates,
-    so labels do not jump as the numbers change.
-    """
-    placed: list[tuple[float, float]] = []
-    for edge in edges:
-        spots = [_on_curve(edge["ends"], t) for t in LABEL_SPOTS]
-        free = [spot for spot in spots if all(not _overlap(spot, other) for other in placed)]
-        edge["lx"], edge["ly"] = (free or spots)[0]
-        placed.append((edge["lx"], edge["ly"]))
-        edge["ly"] += 4  # the text's baseline, a little below the curve's point
-    return edges
-
-
-def _on_curve(ends: tuple[float, float, float, float], t: float) -> tuple[float, float]:
-    """A point of the edge's cubic curve (control points at the horizontal middle)."""
-    x1, y1, x2, y2 = ends
-    mid = (x1 + x2) / 2
-    x = (1 - t) ** 3 * x1 + 3 * (1 - t) * t * mid + t**3 * x2
-    y = y1 + (y2 - y1) * (3 * t**2 - 2 * t**3)
-    return round(x, 1), round(y, 1)
-
-
-def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
-    return abs(a[0] - b[0]) < LABEL_W and abs(a[1] - b[1]) < LABEL_H

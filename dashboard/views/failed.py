@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 from eventflow import failures
 from eventflow.models import Consumer, FailedEvent, Topic
 
+from .. import params
 from . import state
 from .security import can_discard, can_replay, staff_page
 
@@ -26,11 +27,17 @@ PAGE_ROWS = 50
 Status = FailedEvent.Status
 OPEN = [Status.FAILED, Status.FAILED_AGAIN, Status.REPLAYING]
 CLOSED = [status for status in Status.values if status not in OPEN]
-FILTERS = ("consumer", "topic", "type", "q", "since", "until", "status")
+FILTERS = ("consumer", "topic", "type", "q", "since", "until", "status", "event")
+STATUS_FILTERS = ("", "open", "all", *Status.values)
 
 
-def read_filters(params: Any) -> dict[str, str]:
-    return {name: str(params.get(name, "")).strip()[:200] for name in FILTERS}
+def read_filters(values: Any) -> dict[str, str]:
+    """The filter form's fields as text; raise ``params.BadParam`` for one the list cannot use."""
+    filters = {name: params.text(str(values.get(name, "")), name) for name in FILTERS}
+    params.moment(filters["since"], "since")
+    params.moment(filters["until"], "until")
+    params.choice(filters["status"], "status", STATUS_FILTERS)
+    return filters
 
 
 def matching(filters: dict[str, str]) -> QuerySet[FailedEvent]:
@@ -50,28 +57,20 @@ def matching(filters: dict[str, str]) -> QuerySet[FailedEvent]:
         rows = rows.filter(topic__name=filters["topic"])
     if filters.get("type"):
         rows = rows.filter(event_type=filters["type"])
+    if filters.get("event"):  # one event's rows (its CloudEvents id), e.g. from its detail page
+        rows = rows.filter(event_id=filters["event"])
     if filters.get("q"):
         rows = rows.filter(error__icontains=filters["q"])
-    if since := _moment(filters.get("since", "")):
+    if since := params.moment(filters.get("since", ""), "since"):
         rows = rows.filter(last_failed_at__gte=since)
-    if until := _moment(filters.get("until", "")):
+    if until := params.moment(filters.get("until", ""), "until"):
         rows = rows.filter(last_failed_at__lt=until)
     return rows.order_by("-last_failed_at", "-id")
 
 
-def _moment(value: str) -> dt.datetime | None:
-    try:
-        moment = dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
 def parse_cursor(cursor: str) -> tuple[dt.datetime, int] | None:
-    """A row's place in the list from "<iso time>|<id>", or None."""
-    when, _, pk = cursor.partition("|")
-    moment = _moment(when)
-    return (moment, int(pk)) if moment is not None and pk.isdigit() else None
+    """A row's place in the list from "<iso time>|<id>"; None if empty; ``params.BadParam`` if malformed."""
+    return params.cursor(cursor, "cursor")
 
 
 def page_of(rows: QuerySet[FailedEvent], cursor: str) -> tuple[list[FailedEvent], str]:
@@ -89,6 +88,29 @@ def page_of(rows: QuerySet[FailedEvent], cursor: str) -> tuple[list[FailedEvent]
 def filter_query(filters: dict[str, str]) -> str:
     """The filter as a query string (``consumer=billing&q=time%20out``)."""
     return urlencode({k: v for k, v in filters.items() if v})
+
+
+CONSUMER_ROWS = 20  # open failed events a consumer page shows (the rest: the failed-events page)
+
+
+RECENTLY_SETTLED = dt.timedelta(minutes=10)  # replayed rows stay on the consumer page this long
+
+
+def consumer_failed(name: str, user: Any) -> dict:
+    """The consumer page's failed-events table, as ``user`` may act on them.
+
+    Its newest open rows, and rows replayed in the last minutes, so an
+    operator who replays sees the row turn Resolved (or Failed again).
+    """
+    recent = timezone.now() - RECENTLY_SETTLED
+    rows = matching({"consumer": name, "status": "all"}).filter(~Q(status__in=CLOSED) | Q(replayed_at__gte=recent))
+    return {
+        "consumer_name": name,
+        "failed_rows": list(rows[:CONSUMER_ROWS]),
+        "failed_open": matching({"consumer": name}).count(),
+        "can_replay": can_replay(user),
+        "can_discard": can_discard(user),
+    }
 
 
 def _newest(rows: list[FailedEvent]) -> str:
@@ -178,7 +200,7 @@ def _discarded(count: int) -> str:
 
 
 def _selected_ids(request: HttpRequest) -> list[int]:
-    return [int(i) for i in request.POST.getlist("ids") if i.isdigit()][:1000]
+    return params.row_ids(request.POST.getlist("ids"), "ids")
 
 
 def _nothing_selected(request: HttpRequest, filters: dict[str, str]) -> HttpResponse:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from django.core.exceptions import PermissionDenied
@@ -11,15 +11,18 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
 
-from eventflow import inspection, keys, monitor, replays
+from eventflow import inspection, keys, monitor, replays, topics
 from eventflow.connection import get_redis
 from eventflow.errors import PublishError
 from eventflow.models import Consumer, FailedEvent, Topic
 from eventflow.publishing import publish
 
+from .. import graph, params
 from . import state
+from .demo import switch_context
+from .failed import consumer_failed
 from .replays import form_context
-from .security import can_replay, staff_page
+from .security import staff_page
 from .stuck import stuck_context
 
 TAIL_ROWS = 50  # rows a topic page starts with (the live tail keeps at most a few hundred)
@@ -36,9 +39,12 @@ def render_region(request: HttpRequest, template: str, context: dict, partials: 
 
 @staff_page
 def overview(request: HttpRequest) -> HttpResponse:
-    context = state.overview(monitor.load_snapshot())
-    context["ws_path"] = "/ws/live/overview/"
-    return render_region(request, "dashboard/overview.html", context, ("headline", "topology", "consumer-table"))
+    focus = str(request.GET.get("focus", ""))[:120]
+    focus = focus if graph.parse_focus(focus) else ""
+    context = state.overview(monitor.load_snapshot(), focus)
+    context["ws_path"] = "/ws/live/overview/" + (f"?{urlencode({'focus': focus})}" if focus else "")
+    partials = ("headline", "topology", "topic-table", "consumer-table")
+    return render_region(request, "dashboard/overview.html", context, partials)
 
 
 @staff_page
@@ -63,30 +69,59 @@ def _first_tail(topic: str) -> list[dict]:
     return [{"stream_id": sid, "event": envelope} for sid, envelope in events]
 
 
-def _browse(topic: str, params: Any) -> dict:
-    """A page of stored events, newest first, from a stream id or a time on."""
-    start = params.get("from", "").strip()
-    at = params.get("at", "").strip()
-    error = ""
-    if at:
-        try:
-            moment = dt.datetime.fromisoformat(at)
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=dt.UTC)
-            start = f"{int(moment.timestamp() * 1000)}-99999"
-        except ValueError:
-            error = "Give the time as YYYY-MM-DDTHH:MM."
-    if start and not _valid_id(start):
-        start, error = "", "A stream id looks like 1712345678901-0."
-    entries = get_redis().xrevrange(keys.stream(topic), max=start or "+", min="-", count=BROWSE_ROWS + 1)
-    rows = [{"stream_id": sid.decode(), "event": orjson.loads(f[b"e"])} for sid, f in entries if b"e" in f]
+def _browse(topic: str, query: Any) -> dict:
+    """A page of stored events: back from a stream id (newest first), or forward from a time or id.
+
+    ``from`` (an id, inclusive) or ``before`` (exclusive) page back, newest
+    first, as the newest page does; ``at`` (a time to the second, UTC,
+    inclusive) or ``after`` (an id, exclusive) page forward, oldest first. A
+    value it cannot use is said in the form (htmx swaps only 2xx answers in).
+    """
+    stream = keys.stream(topics.stream_name(topic))  # a renamed topic keeps its stream
+    try:
+        start, before, forward_from, at = _browse_bounds(query)
+        error = ""
+    except params.BadParam as exc:
+        start, before, forward_from, at, error = "", "", "", str(query.get("at", "")).strip(), str(exc)
+    common = {"from": query.get("from", ""), "at": at, "error": error}
+    if forward_from:
+        return {**common, **_browse_forward(stream, forward_from)}
+    return {**common, **_browse_back(stream, start or (f"({before}" if before else "+"), paged=bool(start or before))}
+
+
+def _browse_bounds(query: Any) -> tuple[str, str, str, str]:
+    """The ids to page back from (``from``, ``before``) or forward from, and the ``at`` text."""
+    ids = {}
+    for name in ("from", "before", "after"):
+        value = params.text(str(query.get(name, "")), name).strip()
+        ids[name] = params.stream_id(value, name) if value else ""
+    at = params.text(str(query.get("at", "")), "at").strip()
+    if moment := params.moment(at, "at"):
+        return ids["from"], ids["before"], f"{int(moment.timestamp() * 1000)}-0", at
+    return ids["from"], ids["before"], (f"({ids['after']}" if ids["after"] else ""), at
+
+
+def _browse_back(stream: str, highest: str, *, paged: bool) -> dict:
+    entries = get_redis().xrevrange(stream, max=highest, min="-", count=BROWSE_ROWS + 1)
+    rows = _browse_rows(entries)
     older = rows[BROWSE_ROWS]["stream_id"] if len(rows) > BROWSE_ROWS else ""
-    return {"rows": rows[:BROWSE_ROWS], "older": older, "from": params.get("from", ""), "at": at, "error": error}
+    rows = rows[:BROWSE_ROWS]
+    newer = rows[0]["stream_id"] if paged and rows else ""
+    return {"rows": rows, "older": older, "before": "", "newer": newer, "forward": False}
 
 
-def _valid_id(value: str) -> bool:
-    ms, _, seq = value.partition("-")
-    return ms.isdigit() and (seq == "" or seq.isdigit())
+def _browse_forward(stream: str, lowest: str) -> dict:
+    entries = get_redis().xrange(stream, min=lowest, max="+", count=BROWSE_ROWS + 1)
+    rows = _browse_rows(entries)
+    more = len(rows) > BROWSE_ROWS
+    rows = rows[:BROWSE_ROWS]
+    newer = rows[-1]["stream_id"] if more else ""
+    before = rows[0]["stream_id"] if rows else ""
+    return {"rows": rows, "older": "", "before": before, "newer": newer, "forward": True}
+
+
+def _browse_rows(entries: list) -> list[dict]:
+    return [{"stream_id": sid.decode(), "event": orjson.loads(f[b"e"])} for sid, f in entries if b"e" in f]
 
 
 def _publish_form(values: dict, *, message: str = "", error: str = "") -> dict:
@@ -118,14 +153,23 @@ def publish_test_event(request: HttpRequest, name: str) -> HttpResponse:
 @staff_page
 def event_detail(request: HttpRequest, name: str, stream_id: str) -> HttpResponse:
     get_object_or_404(Topic, name=name)
-    if not _valid_id(stream_id):
-        raise Http404("no such event")
+    try:
+        stream_id = params.stream_id(stream_id, "stream id")
+    except params.BadParam as exc:  # a path no event can have: not found, as for any other path
+        raise Http404(str(exc)) from None
     context = state.event(f"{name}/{stream_id}")
     if context is None:
         raise Http404("this event is no longer in the stream")
     context["ws_path"] = f"/ws/live/event/{name}/{stream_id}/"
     context["sent_again"] = replays.sent_again(name, stream_id, context["event"])
+    context["failed_rows"] = _failed_deliveries(name, str(context["event"].get("id", "")))
     return render_region(request, "dashboard/event.html", context, ("delivery-matrix",))
+
+
+def _failed_deliveries(topic: str, event_id: str) -> list[FailedEvent]:
+    """The failed-event rows of one event, one per consumer that gave up on it."""
+    rows = FailedEvent.objects.filter(topic__name=topic, event_id=event_id).select_related("consumer")
+    return list(rows.order_by("consumer__name"))
 
 
 @staff_page
@@ -134,13 +178,7 @@ def consumer_page(request: HttpRequest, name: str) -> HttpResponse:
     context = state.consumer(monitor.load_snapshot(), name) or {}
     context.update(form_context(consumer, {}))
     context.update(stuck_context(consumer, request.user))
-    failed = FailedEvent.objects.filter(consumer=consumer).select_related("topic", "consumer")
-    context.update(
-        consumer_name=name,
-        consumer_obj=consumer,
-        ws_path=f"/ws/live/consumer/{name}/",
-        failed_rows=failed.filter(status__in=monitor.REPLAYABLE + ("replaying",))[:20],
-        can_replay=can_replay(request.user),
-    )
-    partials = ("consumer-health", "consumer-charts", "consumer-workers")
+    context.update(consumer_name=name, consumer_obj=consumer, ws_path=f"/ws/live/consumer/{name}/")
+    context.update(consumer_failed(name, request.user), **switch_context(consumer.handler))
+    partials = ("consumer-health", "consumer-charts", "consumer-workers", "consumer-failed")
     return render_region(request, "dashboard/consumer.html", context, partials)

@@ -1,7 +1,9 @@
 """Replay jobs on the dashboard: the consumer page's "Replay history" form, and a job's page.
 
 The form is the API's request (``eventflow.replay_api.read_request``) spelled
-as form fields: Preview is a dry run, Start plans it again (the range is
+as form fields, each parsed by ``dashboard.params`` first (a value it cannot
+use is said in the form, as the API's own refusals are: htmx swaps only 2xx
+answers in): Preview is a dry run, Start plans it again (the range is
 fixed when it starts) and opens the job's page, whose ``replay-progress``
 partial htmx re-reads every second while the job runs.
 """
@@ -19,8 +21,9 @@ from django.views.decorators.http import require_POST
 from eventflow import replays
 from eventflow.errors import PublishError
 from eventflow.models import Consumer, Replay
-from eventflow.replay_api import plan_or_start, read_request
+from eventflow.replay_api import MAX_REASON, plan_or_start, read_request
 
+from .. import params
 from .security import can_replay, staff_page
 
 FORM_FIELDS = ("source", "topic", "from", "to", "types", "key", "rate", "reason")
@@ -45,17 +48,25 @@ def recent(consumer: Consumer) -> list[replays.Progress]:
 
 
 def _values(request: HttpRequest) -> dict[str, str]:
-    return {name: request.POST.get(name, "").strip() for name in FORM_FIELDS}
+    """The form's fields as typed (shown again in the form), as text without NULs; ``params.BadParam`` if not."""
+    limits = {"reason": MAX_REASON + 1, "types": 2000}  # one past the reason's limit: the API says it is too long
+    return {
+        name: params.text(request.POST.get(name, ""), name, max_chars=limits.get(name, params.MAX_TEXT_CHARS))
+        for name in FORM_FIELDS
+    }
 
 
 def _query(values: dict[str, str], *, dry_run: bool) -> dict[str, Any]:
-    """The form's values as the API's JSON request."""
-    query: dict[str, Any] = {"topic": values["topic"], "source": values["source"] or "history", "dry_run": dry_run}
-    if query["source"] == "history":
-        query["from"] = values["from"]
-        if values["to"]:
-            query["to"] = values["to"]
-    for name in ("types", "key", "rate", "reason"):
+    """The form's values as the API's JSON request; ``params.BadParam`` names a value it cannot use."""
+    source = params.choice(values["source"], "source", ("", *Replay.Source.values)) or Replay.Source.HISTORY
+    query: dict[str, Any] = {"topic": values["topic"], "source": source, "dry_run": dry_run}
+    if source == Replay.Source.HISTORY:
+        query["from"] = params.stream_id_or_moment(values["from"], "from")
+        if to := params.stream_id_or_moment(values["to"], "to"):
+            query["to"] = to
+    if (rate := params.positive_number(values["rate"], "rate", maximum=1_000_000)) is not None:
+        query["rate"] = rate
+    for name in ("types", "key", "reason"):
         if values[name]:
             query[name] = values[name]
     return query
@@ -76,6 +87,8 @@ def preview(request: HttpRequest, name: str) -> HttpResponse:
     values = _values(request)
     try:
         plan, _ = plan_or_start(read_request(name, _query(values, dry_run=True)), request.user)
+    except params.BadParam as exc:
+        return _form(request, consumer, values, replay_error=str(exc))
     except PublishError as exc:
         return _form(request, consumer, values, replay_error=exc.message)
     except redis.RedisError:
@@ -93,6 +106,8 @@ def start(request: HttpRequest, name: str) -> HttpResponse:
     values = _values(request)
     try:
         _, job = plan_or_start(read_request(name, _query(values, dry_run=False)), request.user)
+    except params.BadParam as exc:
+        return _form(request, consumer, values, replay_error=str(exc))
     except PublishError as exc:
         return _form(request, consumer, values, replay_error=exc.message)
     except redis.RedisError:

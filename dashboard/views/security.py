@@ -6,7 +6,9 @@ from collections.abc import Callable
 from functools import wraps
 
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+
+from ..params import BadParam
 
 # Everything is served by the project (vendored htmx, our CSS and JS); no inline
 # script or style, so injected markup cannot run. 'self' covers ws:// of this host.
@@ -41,8 +43,23 @@ def with_csp(view: View) -> View:
 
 
 def staff_page(view: View) -> View:
-    """A dashboard page: staff only (others go to the login page), with the CSP."""
-    return with_csp(staff_member_required(view, login_url="login"))
+    """A dashboard page: staff only (others go to the login page), with the CSP.
+
+    A parameter the page cannot use (``params.BadParam``) is answered with a 400
+    whose plain-text body says which and why.
+    """
+    return with_csp(staff_member_required(_bad_params_refused(view), login_url="login"))
+
+
+def _bad_params_refused(view: View) -> View:
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except BadParam as exc:
+            return HttpResponseBadRequest(str(exc), content_type="text/plain; charset=utf-8")
+
+    return wrapped
 
 
 def can_replay(user) -> bool:

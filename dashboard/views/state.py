@@ -11,24 +11,32 @@ import time
 from django.db.models import Count
 
 from eventflow import history, inspection
+from eventflow.health import SEVERITY
 from eventflow.connection import get_redis
 from eventflow.models import Consumer, FailedEvent
 
+from .. import graph, params
 from . import charts
 
-TABLE_ROWS = 200  # consumers listed on the overview; the worst come first
+TABLE_ROWS = 25  # consumers listed on the overview, the worst first (the rest: /consumers/)
+TOPIC_ROWS = 10  # busiest topics listed on the overview
 RATE_SPAN = 300.0  # seconds in the per-second charts
-DAY = 86400.0
+HOUR, DAY = 3600.0, 86400.0
+# The range choice of the charts: per-second readings for 5 minutes, per-minute ones beyond.
+RANGES = (("5m", "last 5 minutes", "s", RATE_SPAN), ("1h", "last hour", "m", HOUR), ("24h", "last 24 hours", "m", DAY))
 
 
-def overview(snapshot: dict) -> dict:
-    consumers = sorted(snapshot["consumers"], key=lambda c: (charts.SEVERITY.get(c["status"], 5), c["name"]))
-    for consumer in consumers:
+def overview(snapshot: dict, focus: str = "") -> dict:
+    """The overview's live regions; ``focus`` ("topic:orders") draws one node's neighbourhood."""
+    consumers = sorted(snapshot["consumers"], key=lambda c: (SEVERITY.get(c["status"], 9), c["name"]))
+    for consumer in consumers[:TABLE_ROWS]:
         consumer["sparkline"] = charts.sparkline(consumer.get("spark") or [])
+        consumer["severity"] = SEVERITY.get(consumer["status"], 9)  # the table sorts by it
     return {
         "snap": snapshot,
         "totals": snapshot["totals"],
-        "graph": charts.topology(snapshot),
+        "graph": graph.topology(snapshot, focus),
+        "busiest_topics": sorted(snapshot["topics"], key=lambda t: (-t.get("rate", 0), t["name"]))[:TOPIC_ROWS],
         "consumers": consumers[:TABLE_ROWS],
         "more_consumers": max(0, len(consumers) - TABLE_ROWS),
         "stale": not snapshot.get("live"),
@@ -40,8 +48,9 @@ def topic(snapshot: dict, name: str) -> dict | None:
     if info is None:
         return None
     now = time.time()
-    recent = history.rates(history.history(name, "s", since=now - RATE_SPAN), "p")
-    daily = [(t, r) for t, r in history.rates(history.history(name, "m", since=now - DAY), "p")]
+    seconds = history.history(name, "s", since=now - RATE_SPAN)
+    minutes = history.history(name, "m", since=now - DAY)
+    hour = [(t, r) for t, r in history.rates(minutes, "p") if t >= now - HOUR]
     lanes = [
         {**c, "lane_rate": snapshot["edges"]["consume"].get(f"{name}|{c['name']}", 0.0)}
         for c in snapshot["consumers"]
@@ -50,8 +59,11 @@ def topic(snapshot: dict, name: str) -> dict | None:
     return {
         "topic": info,
         "lanes": lanes,
-        "recent_chart": charts.line_chart(recent, RATE_SPAN),
-        "daily_chart": charts.line_chart(daily, DAY),
+        "rate_charts": [
+            ("5m", "last 5 minutes", charts.line_chart(history.rates(seconds, "p"), RATE_SPAN)),
+            ("1h", "last hour (per minute)", charts.line_chart(hour, HOUR)),
+            ("24h", "last 24 hours (per minute)", charts.line_chart(history.rates(minutes, "p"), DAY)),
+        ],
         "stale": not snapshot.get("live"),
     }
 
@@ -60,26 +72,35 @@ def consumer(snapshot: dict, name: str) -> dict | None:
     info = next((c for c in snapshot["consumers"] if c["name"] == name), None)
     if info is None:
         return None
-    backlog, oldest = _consumer_series(name, info["topics"])
+    ranges = []
+    for key, label, resolution, span in RANGES:
+        backlog, oldest = _consumer_series(name, info["topics"], resolution, span)
+        ranges.append(
+            {
+                "key": key,
+                "label": label,
+                "backlog": charts.line_chart(backlog, span, unit=""),
+                "pending": charts.line_chart(oldest, span, unit="s"),
+            }
+        )
     workers = [w for w in snapshot["workers"] if name in w["consumers"]]
     for worker in workers:
         worker["mine"] = worker["consumers"][name]
     return {
         "consumer": info,
-        "backlog_chart": charts.line_chart(backlog, RATE_SPAN, unit=""),
-        "pending_chart": charts.line_chart(oldest, RATE_SPAN, unit="s"),
+        "chart_ranges": ranges,
         "workers": workers,
         "stale": not snapshot.get("live"),
     }
 
 
-def _consumer_series(name: str, topics: list[str]) -> tuple[list, list]:
-    """Backlog (summed) and oldest pending age (worst) across the consumer's topics."""
-    since = time.time() - RATE_SPAN
+def _consumer_series(name: str, topics: list[str], resolution: str, span: float) -> tuple[list, list]:
+    """Backlog (summed) and oldest pending age (worst) across the consumer's topics, over ``span`` seconds."""
+    since = time.time() - span
     backlog: dict[float, float] = {}
     oldest: dict[float, float] = {}
     for topic_name in topics:
-        readings = history.history(topic_name, "s", since=since)
+        readings = history.history(topic_name, resolution, since=since)
         for t, value in history.levels(readings, f"b:{name}"):
             backlog[t] = backlog.get(t, 0.0) + value
         for t, value in history.levels(readings, f"o:{name}"):
@@ -96,9 +117,14 @@ def failed_summary() -> dict:
 def event(name: str) -> dict | None:
     """One event and where it stands with each subscribed consumer; ``name`` is "<topic>/<stream id>".
 
-    None once the event has left the stream (trimmed).
+    None once the event has left the stream (trimmed), or if the stream id is not one Redis can hold
+    (an event socket's route takes any digits).
     """
     topic_name, _, stream_id = name.partition("/")
+    try:
+        params.stream_id(stream_id, "stream id")
+    except params.BadParam:
+        return None
     client = get_redis()
     envelope = inspection.find_event(client, topic_name, stream_id)
     if envelope is None:

@@ -17,6 +17,7 @@ from eventflow import stuck
 from eventflow.errors import PublishError
 from eventflow.models import Consumer
 
+from .. import params
 from .security import can_operate, staff_page
 
 TEMPLATE = "dashboard/consumer.html#consumer-stuck"
@@ -69,9 +70,9 @@ def reclaim(request: HttpRequest, name: str) -> HttpResponse:
 @staff_page
 @require_POST
 def dead_letter(request: HttpRequest, name: str) -> HttpResponse:
-    topic, stream_id = request.POST.get("topic", ""), request.POST.get("stream_id", "")
-
-    def act(consumer: Consumer) -> str:
+    def act(consumer: Consumer) -> str:  # the values are read once the user may act (a 403 first)
+        topic = params.text(request.POST.get("topic", ""), "topic")
+        stream_id = params.stream_id(request.POST.get("stream_id", ""), "stream_id")
         row = stuck.dead_letter_now(consumer, topic, stream_id, request.user)
         return f"Dead-lettered {stream_id}: failed event {row.pk}."
 
@@ -82,8 +83,8 @@ def dead_letter(request: HttpRequest, name: str) -> HttpResponse:
 def skip_confirm(request: HttpRequest, name: str) -> HttpResponse:
     """The confirmation for "skip backlog to now", stating how many events it skips."""
     consumer = get_object_or_404(Consumer.objects.prefetch_related("topics"), name=name)
-    topic = request.GET.get("topic", "")
-    if request.GET.get("cancel") or topic not in {t.name for t in consumer.topics.all()}:
+    topic = params.text(request.GET.get("topic", ""), "topic")
+    if params.text(request.GET.get("cancel", ""), "cancel") or topic not in {t.name for t in consumer.topics.all()}:
         return _answer(request, consumer)
     return _answer(request, consumer, skip_topic=topic, skip_count=stuck.backlog(consumer, topic))
 
@@ -91,9 +92,8 @@ def skip_confirm(request: HttpRequest, name: str) -> HttpResponse:
 @staff_page
 @require_POST
 def skip(request: HttpRequest, name: str) -> HttpResponse:
-    topic = request.POST.get("topic", "")
-
     def act(consumer: Consumer) -> str:
+        topic = params.text(request.POST.get("topic", ""), "topic")
         count = stuck.skip_backlog(consumer, topic, request.user)
         return f"Skipped {count} event{'s' if count != 1 else ''} of {topic}: {consumer.name} goes on from now."
 
@@ -103,9 +103,8 @@ def skip(request: HttpRequest, name: str) -> HttpResponse:
 @staff_page
 @require_POST
 def pause(request: HttpRequest, name: str) -> HttpResponse:
-    paused = request.POST.get("paused") == "1"
-
     def act(consumer: Consumer) -> str:
+        paused = params.choice(request.POST.get("paused", ""), "paused", ("0", "1")) == "1"
         stuck.set_paused(consumer, paused, request.user)
         return "Paused: its backlog waits." if paused else "Resumed."
 

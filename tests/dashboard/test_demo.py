@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from dashboard.demo import handlers
-from dashboard.demo.flow import CONSUMERS, TOPICS, ensure_admin, ensure_demo_flow
+from dashboard.demo.flow import CONSUMERS, PRODUCERS, TOPICS, ensure_admin, ensure_demo_flow
 from dashboard.demo.simulator import Shop, Simulator
 from eventflow import keys, publish_batch
 from eventflow.events import Event
@@ -37,7 +37,7 @@ def test_the_demo_flow_can_be_created_again_without_duplicates(db):
     second = ensure_demo_flow()
 
     assert sorted(Topic.objects.values_list("name", flat=True)) == sorted(TOPICS)
-    assert sorted(Producer.objects.values_list("name", flat=True)) == ["shop", "warehouse"]
+    assert sorted(Producer.objects.values_list("name", flat=True)) == sorted(PRODUCERS)
     assert Consumer.objects.count() == len(CONSUMERS)
     analytics = Consumer.objects.get(name="analytics")
     assert sorted(analytics.topics.values_list("name", flat=True)) == ["orders", "payments", "shipments"]
@@ -128,3 +128,45 @@ def test_the_simulator_keeps_its_events_while_the_server_is_down():
     assert kept["orders"] > 0 and simulator.sent == 0
     simulator.run_once()
     assert len(simulator.pending["orders"]) >= kept["orders"]
+
+
+def test_fixing_the_risk_service_lets_every_order_through(redis_client):
+    from dashboard.demo import switches
+
+    orders = [{"order_id": f"ord_{n}"} for n in range(240)]
+
+    def timeouts() -> int:
+        count = 0
+        for order in orders:
+            try:
+                handlers.fraud_check(an_event("order.created", order, attempt=2))
+            except handlers.RiskServiceTimeout:
+                count += 1
+        return count
+
+    assert timeouts() > 5
+    switches.set_risk_service_fixed(True)
+    assert timeouts() == 0
+
+
+def test_the_demo_has_enough_topics_for_the_graph_to_fold_them_into_groups(db):
+    from dashboard import graph
+    from eventflow.monitor import load_snapshot
+
+    ensure_demo_flow()
+    picture = graph.topology(load_snapshot())
+    topics = next(c for c in picture["columns"] if c["kind"] == "topic")
+    assert any(n["group"] and ".* (" in n["label"] for n in topics["nodes"])
+    assert len(TOPICS) > graph.MAX_NODES
+
+
+def test_fraud_checks_page_has_the_switch_that_fixes_the_risk_service(operator):
+    from dashboard.demo import switches
+
+    ensure_demo_flow()
+    page = operator.get("/consumers/fraud-check/").content.decode()
+    assert "Fix the risk service" in page
+    assert "Fix the risk service" not in operator.get("/consumers/billing/").content.decode()
+    answer = operator.post("/demo/risk-service", {"fixed": "1"}, headers={"HX-Request": "true"}).content.decode()
+    assert answer.lstrip().startswith('<section id="demo-switch"') and "Break it again" in answer
+    assert switches.risk_service_fixed()

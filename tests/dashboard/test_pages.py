@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+
 from eventflow import keys
 from eventflow.connection import get_redis
 from eventflow.publishing import publish
-
-from .conftest import subscribe
+from tests.helpers import subscribe
 
 
 def htmx_get(client, url: str, target: str):
@@ -116,11 +118,32 @@ def test_browsing_pages_back_through_the_stream(operator, orders):
     assert "Older →" not in older
 
 
-def test_browsing_from_a_time(operator, orders):
+def test_browsing_from_a_time_goes_forward_from_it(operator, orders):
     publish("orders", {"n": 1}, type="order.created")
     html = htmx_get(operator, "/topics/orders/?at=2000-01-01T00:00", "browse").content.decode()
-    assert "No events here." in html
-    assert "Give the time" in htmx_get(operator, "/topics/orders/?at=yesterday", "browse").content.decode()
+    assert html.count('class="mono"><a href="/topics/orders/events/') == 1
+    assert "Oldest first, from 2000-01-01T00:00 UTC on." in html
+    later = htmx_get(operator, "/topics/orders/?at=2999-01-01T00:00:00", "browse").content.decode()
+    assert "No events here." in later
+    assert "give the time as YYYY-MM-DDTHH:MM" in htmx_get(operator, "/topics/orders/?at=yesterday", "browse").content.decode()
+
+
+def test_browsing_forward_from_a_second_pages_with_newer_and_older(operator, orders):
+    for n in range(30):
+        publish("orders", {"n": n}, type="order.created")
+    ids = [sid.decode() for sid, _ in get_redis().xrange(keys.stream("orders"))]
+    first_ms = int(ids[2].split("-")[0])
+    at = dt.datetime.fromtimestamp(first_ms / 1000, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    html = htmx_get(operator, f"/topics/orders/?at={at}", "browse").content.decode()
+    shown = re.findall(r'class="mono"><a href="/topics/orders/events/([0-9-]+)/"', html)
+    from_second = [i for i in ids if int(i.split("-")[0]) >= first_ms // 1000 * 1000]
+    assert shown == from_second[:25]  # oldest first, from the start of that second
+    newer = htmx_get(operator, f"/topics/orders/?after={shown[-1]}", "browse").content.decode()
+    rest = re.findall(r'class="mono"><a href="/topics/orders/events/([0-9-]+)/"', newer)
+    assert rest == ids[ids.index(shown[-1]) + 1 :]
+    assert "Newer →" not in newer and "← Older" in newer
+    older = htmx_get(operator, f"/topics/orders/?before={rest[0]}", "browse").content.decode()
+    assert re.findall(r'class="mono"><a href="/topics/orders/events/([0-9-]+)/"', older)[0] == shown[-1]
 
 
 def test_the_publish_form_publishes_a_test_event(operator, orders):
@@ -172,3 +195,17 @@ def test_publishing_a_test_event_takes_a_named_permission(client, orders, django
 
     assert reply.status_code == 403
     assert get_redis().exists(keys.stream("orders")) == 0
+
+
+def test_topic_and_consumer_charts_offer_five_minutes_an_hour_and_a_day(operator, orders, billing):
+    for path in ("/topics/orders/", "/consumers/billing/"):
+        html = operator.get(path).content.decode()
+        assert '<div class="ranges" data-range="5m">' in html
+        for key in ("5m", "1h", "24h"):
+            assert f'data-range-choice="{key}"' in html and f'range-{key}"' in html
+
+
+def test_every_page_names_its_icon_and_favicon_ico_leads_to_it(operator, orders):
+    assert 'rel="icon" href="/static/dashboard/favicon.svg"' in operator.get("/").content.decode()
+    response = operator.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"] == "/static/dashboard/favicon.svg"

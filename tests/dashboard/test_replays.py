@@ -11,7 +11,7 @@ from eventflow.connection import get_redis
 from eventflow.models import Consumer, Replay, Topic
 from eventflow.publishing import publish_batch
 from eventflow.worker import Worker
-from tests.conftest import drain
+from tests.helpers import drain
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import httpx
 import pytest
 import redis
 
-from tests.conftest import ROOT, wait_for
+from tests.helpers import ROOT, wait_for
 
 pytestmark = pytest.mark.processes
 

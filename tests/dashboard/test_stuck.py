@@ -11,7 +11,7 @@ from django.test import Client
 from eventflow import delivery, keys, publish, stuck
 from eventflow.connection import get_redis
 from eventflow.models import Consumer, FailedEvent
-from tests.conftest import make_consumer
+from tests.helpers import make_consumer
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ These tests only run when asked for by path, in their own pytest invocation
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -21,12 +22,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from eventflow.bench.browser import CHROMIUM_ARGS  # one list of the flags Chromium runs with here
-from tests.conftest import ROOT, process_env
+from dashboard.bench.browser import CHROMIUM_ARGS  # one list of the flags Chromium runs with here
+from tests.helpers import ROOT, process_env
 
 E2E_DIR = Path(__file__).resolve().parent
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-SCREENSHOTS = Path(os.environ.get("EVENTFLOW_SCREENSHOTS", "/tmp/eventflow-screens"))
+SCREENSHOTS = Path(os.environ.get("EVENTFLOW_SCREENSHOTS", ROOT / "var" / "screenshots"))  # gitignored
+# Reported to the page by the browser itself; the page fixture fails a test on any of them.
+CSP_PROBE = """document.addEventListener("securitypolicyviolation", function (e) {
+  console.error("CSP violation: " + e.violatedDirective + " blocked " + (e.blockedURI || "inline"));
+});"""
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -128,13 +133,46 @@ def monitor_process(env) -> Iterator[Process]:
     proc.stop()
 
 
+class BrowserErrors:
+    """Console errors, uncaught exceptions and CSP violations of one tab, as they happen."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.tolerated: list[re.Pattern] = []
+
+    def watch(self, tab) -> None:
+        tab.add_init_script(CSP_PROBE)
+        tab.on("console", lambda m: self._console(m))
+        tab.on("pageerror", lambda e: self.seen.append(f"exception: {e}"))
+        tab.on("response", lambda r: self.seen.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
+
+    def _console(self, message) -> None:
+        if message.type == "error":
+            self.seen.append(f"console: {message.text} at {message.location.get('url')}")
+
+    def tolerate(self, pattern: str) -> None:
+        """Expect errors like this one (a test that stops the server on purpose)."""
+        self.tolerated.append(re.compile(pattern))
+
+    def unexpected(self) -> list[str]:
+        return [m for m in self.seen if not any(p.search(m) for p in self.tolerated)]
+
+
 @pytest.fixture
-def page(browser, server, staff_user) -> Iterator:
+def browser_errors() -> BrowserErrors:
+    return BrowserErrors()
+
+
+@pytest.fixture
+def page(browser, server, staff_user, browser_errors) -> Iterator:
+    """A logged-out tab on the test's server; the test fails on any console error or CSP violation in it."""
     context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=server.url)
     tab = context.new_page()
     tab.set_default_timeout(15_000)
+    browser_errors.watch(tab)
     yield tab
     context.close()
+    assert browser_errors.unexpected() == [], "the browser reported errors"
 
 
 def log_in(page, next_path: str = "/") -> None:

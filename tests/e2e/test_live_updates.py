@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from eventflow import keys
 from eventflow.connection import get_redis
-from tests.conftest import make_consumer, wait_for
+from tests.helpers import make_consumer, wait_for
 
 from .conftest import log_in
 from .test_dashboard import publish_over_http

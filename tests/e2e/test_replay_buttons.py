@@ -10,8 +10,8 @@ from playwright.sync_api import expect
 
 from eventflow.models import Replay
 from eventflow.publishing import publish_batch
-from tests.conftest import ROOT
 from tests.e2e.conftest import Process, log_in
+from tests.helpers import ROOT
 
 
 @pytest.fixture

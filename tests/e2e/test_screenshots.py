@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from eventflow.models import Producer, Topic
-from tests.conftest import make_consumer
+from tests.helpers import make_consumer
 
 from .conftest import SCREENSHOTS, log_in, screenshot
 

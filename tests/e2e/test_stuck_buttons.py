@@ -12,8 +12,8 @@ from eventflow import delivery, publish
 from eventflow.connection import get_redis
 from eventflow.models import FailedEvent
 from eventflow.worker import Worker
-from tests.conftest import make_consumer
 from tests.e2e.conftest import log_in
+from tests.helpers import make_consumer
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from eventflow import connection, keys
 from eventflow.models import Consumer, FailedEvent, Producer, Topic
-from tests.conftest import publish_status
+from tests.helpers import publish_status
 
 TOKEN = re.compile(r"<code>(ef_[A-Za-z0-9_-]+)</code>")
 
@@ -46,6 +46,8 @@ def consumer_form(**overrides) -> dict:
         "ack_timeout": 30.0,
         "stall_threshold": 30.0,
         "failure_threshold": 0.5,
+        "failure_warning": 0.05,
+        "dead_letter_warning": 1,
     }
     return {**form, **overrides}
 
@@ -350,3 +352,10 @@ def test_the_discard_action_discards_open_failures(admin_client, failed_event):
     )
     failed_event.refresh_from_db()
     assert failed_event.status == FailedEvent.Status.DISCARDED
+
+
+def test_the_admin_refuses_an_event_type_pattern_with_an_unclosed_bracket(admin_client, orders):
+    response = admin_client.post("/admin/eventflow/consumer/add/", consumer_form(topics=[orders.pk], event_types="[signup"))
+    assert response.status_code == 200
+    assert "an unclosed" in response.content.decode()
+    assert not Consumer.objects.filter(name="audit").exists()

@@ -101,6 +101,20 @@ def test_a_revocation_in_another_process_is_seen_through_redis(post, shop, redis
     assert_error(post({"type": "x"}), 401, "revoked_token")
 
 
+def test_it_publishes_again_at_once_after_the_database_connection_broke(transactional_db, post, shop):
+    from django.db import connection
+
+    assert post({"type": "x"}).status_code == 202
+    asgi_publish.clear_cache()  # the next token check goes to the database
+    connection.ensure_connection()
+    connection.connection.close()  # what a database restart leaves behind: a dead connection
+
+    response = post({"type": "x"})
+
+    assert response.status_code == 202, response.content
+    assert post({"type": "x"}).status_code == 202
+
+
 def test_it_hands_other_requests_to_the_wrapped_app():
     seen = []
 

@@ -24,7 +24,7 @@ from eventflow import connection, failures, keys, publish, publish_batch, topics
 from eventflow.models import FailedEvent
 from eventflow.worker import Worker
 from tests import handlers
-from tests.conftest import drain, make_consumer
+from tests.helpers import drain, make_consumer
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from eventflow.models import Producer, hash_token
-from tests.conftest import publish_status
+from tests.helpers import publish_status
 
 
 def create(*args: str) -> list[str]:

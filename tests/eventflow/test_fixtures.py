@@ -11,7 +11,7 @@ from django.core.management import call_command
 
 from eventflow import keys
 from eventflow.models import Consumer, Producer, Topic
-from tests.conftest import make_consumer
+from tests.helpers import make_consumer
 
 MODELS = ["eventflow.Topic", "eventflow.Producer", "eventflow.Consumer"]
 
@@ -47,13 +47,30 @@ def test_the_fixture_names_things_instead_of_numbering_them(flow):
     assert models.index("eventflow.topic") < models.index("eventflow.consumer")
 
 
+def flush_inside_the_test_transaction() -> None:
+    """``manage.py flush``, rolled back with the test.
+
+    PostgreSQL refuses TRUNCATE while the transaction has deferred foreign-key
+    checks pending (the fixtures' inserts), so those run first.
+    """
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    call_command("flush", interactive=False, verbosity=0)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+
 def test_flush_and_loaddata_recreate_the_flow_with_its_subscriptions(
     flow, tmp_path: Path, client, shop_token, redis_client
 ):
     fixture = tmp_path / "flow.json"
     fixture.write_text(dump())
 
-    call_command("flush", interactive=False, verbosity=0)
+    flush_inside_the_test_transaction()
     redis_client.delete(keys.stream("orders"), keys.stream("payments"))  # a fresh Redis, too
     assert not Topic.objects.exists() and not Consumer.objects.exists() and not Producer.objects.exists()
     call_command("loaddata", str(fixture), verbosity=0)

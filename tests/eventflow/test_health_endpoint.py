@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from eventflow import connection
 
 
@@ -21,3 +23,12 @@ def test_it_answers_503_when_redis_is_unreachable(client, db, settings):
 
     assert reply.status_code == 503
     assert reply.json()["redis"]["reachable"] is False
+
+
+@pytest.mark.parametrize("method", ["post", "put", "delete", "patch"])
+def test_it_answers_only_get_and_head_with_a_json_405_otherwise(client, db, method):
+    reply = getattr(client, method)("/api/v1/health")
+
+    assert reply.status_code == 405 and reply["Allow"] == "GET, HEAD"
+    assert reply.json()["error"]["code"] == "method_not_allowed"
+    assert client.head("/api/v1/health").status_code in (200, 503)

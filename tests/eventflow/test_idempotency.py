@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import Group
 
+from eventflow import idempotent
 from eventflow.events import Event
 from eventflow.models import HandledEvent
 from tests.handlers import count_once
@@ -29,3 +30,21 @@ def test_a_failed_attempt_leaves_no_mark_so_the_retry_runs(db):
     assert not Group.objects.exists() and not HandledEvent.objects.exists()
     count_once(event())
     assert Group.objects.count() == 1
+
+
+@idempotent
+def record_effect(event: Event) -> None:
+    Group.objects.create(name=f"{event.source}/{event.id}")
+
+
+def delivered(source: str, event_id: str = "1001") -> Event:
+    return Event(id=event_id, type="order.created", source=source, topic="orders", time="2026-01-01T00:00:00Z", data={})
+
+
+def test_it_tells_events_apart_by_source_and_id_as_cloudevents_does(db):
+    record_effect(delivered("shop"))
+    record_effect(delivered("pos"))
+    record_effect(delivered("shop"))  # a redelivery
+
+    assert sorted(Group.objects.values_list("name", flat=True)) == ["pos/1001", "shop/1001"]
+    assert HandledEvent.objects.count() == 2

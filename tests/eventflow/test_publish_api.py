@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
 import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import orjson
 import pytest
@@ -138,6 +143,92 @@ def test_it_keeps_a_binary_mode_text_body_as_text_and_other_bodies_as_base64(pos
     assert second["data_base64"] == "AP9yYXc=" and second["datacontenttype"] == "application/octet-stream"
 
 
+BINARY = {"ce-specversion": "1.0", "ce-source": "/x", "ce-type": "order.created"}
+
+
+def test_it_reads_a_binary_mode_body_without_content_type_as_json_as_the_sdks_do(post, redis_client, orders_with_schema):
+    response = post(b'{"order": 5}', content_type="", **BINARY, **{"ce-id": "no-ct"})
+
+    assert response.status_code == 202, response.content
+    [event] = stored(redis_client)
+    assert event["data"] == {"order": 5} and "data_base64" not in event
+
+
+def test_it_percent_decodes_binary_mode_header_values(post, redis_client):
+    headers = {**BINARY, "ce-id": "order%2042", "ce-subject": "%C3%9Cn%C3%AF%20subject"}
+
+    response = post({"order": 42}, **headers)
+
+    assert response.status_code == 202 and response.json()["ids"] == ["order 42"]
+    [event] = stored(redis_client)
+    assert (event["id"], event["subject"]) == ("order 42", "Ünï subject")
+
+
+def test_it_refuses_a_percent_encoded_header_that_is_not_utf8(post):
+    assert_error(post({"order": 1}, **BINARY, **{"ce-id": "bad%FF"}), 400, "invalid_encoding")
+
+
+def test_it_keeps_the_binary_mode_content_type_with_its_parameters(post, redis_client):
+    response = post(b"hello", content_type="text/plain; charset=utf-8", **BINARY, **{"ce-id": "t"})
+
+    assert response.status_code == 202
+    [event] = stored(redis_client)
+    assert event["datacontenttype"] == "text/plain; charset=utf-8" and event["data"] == "hello"
+
+
+def test_it_never_stores_data_null_beside_data_base64(post, redis_client):
+    post(b"\x00\x01", content_type="application/octet-stream", **BINARY, **{"ce-id": "b"})
+    post(cloudevent(id="s", data_base64="AAE="), content_type="application/cloudevents+json")
+
+    first, second = stored(redis_client)
+    assert "data" not in first and first["data_base64"] == "AAE="
+    assert "data" not in second and second["data_base64"] == "AAE="
+
+
+def test_it_accepts_a_structured_event_that_also_carries_ce_headers(post, redis_client):
+    response = post(cloudevent(id="s-1", data=1), content_type="application/cloudevents+json", **BINARY)
+
+    assert response.status_code == 202, response.content
+    assert [e["id"] for e in stored(redis_client)] == ["s-1"]
+
+
+def test_it_keeps_partitionkey_as_the_extension_and_as_the_ordering_key(post, redis_client):
+    post(cloudevent(partitionkey="c-9"), content_type="application/cloudevents+json")
+
+    [event] = stored(redis_client)
+    assert event["partitionkey"] == "c-9" and event["key"] == "c-9"
+
+
+def test_it_decodes_a_gzip_body(post, redis_client):
+    response = post(gzip.compress(orjson.dumps({"type": "order.created", "data": 7})), **{"Content-Encoding": "gzip"})
+
+    assert response.status_code == 202, response.content
+    assert [e["data"] for e in stored(redis_client)] == [7]
+
+
+def test_it_refuses_a_gzip_body_that_inflates_past_the_body_limit(post, settings, redis_client):
+    settings.EVENTFLOW_MAX_BODY_BYTES = 4096
+    bomb = gzip.compress(b'{"type": "x", "data": "' + b"a" * 100_000 + b'"}')
+    assert len(bomb) < 4096
+
+    assert_error(post(bomb, **{"Content-Encoding": "gzip"}), 413, "too_large")
+    assert stored(redis_client) == []
+
+
+def test_it_refuses_a_content_encoding_it_cannot_decode_with_415(post):
+    error = assert_error(post({"type": "x"}, **{"Content-Encoding": "br"}), 415, "unsupported_encoding")
+    assert "gzip" in error["message"]
+
+
+def test_it_refuses_a_broken_gzip_body_with_400(post):
+    assert_error(post(b"\x1f\x8bnot really", **{"Content-Encoding": "gzip"}), 400, "malformed_gzip")
+
+
+def test_it_refuses_an_empty_batch_saying_why(post):
+    error = assert_error(post({"events": []}), 422, "empty_batch")
+    assert "at least one" in error["message"]
+
+
 def test_it_stores_an_id_published_twice_once_and_says_so(post, redis_client):
     event = {"type": "order.created", "id": "dup-1", "data": {}}
 
@@ -156,6 +247,42 @@ def test_it_marks_the_producer_as_seen(post, shop, monkeypatch):
     post({"type": "order.created"})
     shop.refresh_from_db()
     assert shop.last_seen_at is not None
+
+
+@contextmanager
+def database_write_locked(producer: Producer) -> Iterator[None]:
+    """Another connection holds the lock a write to ``producer``'s row needs, until the block ends."""
+    from django.db import connection
+
+    settings = connection.settings_dict
+    if connection.vendor == "sqlite":
+        other = sqlite3.connect(settings["NAME"], isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # the database's one write lock
+    else:
+        import psycopg
+
+        other = psycopg.connect(
+            dbname=settings["NAME"], user=settings["USER"], host=settings["HOST"], port=settings["PORT"] or 5432
+        )
+        other.execute("SELECT 1 FROM eventflow_producer WHERE id = %s FOR UPDATE", [producer.pk])
+    try:
+        yield
+    finally:
+        other.rollback()
+        other.close()
+
+
+def test_it_answers_fast_while_another_connection_holds_the_database_write_lock(
+    transactional_db, post, shop, monkeypatch
+):
+    monkeypatch.setattr(tokens, "_last_seen_written", {})  # so this publish wants to write "last seen"
+    with database_write_locked(shop):
+        started = time.monotonic()
+        response = post({"type": "order.created"})
+        elapsed = time.monotonic() - started
+
+    assert response.status_code == 202, response.content
+    assert elapsed < 2.0, f"the publish waited {elapsed:.1f} s for the lock"
 
 
 # --- 400 ------------------------------------------------------------------------------

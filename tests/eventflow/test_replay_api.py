@@ -10,7 +10,7 @@ from eventflow import keys
 from eventflow.connection import get_redis
 from eventflow.models import Consumer, Replay, Topic
 from eventflow.publishing import publish_batch
-from tests.conftest import make_consumer
+from tests.helpers import make_consumer
 
 CREATE = "/api/v1/consumers/{}/replays"
 

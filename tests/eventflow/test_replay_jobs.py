@@ -14,7 +14,7 @@ from eventflow.models import FailedEvent, Replay
 from eventflow.publishing import publish_batch
 from eventflow.worker import Worker
 from tests import handlers
-from tests.conftest import drain, make_consumer
+from tests.helpers import drain, make_consumer
 
 State = Replay.State
 
@@ -285,3 +285,23 @@ def test_bulk_failed_replay_resolves_what_now_succeeds(orders, worker, feeder):
     job.refresh_from_db()
     assert (job.matched, job.handled, job.failed) == (10, 10, 0)
     assert set(FailedEvent.objects.filter(consumer=flaky).values_list("status", flat=True)) == {"resolved"}
+
+
+def test_a_rewind_after_its_topic_and_consumer_were_renamed_uses_their_redis_identities(orders, billing, worker):
+    old = publish_many(50)
+    settled(worker)
+    orders.name, billing.name = "sales", "invoicing"
+    orders.save()
+    billing.save()
+    worker.refresh()
+    feeder = replay_worker.Feeder(worker.id, lambda: list(worker.runners))
+    job = rewind(billing, orders)
+
+    step(worker, feeder, lambda: job_state(job) == State.DONE)
+
+    job.refresh_from_db()
+    assert (job.matched, job.sent, job.handled, job.failed) == (50, 50, 50, 0)
+    assert Counter(event_id for event_id, _, _ in handlers.seen("billing")) == Counter({i: 2 for i in old})
+    assert get_redis().exists(keys.replay_progress("orders", job.pk))
+    made = [k.decode() for k in get_redis().scan_iter(match=f"{keys.stream('orders').split('{')[0]}*")]
+    assert not [k for k in made if "sales" in k or "invoicing" in k]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from eventflow import delivery, keys, publish_batch, retention
-from tests.conftest import make_consumer
+from tests.helpers import make_consumer
 
 
 def publish_n(n: int) -> None:

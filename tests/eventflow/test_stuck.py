@@ -13,7 +13,7 @@ from eventflow.errors import Conflict, NotFound
 from eventflow.models import FailedEvent
 from eventflow.worker import Worker
 from tests import handlers
-from tests.conftest import drain, make_consumer
+from tests.helpers import drain, make_consumer
 
 
 @pytest.fixture
@@ -87,3 +87,19 @@ def test_it_pauses_and_resumes_and_says_who(slowpoke, staff_user):
 
     assert [e.change_message for e in LogEntry.objects.order_by("pk")] == ["paused", "resumed"]
     assert {e.user for e in LogEntry.objects.all()} == {staff_user}
+
+
+def test_after_renames_it_acts_on_the_redis_identities_under_the_new_names(orders, slowpoke, staff_user):
+    ids = held_by_a_gone_worker(3)
+    orders.name, slowpoke.name = "sales", "slow"
+    orders.save()
+    slowpoke.save()
+    publish("sales", {"n": 9}, type="order.created")
+
+    entries = stuck.pending_entries(slowpoke)
+    assert [e.topic for e in entries] == ["sales"] * 3
+    assert stuck.backlog(slowpoke, "sales") == 1
+    row = stuck.dead_letter_now(slowpoke, "sales", entries[0].stream_id, staff_user)
+    assert (row.stream_id, row.topic_id) == (entries[0].stream_id, orders.pk) and row.event_id in ids
+    assert len(stuck.pending_entries(slowpoke)) == 2
+    assert stuck.skip_backlog(slowpoke, "sales", staff_user) == 1

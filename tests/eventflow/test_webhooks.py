@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -17,9 +18,10 @@ from django.urls import reverse
 
 from eventflow import failures, keys, publish
 from eventflow.models import Consumer, FailedEvent
+from eventflow.webhooks import webhook_id
 from eventflow.worker import Worker
-from tests.conftest import drain, free_port, make_consumer, wait_for
 from tests.eventflow.test_admin import consumer_form, fast_passwords  # noqa: F401 - fast_passwords is autouse
+from tests.helpers import drain, free_port, make_consumer, wait_for
 
 SECRET = "a-long-enough-shared-secret"
 WHSEC = "whsec_" + base64.b64encode(b"twenty-four random bytes").decode()
@@ -121,23 +123,37 @@ def test_an_event_is_posted_once_as_a_cloudevent_and_acked(orders, endpoint, red
     assert request.headers["content-type"] == "application/cloudevents+json; charset=utf-8"
     assert request.headers["eventflow-consumer"] == "ledger"
     assert request.headers["eventflow-attempt"] == "1"
-    assert request.headers["webhook-id"] == event_id
+    assert request.headers["webhook-id"] == webhook_id("ledger", "python", event_id)
     assert "webhook-signature" not in request.headers
     assert pending(redis_client) == 0
     assert not redis_client.zcard(keys.retry_schedule("orders", "ledger"))
     assert not FailedEvent.objects.exists()
 
 
-def test_an_event_id_no_header_can_carry_reaches_webhook_id_percent_encoded(orders, endpoint):
+def test_an_event_id_no_header_can_carry_reaches_webhook_id_as_a_header_safe_hash(orders, endpoint):
     ledger(endpoint.url, orders, webhook_secret=SECRET)
     publish("orders", {}, type="order.created", id="bestellung 7/ü")
 
     drain(Worker(), until=lambda: endpoint.requests)
 
     [request] = endpoint.requests
-    assert request.headers["webhook-id"] == "bestellung%207/%C3%BC"
+    assert re.fullmatch(r"msg_[a-z2-7]{32}", request.headers["webhook-id"])
+    assert request.headers["webhook-id"] == webhook_id("ledger", "python", "bestellung 7/ü")
     assert orjson.loads(request.body)["id"] == "bestellung 7/ü"
     assert verify(SECRET, request.headers, request.body)
+
+
+def test_the_same_event_id_from_two_sources_gets_two_webhook_ids_so_a_deduping_receiver_keeps_both(
+    orders, endpoint
+):
+    ledger(endpoint.url, orders)
+    publish("orders", {"from": "shop"}, type="order.created", id="1001", source="shop")
+    publish("orders", {"from": "pos"}, type="order.created", id="1001", source="pos")
+
+    drain(Worker(), until=lambda: len(endpoint.requests) == 2)
+
+    received = {r.headers["webhook-id"]: orjson.loads(r.body)["data"] for r in endpoint.requests}
+    assert sorted(received.values(), key=str) == [{"from": "pos"}, {"from": "shop"}]
 
 
 @pytest.mark.parametrize("secret", [SECRET, WHSEC], ids=["plain-secret", "whsec-secret"])
@@ -165,7 +181,7 @@ def test_an_endpoint_answering_500_is_retried_then_the_event_becomes_one_failed_
     assert (row.event_id, row.attempts, row.status) == (event_id, 3, FailedEvent.Status.FAILED)
     assert row.traceback.startswith("HTTP 500 Internal Server Error\n")  # the answer, in place of a traceback
     assert [r.headers["eventflow-attempt"] for r in endpoint.requests] == ["1", "2", "3"]
-    assert {r.headers["webhook-id"] for r in endpoint.requests} == {event_id}
+    assert {r.headers["webhook-id"] for r in endpoint.requests} == {webhook_id("ledger", "python", event_id)}
     assert pending(redis_client) == 0
 
 
@@ -216,7 +232,7 @@ def test_a_replay_after_the_endpoint_recovers_delivers_the_event_and_resolves_th
     failures.replay(FailedEvent.objects.get(), staff_user)
     drain(worker, until=lambda: FailedEvent.objects.get().status == FailedEvent.Status.RESOLVED)
 
-    assert [r.headers["webhook-id"] for r in endpoint.requests] == [event_id, event_id]
+    assert [r.headers["webhook-id"] for r in endpoint.requests] == [webhook_id("ledger", "python", event_id)] * 2
     assert endpoint.requests[-1].headers["eventflow-attempt"] == "1"  # a replay starts counting again
 
 
@@ -236,7 +252,7 @@ def test_sync_mode_posts_to_a_webhook_at_publish(orders, endpoint, settings):
 
     event_id = publish("orders", {}, type="order.created")
 
-    assert [r.headers["webhook-id"] for r in endpoint.requests] == [event_id]
+    assert [r.headers["webhook-id"] for r in endpoint.requests] == [webhook_id("ledger", "python", event_id)]
 
 
 @pytest.mark.processes
@@ -248,7 +264,9 @@ def test_a_worker_process_posts_every_event_and_leaves_none_pending(orders, endp
 
     wait_for(lambda: len(endpoint.requests) == 3, message="three POSTs")
     wait_for(lambda: pending(redis_client) == 0, message="the events to be acked")
-    assert sorted(r.headers["webhook-id"] for r in endpoint.requests) == sorted(ids)
+    assert sorted(r.headers["webhook-id"] for r in endpoint.requests) == sorted(
+        webhook_id("ledger", "python", i) for i in ids
+    )
 
 
 # --- configuration ----------------------------------------------------------------------------
@@ -348,3 +366,13 @@ def test_a_replayed_event_carries_the_replay_id_and_its_original_stream_id(order
     assert again.headers["eventflow-replay"] == str(job.pk)
     assert again.headers["eventflow-stream-id"] == sid.decode()
     assert again.body == first.body and again.headers["webhook-id"] == first.headers["webhook-id"]
+
+
+def test_a_whsec_secret_without_base64_padding_signs_like_the_padded_one():
+    from eventflow.webhooks import secret_problem, signing_key
+
+    padded = "whsec_" + base64.b64encode(b"twenty-three rand bytes").decode()
+    assert padded.endswith("=")
+
+    assert secret_problem(padded.rstrip("=")) is None
+    assert signing_key(padded.rstrip("=")) == signing_key(padded) == b"twenty-three rand bytes"

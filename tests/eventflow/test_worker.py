@@ -14,7 +14,7 @@ from eventflow.connection import get_redis
 from eventflow.models import FailedEvent
 from eventflow.worker import ConsumerRunner, Worker
 from tests import handlers
-from tests.conftest import drain, make_consumer
+from tests.helpers import drain, make_consumer
 
 
 def test_every_subscribed_consumer_handles_every_event_once(billing, shipping):

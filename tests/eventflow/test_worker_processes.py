@@ -11,7 +11,7 @@ import pytest
 from eventflow import keys, publish
 from eventflow.models import FailedEvent
 from tests import handlers
-from tests.conftest import make_consumer, wait_for
+from tests.helpers import make_consumer, wait_for
 
 pytestmark = [pytest.mark.processes, pytest.mark.django_db(transaction=True)]
 

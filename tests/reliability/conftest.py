@@ -49,8 +49,8 @@ def own_redis() -> Iterator[Callable[..., RedisServer]]:
     """Start Redis servers this test owns (and kills); all are stopped at the end."""
     servers: list[RedisServer] = []
 
-    def start(*, appendonly: bool, fsync: str = "everysec") -> RedisServer:
-        servers.append(RedisServer(appendonly=appendonly, fsync=fsync).start())
+    def start(*, appendonly: bool, fsync: str = "everysec", extra: tuple[str, ...] = ()) -> RedisServer:
+        servers.append(RedisServer(appendonly=appendonly, fsync=fsync, extra=extra).start())
         return servers[-1]
 
     yield start

@@ -40,7 +40,7 @@ import redis
 from django.db import connection
 
 from eventflow import keys
-from tests.conftest import ROOT, free_port, process_env, wait_for
+from tests.helpers import ROOT, free_port, process_env, wait_for
 from tests.reliability import handlers
 
 LONG = os.environ.get("EVENTFLOW_LONG") == "1"
@@ -277,6 +277,12 @@ class Fleet:
         assert proc.poll() is None, "the web server exited at start"
         return url
 
+    def monitor(self) -> subprocess.Popen:
+        """Start ``manage.py monitor`` (it samples and stores the snapshot)."""
+        proc = self._start([sys.executable, str(ROOT / "manage.py"), "monitor"], "monitor.log")
+        self.others.append(proc)
+        return proc
+
     def live_workers(self) -> list[subprocess.Popen]:
         return [p for p in self.workers if p.poll() is None]
 
@@ -327,7 +333,8 @@ def wait(condition: Callable[[], Any], timeout: float, what: str, interval: floa
 class RedisServer:
     """A Redis server this scenario owns: its own port, directory and persistence."""
 
-    def __init__(self, *, appendonly: bool, fsync: str = "everysec") -> None:
+    def __init__(self, *, appendonly: bool, fsync: str = "everysec", extra: tuple[str, ...] = ()) -> None:
+        self.extra = extra  # more server options, e.g. ("--maxmemory", "2mb")
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="eventflow-redis-"))
         self.appendonly = appendonly
@@ -345,6 +352,7 @@ class RedisServer:
             args += ["--appendonly", "yes", "--appendfsync", self.fsync]
         else:
             args += ["--appendonly", "no"]
+        args += list(self.extra)
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait(self.answers, 10, f"redis on port {self.port}")
         return self

@@ -8,7 +8,7 @@ import redis
 from eventflow import keys, publish
 from eventflow.worker import ConsumerRunner, load_specs
 from tests import handlers
-from tests.conftest import make_consumer
+from tests.helpers import make_consumer
 
 
 def test_a_worker_that_lost_its_groups_delivers_what_was_published_since(orders, redis_client):

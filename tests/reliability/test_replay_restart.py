@@ -18,7 +18,7 @@ from eventflow import replay_worker, replays
 from eventflow.models import Replay
 from eventflow.publishing import publish_batch
 from tests import handlers
-from tests.conftest import make_consumer, wait_for
+from tests.helpers import make_consumer, wait_for
 from tests.reliability.harness import LONG
 
 pytestmark = [pytest.mark.processes]

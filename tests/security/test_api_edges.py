@@ -35,7 +35,9 @@ def test_the_largest_exact_integers_and_long_digit_strings_are_kept_exactly(post
     assert orjson.loads(fields[b"e"])["data"] == body["data"]
 
 
-@pytest.mark.parametrize("path", ["/api/v1/topics//events", "/api/v1/topics/a/b/events", "/api/v1/nothing"])
+@pytest.mark.parametrize(
+    "path", ["/api/v1/topics//events", "/api/v1/topics/a/b/events", "/api/v1/nothing", "/api/v1/topics//%0A/events"]
+)
 def test_a_path_no_api_route_matches_gets_a_json_404_even_for_a_post(post, path):
     reply = post(b'{"type": "t"}', url=path)
 

@@ -13,7 +13,7 @@ from django.test import Client
 
 from eventflow import keys
 from eventflow.models import FailedEvent
-from tests.conftest import make_consumer
+from tests.helpers import make_consumer
 
 DOORS = ["/api/v1/failed-events/{}/replay", "/failed/{}/replay"]
 
@@ -129,4 +129,16 @@ def test_a_bulk_replay_names_a_consumer_and_topic_only_by_strings(staff_user, fa
     )
 
     assert reply.status_code == 400
+    assert scheduled(failed) == 0
+
+
+@pytest.mark.parametrize("ids", [["1780057443457868546994080877085479214257"], [2**64], ["²"], [True]])
+def test_a_bulk_replay_refuses_ids_no_row_can_have_with_400_not_503(staff_user, failed, ids):
+    browser, token = csrf_client(staff_user)
+
+    reply = browser.post(
+        "/api/v1/failed-events/replay", {"ids": ids}, content_type="application/json", headers={"X-CSRFToken": token}
+    )
+
+    assert reply.status_code == 400, reply.content
     assert scheduled(failed) == 0

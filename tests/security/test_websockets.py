@@ -3,10 +3,16 @@
 Every socket route (``dashboard/routing.py``) is tried with a foreign, a
 missing and a ``null`` Origin, and with anonymous and non-staff sessions:
 each is refused during the handshake. A staff socket that sends a message over
-the size limit (or a binary one) is closed.
+the size limit (or a binary one) is closed: with 1009 where the server lets an
+application send it, with 4009 under daphne, which refuses 1009 (issue 9, case 8).
 """
 
 from __future__ import annotations
+
+import base64
+import os
+import socket
+import struct
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -14,11 +20,16 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
 from dashboard.asgi import application
-from dashboard.consumers import MAX_MESSAGE_BYTES
+from dashboard.consumers import CLOSE_TOO_BIG_PRIVATE, MAX_MESSAGE_BYTES
 
 # Every socket route's pattern, with a path it serves (test_deployment checks that none is missing).
 SOCKET_PATHS = {
-    r"^ws/live/(?P<page>overview|failed)/$": ["/ws/live/overview/", "/ws/live/failed/"],
+    r"^ws/live/(?P<page>overview|failed|topics|consumers)/$": [
+        "/ws/live/overview/",
+        "/ws/live/failed/",
+        "/ws/live/topics/",
+        "/ws/live/consumers/",
+    ],
     r"^ws/live/(?P<page>topic|consumer)/(?P<name>[a-z0-9][a-z0-9._-]{0,99})/$": [
         "/ws/live/topic/orders/",
         "/ws/live/consumer/billing/",
@@ -90,3 +101,71 @@ def test_an_oversize_or_binary_message_closes_the_socket(staff_cookie, message):
                 return output
 
     assert async_to_sync(attempt)()["code"] == 1009
+
+
+# -- through daphne itself ---------------------------------------------------------------
+
+
+def close_code_after(base_url: str, cookie: bytes, opcode: int, payload: bytes) -> int:
+    """Open the topic page's socket, send one frame, and return the code of the close frame that follows."""
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        key = base64.b64encode(os.urandom(16)).decode()
+        conn.sendall(
+            (
+                f"GET /ws/live/topic/orders/ HTTP/1.1\r\nHost: localhost:{port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                f"Origin: http://localhost\r\nCookie: {cookie.decode()}\r\n\r\n"
+            ).encode()
+        )
+        reader = conn.makefile("rb")
+        assert reader.readline().split()[1] == b"101"
+        while reader.readline() not in (b"\r\n", b""):
+            pass
+        _read_frame(reader)  # the page's snapshot
+        conn.sendall(_masked_frame(opcode, payload))
+        while True:
+            code, body = _read_frame(reader)
+            if code == 0x8:
+                return struct.unpack("!H", body[:2])[0]
+
+
+def _masked_frame(opcode: int, payload: bytes) -> bytes:
+    mask = os.urandom(4)
+    size = len(payload)
+    length = bytes([0x80 | size]) if size < 126 else bytes([0x80 | 126]) + struct.pack("!H", size)
+    return bytes([0x80 | opcode]) + length + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def _read_frame(reader) -> tuple[int, bytes]:
+    first, second = reader.read(2)
+    size = second & 0x7F
+    if size == 126:
+        size = struct.unpack("!H", reader.read(2))[0]
+    elif size == 127:
+        size = struct.unpack("!Q", reader.read(8))[0]
+    return first & 0x0F, reader.read(size)
+
+
+@pytest.mark.parametrize(("opcode", "payload"), [(0x1, b"x" * (MAX_MESSAGE_BYTES + 1)), (0x2, b"\x00" * 10)])
+def test_under_daphne_an_oversize_or_binary_message_closes_with_4009_not_a_crash(
+    asgi_server, staff_cookie, opcode, payload
+):
+    """Daphne refuses 1009 from an application; before, the consumer raised and the socket got 1011."""
+    assert close_code_after(asgi_server, staff_cookie, opcode, payload) == CLOSE_TOO_BIG_PRIVATE
+
+
+@pytest.mark.parametrize("stream_id", ["١-٠", "99999999999999999999-0", "1-99999999999999999999"])
+def test_an_event_socket_for_a_stream_id_redis_cannot_hold_gets_a_snapshot_not_a_crash(staff_cookie, stream_id):
+    """The route's ``\\d`` matches any Unicode digit; Redis refuses them and ids past 64 bits."""
+
+    async def attempt() -> str:
+        headers = [(b"origin", GOOD_ORIGIN), (b"cookie", staff_cookie)]
+        socket = WebsocketCommunicator(application, f"/ws/live/event/orders/{stream_id}/", headers=headers)
+        connected, _ = await socket.connect(timeout=5)
+        assert connected
+        snapshot = await socket.receive_from(timeout=5)
+        await socket.disconnect()
+        return snapshot
+
+    assert async_to_sync(attempt)() == ""  # nothing to show, as for an event trimmed from the stream
