@@ -27,7 +27,8 @@ stream) and a lane's failed events (rows). A job goes:
    bounds the replay stream and makes a cancel take effect within a window.
 3. **Counted**: workers tally how each replayed delivery ended (handled,
    failed = dead-lettered again, skipped by a type filter) into the job's
-   progress hash (``replay_worker.Tally``), in one round trip per batch.
+   progress hash (``replay_worker.Tally``), written in the batch's settlement
+   transaction (``delivery.Settlement.also``) with its acks and retries.
 4. **Ended**: done once everything fed has ended; or cancelled (``cancel``),
    which removes the fed events no worker has claimed yet in the same script
    that closes the job, so ``sent`` counts exactly what was handed over.

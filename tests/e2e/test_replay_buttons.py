@@ -29,7 +29,7 @@ def publish(count: int) -> None:
 
 
 def fill_form(page, *, rate: str = "") -> None:
-    page.get_by_label("Topic").select_option("orders")
+    page.get_by_label("Topic", exact=True).select_option("orders")
     page.get_by_label("From").fill("0")
     if rate:
         page.locator("#rp-rate").fill(rate)
