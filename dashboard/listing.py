@@ -17,7 +17,7 @@ from eventflow.health import SEVERITY, Status
 
 PAGE_ROWS = 50  # rows per page of a list
 CONSUMER_LIST, TOPIC_LIST = "consumer-list", "topic-list"  # each list's live partial (its root's id)
-TROUBLE = "trouble"  # any status but OK
+TROUBLE = "trouble"  # any status but OK, or open failed events (as the graph draws trouble)
 QUIET = "quiet"  # topics: nothing published now
 
 CONSUMER_SORTS = ("name", "status", "lag", "pending", "oldest_pending", "rate", "failed", "skipped", "dead")
@@ -80,7 +80,7 @@ def _matches(row: dict, query: ListQuery) -> bool:
     if query.q and query.q.lower() not in row["name"].lower():
         return False
     if query.status == TROUBLE:
-        return row["status"] != "OK"
+        return row["status"] != "OK" or bool(row.get("failed"))
     if query.status == QUIET:
         return not row.get("rate")
     return not query.status or row["status"] == query.status

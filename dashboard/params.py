@@ -13,6 +13,7 @@ PostgreSQL cannot store.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable
 
 MAX_TEXT_CHARS = 200  # filter text is cut here: no name, type or search term is longer
@@ -25,6 +26,7 @@ EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 LATEST = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
 
 
+_DECIMAL = re.compile(r"[0-9]{1,20}(\.[0-9]{1,20})?|\.[0-9]{1,20}")  # ASCII only: no "١", "1_0", "nan"
 _MOMENT_FORM = "give the time as YYYY-MM-DDTHH:MM[:SS], e.g. 2026-01-31T12:00:05 (UTC unless it has an offset)"
 
 
@@ -114,6 +116,30 @@ def page_size(value: str, name: str, *, default: int, maximum: int) -> int:
     number = _uint(value.strip(), maximum)
     if not number:
         raise BadParam(name, f"must be a number from 1 to {maximum}")
+    return number
+
+
+def stream_id_or_moment(value: str, name: str) -> str:
+    """A stream id (as ``stream_id``) or an ISO 8601 time (as ``moment``, given back in UTC); empty: ""."""
+    value = value.strip()
+    if not value:
+        return ""
+    if value.isascii() and value.replace("-", "").isdigit() and ("-" not in value or value.count("-") == 1):
+        return stream_id(value, name)
+    parsed = moment(value, name)
+    return parsed.isoformat() if parsed else ""
+
+
+def positive_number(value: str, name: str, *, maximum: float) -> float | None:
+    """A decimal number above 0 and at most ``maximum`` (ASCII digits, e.g. ``2.5``); empty: None."""
+    value = value.strip()
+    if not value:
+        return None
+    if not _DECIMAL.fullmatch(value):
+        raise BadParam(name, f"must be a number above 0, at most {maximum:,g}")
+    number = float(value)
+    if not 0 < number <= maximum:
+        raise BadParam(name, f"must be a number above 0, at most {maximum:,g}")
     return number
 
 

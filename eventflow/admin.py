@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from . import alerts, failures, lanes
-from .models import AlertChannel, AlertRule, Consumer, FailedEvent, Producer, SentAlert, Topic
+from .models import AlertChannel, AlertRule, Consumer, FailedEvent, Producer, Replay, SentAlert, Topic
 from .schemas import MAX_SCHEMA_DEPTH
 
 
@@ -313,4 +313,20 @@ class SentAlertAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: SentAlert | None = None) -> bool:
+        return False
+
+
+@admin.register(Replay)
+class ReplayAdmin(admin.ModelAdmin):
+    """The replay jobs as their audit trail: read-only (jobs start from the dashboard or the API)."""
+
+    list_display = ["id", "source", "consumer", "topic", "state", "matched", "handled", "failed", "requested_by"]
+    list_filter = ["state", "source", "consumer", "topic"]
+    search_fields = ["reason", "requested_by__username"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Replay | None = None) -> bool:
         return False

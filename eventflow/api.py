@@ -64,7 +64,8 @@ def publish_events(request: HttpRequest, topic: str) -> HttpResponse:
     return answer_response(contract.accepted(result))
 
 
-def _forbidden_unless_replayer(request: HttpRequest) -> HttpResponse | None:
+def forbidden_unless_replayer(request: HttpRequest) -> HttpResponse | None:
+    """A 403 answer unless the user may replay (failed events and history alike); None if they may."""
     if not (request.user.is_staff and request.user.has_perm("eventflow.replay_failedevent")):
         return json_response(
             {"error": {"code": "forbidden", "message": "you may not replay failed events"}}, status=403
@@ -75,7 +76,7 @@ def _forbidden_unless_replayer(request: HttpRequest) -> HttpResponse | None:
 @login_required
 @require_POST
 def replay_one(request: HttpRequest, pk: int) -> HttpResponse:
-    if (denied := _forbidden_unless_replayer(request)) is not None:
+    if (denied := forbidden_unless_replayer(request)) is not None:
         return denied
     row = FailedEvent.objects.select_related("consumer", "topic").filter(pk=pk).first()
     if row is None:
@@ -93,7 +94,7 @@ def replay_one(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def replay_bulk(request: HttpRequest) -> HttpResponse:
-    if (denied := _forbidden_unless_replayer(request)) is not None:
+    if (denied := forbidden_unless_replayer(request)) is not None:
         return denied
     try:
         selection = _bulk_selection(request)

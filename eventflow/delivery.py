@@ -133,6 +133,7 @@ class Delivery:
     member: str = ""  # set when it came from the retry schedule
     failed_event: int | None = None  # the FailedEvent row a replay updates
     lease_until: float = 0.0  # with ``member``: the schedule score this worker's lease set
+    replay: int | None = None  # the Replay job that sent it again (eventflow.replays)
     unreadable: str = ""  # why the stream entry could not be decoded ("": it could); see ``unreadable_delivery``
 
     @property
@@ -255,6 +256,7 @@ def _claimed(client: redis.Redis, topic: str, consumer: str, reply: list, lease_
                 member=member,
                 failed_event=entry.get("failed_event"),
                 lease_until=lease_until,
+                replay=entry.get("replay"),
             )
         )
     return deliveries
@@ -347,6 +349,7 @@ class Settlement:
         self._retries: list[tuple[Delivery, float, int]] = []
         self._outbox: dict[str, dict[str, bytes]] = {}  # topic -> member -> entry
         self._tallies: dict[tuple[str, str], int] = {}
+        self._also: dict[str, list[tuple]] = {}  # topic -> more commands on its keys (e.g. replay tallies)
 
     def finish(self, item: Delivery, tally: str) -> None:
         """Remove a delivery for good (handled, skipped or dead-lettered) and count it."""
@@ -399,6 +402,14 @@ class Settlement:
         key = (topic, field)
         self._tallies[key] = self._tallies.get(key, 0) + amount
 
+    def also(self, topic: str, command: tuple) -> None:
+        """Write ``command`` (a pipeline method's name, then its arguments) in the batch's transaction.
+
+        Its keys must be ``topic``'s (they share its hash tag), as the
+        replays' tallies (``replay_worker.Tally``) are.
+        """
+        self._also.setdefault(topic, []).append(command)
+
     def flush(self, client: redis.Redis, extra: dict[tuple[str, str], int] | None = None) -> list[Exception]:
         """Write the batch atomically (``extra``: more counter increments, written with it).
 
@@ -421,6 +432,8 @@ class Settlement:
             entry = {"e": item.envelope, "attempt": attempt, "stream_id": item.stream_id}
             if item.failed_event is not None:
                 entry["failed_event"] = item.failed_event
+            if item.replay is not None:
+                entry["replay"] = item.replay
             part = parts.setdefault(item.topic, [])
             part.append(("hset", keys.retry_payloads(item.topic, consumer), member, orjson.dumps(entry)))
             part.append(("zadd", keys.retry_schedule(item.topic, consumer), {member: due}))
@@ -437,6 +450,8 @@ class Settlement:
             tallies[key] = tallies.get(key, 0) + amount
         for (topic, field), amount in tallies.items():
             parts.setdefault(topic, []).append(("hincrby", keys.counters(topic), f"{field}:{consumer}", amount))
+        for topic, commands in self._also.items():
+            parts.setdefault(topic, []).extend(commands)
         return parts
 
 

@@ -6,6 +6,9 @@ EventFlowError
     ├── Unauthorized            401  missing, unknown or revoked token
     ├── Forbidden               403  topic not allowed or inactive
     ├── UnknownTopic            404
+    ├── UnknownConsumer         404
+    ├── NotFound                404  e.g. no such replay job
+    ├── Conflict                409  e.g. a finished replay cannot be cancelled
     ├── TooLarge                413  event, body or batch over its limit
     ├── UnsupportedMediaType    415
     ├── InvalidEvent            422  well-formed but invalid event
@@ -64,6 +67,21 @@ class Forbidden(PublishError):
 class UnknownTopic(PublishError):
     status = 404
     code = "unknown_topic"
+
+
+class UnknownConsumer(PublishError):
+    status = 404
+    code = "unknown_consumer"
+
+
+class NotFound(PublishError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(PublishError):
+    status = 409
+    code = "conflict"
 
 
 class TooLarge(PublishError):

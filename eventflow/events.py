@@ -14,16 +14,21 @@ _set = object.__setattr__
 class Event:
     """One delivery of an immutable event; ``attempt`` counts from 1.
 
+    ``replay`` is the id of the replay job that sent it again (None for a first
+    delivery and its retries); ``stream_id`` is then still the event's original
+    id in the topic's stream.
+
     It reads its attributes from the stored envelope on access, so a worker
     hands an event to a handler without copying the envelope apart first (the
     delivery hot path makes one per event).
     """
 
-    __slots__ = ("_envelope", "attempt", "stream_id")
+    __slots__ = ("_envelope", "attempt", "stream_id", "replay")
 
     _envelope: dict
     attempt: int
     stream_id: str
+    replay: int | None
 
     def __init__(
         self,
@@ -38,6 +43,7 @@ class Event:
         attempt: int = 1,
         stream_id: str = "",
         extensions: dict[str, Any] | None = None,
+        replay: int | None = None,
     ) -> None:
         envelope = {**(extensions or {}), "id": id, "type": type, "source": source, "topic": topic, "time": time}
         envelope["data"] = data
@@ -48,13 +54,17 @@ class Event:
         _set(self, "_envelope", envelope)
         _set(self, "attempt", attempt)
         _set(self, "stream_id", stream_id)
+        _set(self, "replay", replay)
 
     @classmethod
-    def from_envelope(cls, envelope: dict, *, attempt: int = 1, stream_id: str = "") -> Event:
+    def from_envelope(
+        cls, envelope: dict, *, attempt: int = 1, stream_id: str = "", replay: int | None = None
+    ) -> Event:
         event = object.__new__(cls)
         _set(event, "_envelope", envelope)
         _set(event, "attempt", attempt)
         _set(event, "stream_id", stream_id)
+        _set(event, "replay", replay)
         return event
 
     id = property(lambda self: self._envelope["id"])
@@ -89,7 +99,7 @@ class Event:
 
     def _fields(self) -> tuple:
         return (self.id, self.type, self.source, self.topic, self.time, self.data, self.key, self.subject,
-                self.attempt, self.stream_id, self.extensions)  # fmt: skip
+                self.attempt, self.stream_id, self.extensions, self.replay)  # fmt: skip
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
@@ -103,7 +113,8 @@ class Event:
         return (
             f"Event(id={self.id!r}, type={self.type!r}, source={self.source!r}, topic={self.topic!r}, "
             f"time={self.time!r}, data={self.data!r}, key={self.key!r}, subject={self.subject!r}, "
-            f"attempt={self.attempt!r}, stream_id={self.stream_id!r}, extensions={self.extensions!r})"
+            f"attempt={self.attempt!r}, stream_id={self.stream_id!r}, extensions={self.extensions!r}, "
+            f"replay={self.replay!r})"
         )
 
 

@@ -114,6 +114,32 @@ def tail_watchers() -> str:
     return f"{_prefix()}monitor:watched"
 
 
+# --- replay jobs (eventflow.replays) ------------------------------------------
+
+
+def replay_progress(topic: str, replay_id: int) -> str:
+    """Hash of a replay job's live state: cursor, sent/handled/failed counts, state.
+
+    It shares the topic's hash tag with the lane's schedule, so one script can
+    queue events and move the cursor together.
+    """
+    return f"{_prefix()}{{{topic}}}:replay:{replay_id}"
+
+
+def replay_lease(topic: str, consumer: str) -> str:
+    """Held (with a TTL) by the worker feeding the lane's one running replay job."""
+    return f"{_prefix()}{{{topic}}}:replaylease:{consumer}"
+
+
+def replay_stream(topic: str, consumer: str) -> str:
+    """The lane's replay stream: what a history replay job sends again to that one consumer.
+
+    Read by the consumer's group like the topic's own stream; entries are
+    deleted once handled, so it holds at most a job's window.
+    """
+    return f"{_prefix()}{{{topic}}}:replaystream:{consumer}"
+
+
 def switch(name: str) -> str:
     """An operator's on/off switch that handlers may read (set: on), e.g. the demo's "risk service fixed"."""
     return f"{_prefix()}switch:{name}"

@@ -409,6 +409,67 @@ class HandledEvent(models.Model):
         return f"{self.scope}: {self.event_id}"
 
 
+class Replay(models.Model):
+    """A replay job: events sent again to one consumer on one topic, bounded, throttled, audited.
+
+    The row is the audit record (who asked, when, why, which range) and the
+    job's plan; while it runs, its live counts are in Redis (``eventflow.replays``)
+    and copied here as it goes. ``history`` replays re-read the topic's stream
+    from ``from_id`` to ``to_id`` (stream ids, both included); ``failed`` replays
+    send the lane's replayable failed events whose ids are at most ``to_id``.
+    """
+
+    class Source(models.TextChoices):
+        HISTORY = "history", "Retained history"
+        FAILED = "failed", "Failed events"
+
+    class State(models.TextChoices):
+        PLANNED = "planned", "Planned"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        CANCELLED = "cancelled", "Cancelled"
+        FAILED = "failed", "Failed"
+
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.HISTORY)
+    consumer = models.ForeignKey(Consumer, on_delete=models.CASCADE, related_name="replays")
+    topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="replays")
+    state = models.CharField(max_length=20, choices=State.choices, default=State.PLANNED, db_index=True)
+    from_id = models.CharField(max_length=60, help_text="First stream id (or failed-event id) of the range.")
+    to_id = models.CharField(max_length=60, help_text="Last one: never open-ended, fixed when the replay starts.")
+    types = models.JSONField(default=list, blank=True, help_text="Only events whose type matches one of these globs.")
+    key = models.CharField(max_length=200, blank=True, help_text="Only events with this ordering key.")
+    field_path = models.CharField(max_length=200, blank=True, help_text="Only events whose data has this field…")
+    field_value = models.JSONField(null=True, blank=True, help_text="…equal to this value.")
+    rate = models.FloatField(null=True, blank=True, help_text="Events per second at most (blank: no limit).")
+    reason = models.TextField(help_text="Why (required): kept as the audit record.")
+    note = models.TextField(blank=True, help_text="What the plan found, e.g. that retention cut part of the range.")
+    cursor = models.CharField(max_length=60, blank=True, help_text="The last stream id (or failed-event id) fed.")
+    matched = models.PositiveIntegerField(default=0)
+    sent = models.PositiveIntegerField(default=0)
+    handled = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["consumer", "topic", "state"])]
+
+    def __str__(self) -> str:
+        return f"replay {self.pk}: {self.topic_id} → {self.consumer_id} ({self.state})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in {self.State.PLANNED, self.State.RUNNING}
+
+
 class OutboxEvent(models.Model):
     """An event written inside the caller's transaction, published once it commits (``eventflow.outbox``)."""
 

@@ -245,6 +245,7 @@ class Monitor:
         self._seeded = False
         self.database = {"status": "ok", "error": ""}  # what the last database read found
         self._failed: dict[str, int] = {}
+        self._expected: drift.Expectations = {}
         self._totals: deque[tuple[float, int, int]] = deque()  # (at, published, handled) for smoothing
         self.drift = drift.Watcher()
 
@@ -255,6 +256,13 @@ class Monitor:
             loaded = self._from_database(load_flow)
             self._flow = loaded if loaded is not None else (self._flow or Flow())
         return self._flow
+
+    def producer_expectations(self) -> drift.Expectations:
+        """The producers' expected intervals; the last ones read while the database is down."""
+        expected = self._from_database(drift.producer_expectations)
+        if expected is not None:
+            self._expected = expected
+        return self._expected
 
     def failed(self) -> dict[str, int]:
         """Replayable failed events per consumer; the last counts while the database is down."""
@@ -306,7 +314,8 @@ class Monitor:
         snapshot["broker"] = self.broker(client)
         snapshot["database"] = dict(self.database)
         smooth_totals(snapshot["totals"], reading, self._totals)
-        snapshot["drift"] = self.drift.check(client, snapshot)  # declared versus observed (eventflow.drift)
+        # Declared versus observed (eventflow.drift), with the last expectations while the database is down.
+        snapshot["drift"] = self.drift.check(client, snapshot, self.producer_expectations())
         self._previous = reading
         self.tracker.forget_others(set(flow.consumers))
         if store:

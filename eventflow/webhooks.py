@@ -6,6 +6,8 @@ One request per delivery attempt (the CloudEvents HTTP binding, structured mode)
     Content-Type: application/cloudevents+json; charset=utf-8
     EventFlow-Consumer: <consumer name>
     EventFlow-Attempt: <1, 2, ... ; a replay starts again at 1>
+    EventFlow-Replay: <the replay job's id>  (only on a delivery a replay job sent again)
+    EventFlow-Stream-Id: <the event's original stream id>  (with EventFlow-Replay)
     webhook-id: msg_<32 base32 chars>      (derived from consumer + source + id: the same on every
                                             attempt and replay of the event to this consumer,
                                             unique per event; dedupe on it)
@@ -101,6 +103,9 @@ class WebhookHandler:
             "webhook-id": message_id,
             "webhook-timestamp": timestamp,
         }
+        if event.replay is not None:
+            headers["EventFlow-Replay"] = str(event.replay)
+            headers["EventFlow-Stream-Id"] = event.stream_id
         if self.key:
             headers["webhook-signature"] = sign(self.key, message_id, timestamp, body)
         headers.update(tracing.headers_for(event))  # W3C trace context, for the receiver's own spans

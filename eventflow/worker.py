@@ -20,7 +20,7 @@ import orjson
 import redis
 from django.db import DatabaseError, close_old_connections
 
-from . import conf, delivery, failures, keys, outbox, retention, tracing
+from . import conf, delivery, failures, keys, outbox, replay_worker, retention, tracing
 from .connection import get_redis
 from .database import drop_broken_connections
 from .delivery import ConsumerSpec, Delivery, Settlement
@@ -50,6 +50,8 @@ class ConsumerRunner:
         self.infra_errors = 0  # database and Redis failures met since the start (not the handler's)
         self._infra_unreported = 0  # of those, not yet added to the Redis counter
         self.handler_error = ""  # why the handler does not import, while it does not
+        self._replay_tally = replay_worker.Tally(spec.group)  # outcomes of replayed deliveries, counted per job
+        self._replay_reader = replay_worker.Reader(spec.group, worker_name)  # the lanes' replay streams
 
     def run_once(self, block_ms: int | None = None) -> bool:
         """Handle one batch; return True if there was work (so run again at once)."""
@@ -64,8 +66,12 @@ class ConsumerRunner:
         work = self._take_carried()
         work += self._reclaim(client, batch)
         work += delivery.take(client, spec.group, self.worker_name, spec.topics, batch, spec.ack_timeout)
+        work += self._replay_reader.take(client, spec, batch)
         if not work and block_ms is not None:
-            work = delivery.read_new(client, spec.group, self.worker_name, spec.topics, batch, block_ms)
+            if self._replay_reader.holding:  # a replay runs: wait on its stream (briefly) instead
+                work = self._replay_reader.wait(client, spec, batch, block_ms)
+            else:
+                work = delivery.read_new(client, spec.group, self.worker_name, spec.topics, batch, block_ms)
         if work:
             started = time.monotonic()
             with tracing.consuming(spec.name):  # events its handlers publish are noted as this consumer's
@@ -127,6 +133,7 @@ class ConsumerRunner:
         """Handle deliveries in order for about ``seconds`` and write their outcomes; return the unstarted rest."""
         settlement = Settlement(self.spec.group, self.spec.id)
         rest = self._run_until(time.monotonic() + seconds, handler, work, settlement)
+        self._replay_tally.into(settlement)  # the replayed deliveries' counts go in the batch's transaction
         self._unsettled.append(settlement)
         try:
             self._settle_parked()
@@ -251,6 +258,7 @@ class ConsumerRunner:
         spec = self.spec
         return (
             item.failed_event is None
+            and item.replay is None
             and item.attempt <= spec.max_attempts
             and not spec.type_patterns
             and not item.unreadable
@@ -265,9 +273,11 @@ class ConsumerRunner:
             )
             settlement.tally(item.topic, "errors")
             settlement.dead_letter(item, f"unreadable entry: {item.unreadable}", "")
+            self._replay_tally.count(item, "failed")
             return
         if not spec.accepts_type(item.envelope.get("type", "")):
             settlement.finish(item, "skipped")
+            self._replay_tally.count(item, "skipped")
             return
         if item.attempt > spec.max_attempts:
             # Delivered again and again without an ack: its workers keep dying on it.
@@ -277,12 +287,16 @@ class ConsumerRunner:
                 "(the workers handling it stopped or exceeded the ack timeout)",
             )
         else:
-            event = Event.from_envelope(item.envelope, attempt=item.attempt, stream_id=item.stream_id)
+            event = Event.from_envelope(
+                item.envelope, attempt=item.attempt, stream_id=item.stream_id, replay=item.replay
+            )
             outcome = invoke(handler, event)
         if outcome.ok and item.failed_event is not None:
             settlement.resolved(item)  # the row's resolution goes through the outbox, like a dead letter
+            self._replay_tally.count(item, "handled")
         elif outcome.ok:
             settlement.finish(item, "acked")
+            self._replay_tally.count(item, "handled")
         else:
             self._failed(item, outcome, settlement)
 
@@ -293,13 +307,16 @@ class ConsumerRunner:
             drop_broken_connections()
             self.note_infra_error(f"event {item.stream_id or item.member}: {outcome.error}")
             settlement.retry(item, time.time() + spec.retry_delay(item.attempt), attempt=item.attempt)
+            self._replay_tally.release(item)
             return
         settlement.tally(item.topic, "errors")
         if item.attempt < spec.max_attempts:
             settlement.retry(item, time.time() + spec.retry_delay(item.attempt))
+            self._replay_tally.release(item)
             return
         # Out of attempts: its dead letter is parked in Redis with the batch's acks.
         settlement.dead_letter(item, outcome.error, outcome.traceback)
+        self._replay_tally.count(item, "failed")
 
     def _ensure_groups(self, client: redis.Redis) -> None:
         # A group missing here was lost with Redis's data (or never made while Redis was
@@ -423,12 +440,23 @@ class Worker:
         self.stop_event.set()
 
     def _start_threads(self) -> None:
+        self._start_feeder()
         for name in self.runners:
             thread = self._threads.get(name)
             if thread is None or not thread.is_alive():
                 thread = threading.Thread(target=self._drive, args=(name,), name=f"consumer-{name}", daemon=True)
                 self._threads[name] = thread
                 thread.start()
+
+    def _start_feeder(self) -> None:
+        """Run the replay feeder (``eventflow.replay_worker``) for this worker's consumers in a thread of its own."""
+        thread = self._threads.get(replay_worker.FEEDER_THREAD)
+        if thread is None or not thread.is_alive():
+            feeder = replay_worker.Feeder(self.id, lambda: list(self.runners))
+            name = replay_worker.FEEDER_THREAD
+            thread = threading.Thread(target=feeder.run, args=(self.stop_event,), name=name, daemon=True)
+            self._threads[replay_worker.FEEDER_THREAD] = thread
+            thread.start()
 
     def _drive(self, name: str) -> None:
         """Step one consumer until the worker stops or the consumer goes away."""

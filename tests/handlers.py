@@ -70,6 +70,16 @@ def hangs(event: Event) -> None:
     time.sleep(float(event.data.get("sleep", 3600)))
 
 
+def lineage(event: Event) -> None:
+    """Records which replay job (if any) sent each delivery, and its stream id."""
+    get_redis().rpush(_log_key("lineage"), f"{event.replay or ''}|{event.stream_id}")
+
+
+def lineage_seen() -> list[tuple[int | None, str]]:
+    rows = [r.decode().split("|") for r in get_redis().lrange(_log_key("lineage"), 0, -1)]
+    return [(int(r[0]) if r[0] else None, r[1]) for r in rows]
+
+
 def exits(event: Event) -> None:
     """Calls ``sys.exit`` on odd ``n`` (as a confused library might); handles the others."""
     if event.data.get("n", 0) % 2 == 1:

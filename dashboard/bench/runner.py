@@ -46,11 +46,12 @@ Section = Callable[[Sandbox, Plan], list[Row]]
 
 def sections() -> list[tuple[str, Section, list[tuple[str, str, str, str]]]]:
     """Each section with the rows it owes (key, path, unit, target) if it fails."""
-    from . import celery_peer, dashboard, delivery, http, latency, live, memory, peers, publish
+    from . import celery_peer, dashboard, delivery, http, latency, live, memory, peers, publish, replay_rewind
 
     return [
         ("python publish", publish.measure, publish.ROWS),
         ("delivery", delivery.measure, delivery.ROWS),
+        ("replay rewind", replay_rewind.measure, replay_rewind.ROWS),
         ("latency", latency.measure, latency.ROWS),
         ("http publish", http.measure, http.ROWS),
         ("celery", celery_peer.measure, celery_peer.ROWS),
@@ -107,6 +108,7 @@ ORDER = [
     "monitor_tick",
     "failed_page",
     "replay_all",
+    "replay_rewind",
     "memory_web",
     "memory_worker",
     "redis_bytes_per_event",

@@ -11,7 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
 
-from eventflow import inspection, keys, monitor, topics
+from eventflow import inspection, keys, monitor, replays, topics
 from eventflow.connection import get_redis
 from eventflow.errors import PublishError
 from eventflow.models import Consumer, FailedEvent, Topic
@@ -21,7 +21,9 @@ from .. import graph, params
 from . import state
 from .demo import switch_context
 from .failed import consumer_failed
+from .replays import form_context
 from .security import staff_page
+from .stuck import stuck_context
 
 TAIL_ROWS = 50  # rows a topic page starts with (the live tail keeps at most a few hundred)
 BROWSE_ROWS = 25
@@ -159,6 +161,7 @@ def event_detail(request: HttpRequest, name: str, stream_id: str) -> HttpRespons
     if context is None:
         raise Http404("this event is no longer in the stream")
     context["ws_path"] = f"/ws/live/event/{name}/{stream_id}/"
+    context["sent_again"] = replays.sent_again(name, stream_id, context["event"])
     context["failed_rows"] = _failed_deliveries(name, str(context["event"].get("id", "")))
     return render_region(request, "dashboard/event.html", context, ("delivery-matrix", "causal-tree"))
 
@@ -171,8 +174,10 @@ def _failed_deliveries(topic: str, event_id: str) -> list[FailedEvent]:
 
 @staff_page
 def consumer_page(request: HttpRequest, name: str) -> HttpResponse:
-    consumer = get_object_or_404(Consumer, name=name)
+    consumer = get_object_or_404(Consumer.objects.prefetch_related("topics"), name=name)
     context = state.consumer(monitor.load_snapshot(), name) or {}
+    context.update(form_context(consumer, {}))
+    context.update(stuck_context(consumer, request.user))
     context.update(consumer_name=name, consumer_obj=consumer, ws_path=f"/ws/live/consumer/{name}/")
     context.update(consumer_failed(name, request.user), **switch_context(consumer.handler))
     partials = ("consumer-health", "consumer-charts", "consumer-workers", "consumer-failed")

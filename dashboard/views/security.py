@@ -68,3 +68,8 @@ def can_replay(user) -> bool:
 
 def can_discard(user) -> bool:
     return user.is_staff and user.has_perm("eventflow.change_failedevent")
+
+
+def can_operate(user) -> bool:
+    """Reclaim, dead-letter now, skip a backlog, pause: changing how a consumer runs."""
+    return user.is_staff and user.has_perm("eventflow.change_consumer")

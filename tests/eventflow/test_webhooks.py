@@ -344,6 +344,30 @@ def test_the_dashboard_shows_a_webhook_consumer_as_its_url(client, staff_user, o
     assert SECRET not in html
 
 
+def test_a_replayed_event_carries_the_replay_id_and_its_original_stream_id(orders, endpoint, redis_client):
+    from eventflow import replay_worker, replays
+
+    consumer = ledger(endpoint.url, orders)
+    publish("orders", {"order": 7}, type="order.created")
+    worker = Worker()
+    drain(worker, until=lambda: endpoint.requests)
+    plan = replays.plan_history(consumer, orders, (0, 0), None, replays.Filters())
+    job = replays.start(plan, consumer, orders, user=None, reason="resend to the ledger", rate=None)
+    feeder = replay_worker.Feeder(worker.id, lambda: ["ledger"])
+
+    deadline = time.monotonic() + 15
+    while len(endpoint.requests) < 2 and time.monotonic() < deadline:
+        feeder.run_once()
+        worker.run_once()
+
+    first, again = endpoint.requests
+    [(sid, _)] = redis_client.xrange(keys.stream("orders"))
+    assert "eventflow-replay" not in first.headers
+    assert again.headers["eventflow-replay"] == str(job.pk)
+    assert again.headers["eventflow-stream-id"] == sid.decode()
+    assert again.body == first.body and again.headers["webhook-id"] == first.headers["webhook-id"]
+
+
 def test_a_whsec_secret_without_base64_padding_signs_like_the_padded_one():
     from eventflow.webhooks import secret_problem, signing_key
 

@@ -72,12 +72,14 @@ CI_HOSTILE = [
 ]
 HOSTILE = ALL_HOSTILE if os.environ.get("EVENTFLOW_LONG") == "1" else CI_HOSTILE
 FILTERS = ["consumer", "topic", "type", "q", "since", "until", "status", "cursor"]
+REPLAY_FORM = ["source", "topic", "from", "to", "types", "key", "rate", "reason"]
+LIST = ["q", "status", "sort", "page"]
 
 # route name → (method, path template, path parameters, query/form parameters)
 ROUTES = {
     "overview": ("GET", "/", [], ["cursor", "focus"]),
-    "topics": ("GET", "/topics/", [], ["q", "status", "sort", "page"]),
-    "consumers": ("GET", "/consumers/", [], ["q", "status", "sort", "page"]),
+    "topics": ("GET", "/topics/", [], LIST),
+    "consumers": ("GET", "/consumers/", [], LIST),
     "search": ("GET", "/search/", [], ["q"]),
     "demo-risk-service": ("POST", "/demo/risk-service", [], ["fixed"]),
     "favicon": ("GET", "/favicon.ico", [], []),
@@ -88,6 +90,15 @@ ROUTES = {
     "topic-publish": ("POST", "/topics/{name}/publish", ["name"], ["type", "key", "data"]),
     "event": ("GET", "/topics/{name}/events/{stream_id}/", ["name", "stream_id"], []),
     "consumer": ("GET", "/consumers/{name}/", ["name"], []),
+    "replay-preview": ("POST", "/consumers/{name}/replays/preview", ["name"], REPLAY_FORM),
+    "replay-start": ("POST", "/consumers/{name}/replays/start", ["name"], REPLAY_FORM),
+    "stuck-reclaim": ("POST", "/consumers/{name}/reclaim", ["name"], []),
+    "stuck-dead-letter": ("POST", "/consumers/{name}/dead-letter", ["name"], ["topic", "stream_id"]),
+    "stuck-skip-confirm": ("GET", "/consumers/{name}/skip-backlog", ["name"], ["topic", "cancel"]),
+    "stuck-skip": ("POST", "/consumers/{name}/skip-backlog/confirmed", ["name"], ["topic"]),
+    "stuck-pause": ("POST", "/consumers/{name}/pause", ["name"], ["paused"]),
+    "replay": ("GET", "/replays/{pk}/", ["pk"], []),
+    "replay-cancel": ("POST", "/replays/{pk}/cancel", ["pk"], []),
     "failed": ("GET", "/failed/", [], FILTERS),
     "failed-replay": ("POST", "/failed/{pk}/replay", ["pk"], []),
     "failed-discard": ("POST", "/failed/{pk}/discard", ["pk"], []),
@@ -123,7 +134,7 @@ def hostile_client(client, staff_user, orders, billing):
 def answer(client, route: str, path_values: dict[str, str], params: dict[str, str]):
     """One request, in a savepoint: a request that broke the transaction does not break the next."""
     method, template, _, _ = ROUTES[route]
-    values = {**GOOD, **(CONSUMER_NAME if route == "consumer" else {}), **path_values}
+    values = {**GOOD, **(CONSUMER_NAME if template.startswith("/consumers/{name}") else {}), **path_values}
     path = template.format(**{k: _quote(v) for k, v in values.items()})
     with transaction.atomic():
         return client.get(path, params) if method == "GET" else client.post(path, params)
