@@ -77,6 +77,19 @@ def _form(request: HttpRequest, consumer: Consumer, values: dict[str, str], **ex
     return render(request, "dashboard/consumer.html#replay-form", context)
 
 
+def _submit(request: HttpRequest, name: str, values: dict[str, str], *, dry_run: bool, unreachable: str) -> tuple:
+    """Plan (``dry_run``) or start the form's replay: (plan, job, "") or (None, None, what to say in the form)."""
+    try:
+        plan, job = plan_or_start(read_request(name, _query(values, dry_run=dry_run)), request.user)
+    except params.BadParam as exc:
+        return None, None, str(exc)
+    except PublishError as exc:
+        return None, None, exc.message
+    except redis.RedisError:
+        return None, None, f"The event store is unreachable; {unreachable}"
+    return plan, job, ""
+
+
 @staff_page
 @require_POST
 def preview(request: HttpRequest, name: str) -> HttpResponse:
@@ -85,14 +98,9 @@ def preview(request: HttpRequest, name: str) -> HttpResponse:
         return HttpResponseForbidden("You may not replay events.")
     consumer = get_object_or_404(Consumer.objects.prefetch_related("topics"), name=name)
     values = _values(request)
-    try:
-        plan, _ = plan_or_start(read_request(name, _query(values, dry_run=True)), request.user)
-    except params.BadParam as exc:
-        return _form(request, consumer, values, replay_error=str(exc))
-    except PublishError as exc:
-        return _form(request, consumer, values, replay_error=exc.message)
-    except redis.RedisError:
-        return _form(request, consumer, values, replay_error="The event store is unreachable; try again.")
+    plan, _, error = _submit(request, name, values, dry_run=True, unreachable="try again.")
+    if error:
+        return _form(request, consumer, values, replay_error=error)
     return _form(request, consumer, values, preview=plan.as_dict())
 
 
@@ -104,14 +112,9 @@ def start(request: HttpRequest, name: str) -> HttpResponse:
         return HttpResponseForbidden("You may not replay events.")
     consumer = get_object_or_404(Consumer.objects.prefetch_related("topics"), name=name)
     values = _values(request)
-    try:
-        _, job = plan_or_start(read_request(name, _query(values, dry_run=False)), request.user)
-    except params.BadParam as exc:
-        return _form(request, consumer, values, replay_error=str(exc))
-    except PublishError as exc:
-        return _form(request, consumer, values, replay_error=exc.message)
-    except redis.RedisError:
-        return _form(request, consumer, values, replay_error="The event store is unreachable; nothing was started.")
+    _, job, error = _submit(request, name, values, dry_run=False, unreachable="nothing was started.")
+    if error:
+        return _form(request, consumer, values, replay_error=error)
     url = reverse("replay", args=[job.pk])
     response = HttpResponse(status=204 if request.htmx else 303)
     response["HX-Redirect" if request.htmx else "Location"] = url
