@@ -35,23 +35,19 @@ from django.core.mail import send_mail
 
 from . import keys, webhooks
 from .connection import get_redis
-from .health import Status
+from .health import SEVERITY
 from .models import AlertChannel, AlertRule, SentAlert
 
 logger = logging.getLogger(__name__)
 
-# Better to worse, as eventflow.health ranks them; a status it does not know counts as the worst.
-SEVERITY = [Status.OK, Status.LAGGING, Status.STALLED, Status.FAILING, Status.STOPPED]
 TIMEOUT = 5.0  # seconds a channel may take to answer; the alert is recorded as failed after that
 USER_AGENT = "EventFlow-Alerts/1"
 Kind = SentAlert.Kind
 
 
 def severity(status: str) -> int:
-    try:
-        return SEVERITY.index(Status(status))
-    except ValueError:
-        return len(SEVERITY)
+    """How bad ``status`` is, higher worse, by eventflow.health's one ranking; one it does not know is the worst."""
+    return -SEVERITY.get(status, -1)
 
 
 @dataclass(frozen=True, slots=True)

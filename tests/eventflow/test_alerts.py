@@ -16,12 +16,12 @@ import pytest
 from django.core import mail
 
 from eventflow import delivery, keys, publish
-from eventflow.alerts import Alerter, step
+from eventflow.alerts import Alerter, severity, step
 from eventflow.connection import get_redis
 from eventflow.models import AlertChannel, AlertRule, SentAlert
 from eventflow.monitor import Monitor
-from tests.helpers import make_consumer
 from tests.eventflow.test_monitor import beat
+from tests.helpers import make_consumer
 
 SECRET = "alert-signing-secret-0123456789"
 
@@ -231,3 +231,10 @@ def test_worse_statuses_count_and_better_ones_resolve():
 
 def test_an_incident_that_never_fired_closes_silently():
     assert run(rule(for_seconds=60), [(0, "STALLED"), (30, "OK"), (40, "OK")]) == []
+
+
+def test_a_warning_ranks_as_health_ranks_it_so_a_stopped_only_rule_does_not_fire_on_it():
+    assert severity("LAGGING") < severity("WARNING") < severity("STALLED") < severity("STOPPED")
+    assert severity("WARNING") < severity(AlertRule.Threshold.STOPPED)
+    assert severity("no such status") > severity("STOPPED")  # what it cannot read alerts, never hides
+
