@@ -38,7 +38,7 @@ def in_handler_sleep(pid: int) -> bool:
 
 def worker_names_by_pid() -> dict[int, str]:
     out = {}
-    for key in get_redis().scan_iter(keys.worker("*")):
+    for key in get_redis().scan_iter(keys.worker("*"), count=10_000):  # a shared Redis may hold many keys
         document = orjson.loads(get_redis().get(key) or b"{}")
         if document:
             out[document["pid"]] = document["id"]
