@@ -70,6 +70,25 @@ def key_prefix(settings, redis_url: str) -> Iterator[str]:
     topics.clear_cache()
     yield prefix
     connection.reset()
+    forget_namespace(redis_url, prefix)
+
+
+def forget_namespace(redis_url: str, prefix: str) -> None:
+    """Delete a test's keys, so a shared server (CI's second run) does not grow by every test's streams."""
+    client = redis.Redis.from_url(redis_url, socket_timeout=5)
+    try:
+        batch = []
+        for key in client.scan_iter(match=prefix + "*", count=1000):
+            batch.append(key)
+            if len(batch) == 500:
+                client.unlink(*batch)
+                batch.clear()
+        if batch:
+            client.unlink(*batch)
+    except (redis.ConnectionError, redis.TimeoutError):
+        pass  # a test that stopped or replaced the server leaves nothing there to delete
+    finally:
+        client.close()
 
 
 @pytest.fixture
