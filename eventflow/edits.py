@@ -147,7 +147,9 @@ def _check_replayable(row: FailedEvent) -> None:
         )
 
 
-def _check_editable(envelope: dict) -> None:
+def _check_editable(envelope: Any) -> None:
+    if not isinstance(envelope, dict) or not envelope.get("type"):  # a row written by hand, not by a worker
+        raise InvalidEvent("this failed event holds no event envelope to edit", code="not_editable")
     if envelope.get("type") == UNREADABLE_TYPE or "unstorable" in envelope:
         raise InvalidEvent("this failed event holds no readable event to edit", code="not_editable")
     if "data_base64" in envelope:

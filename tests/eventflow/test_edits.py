@@ -163,3 +163,21 @@ def test_a_second_send_of_the_same_plan_is_refused(row):
         edits.send(checked, None, "double click")
 
     assert FailedEventEdit.objects.count() == 1 and Replay.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "envelope",
+    [
+        {"id": "u1", "type": "eventflow.unreadable", "source": "eventflow", "data": {"fields": {}}},
+        {"id": "b1", "type": "order.created", "source": "shop", "data_base64": "AAE="},
+        {"id": "s1", "type": "order.created", "source": "shop", "unstorable": "{...}"},
+        ["not", "an", "envelope"],
+    ],
+)
+def test_it_refuses_to_edit_what_holds_no_json_event(row, envelope):
+    row.event = envelope
+
+    with pytest.raises(InvalidEvent) as refused:
+        edits.plan(row, {"amount": 1})
+
+    assert refused.value.code == "not_editable"
