@@ -258,7 +258,7 @@ def _replay_schemas() -> dict[str, Schema]:
             "A dry run only previews.",
             "properties": {
                 "topic": {"type": "string", "minLength": 1, "description": "A topic the consumer subscribes to."},
-                "source": {"enum": Replay.Source.values[:2]},
+                "source": {"enum": [Replay.Source.HISTORY, Replay.Source.FAILED]},
                 "from": {
                     "type": "string",
                     "description": "History: a stream id (1712345678901-0) or an ISO 8601 time.",
