@@ -23,7 +23,7 @@ from eventflow.models import FailedEvent
 
 from .params import BadParam
 from .views.failed import consumer_failed, filter_query, matching, parse_cursor, read_filters
-from .views.security import can_discard, can_replay
+from .views.security import can_discard, can_edit_and_replay, can_replay
 
 INSERT_LIMIT = 20  # rows pushed into a page at once; more at once turns into the notice
 PAGE_LIMIT = 100  # rows a page takes in live before it only counts them
@@ -32,7 +32,7 @@ ROWS_LIMIT = 200  # rows whose status moved, re-rendered per push
 
 def row_context(user: Any) -> dict:
     """What a row's buttons depend on: the user's permissions."""
-    return {"can_replay": can_replay(user), "can_discard": can_discard(user)}
+    return {"can_replay": can_replay(user), "can_discard": can_discard(user), "can_edit": can_edit_and_replay(user)}
 
 
 def rows_html(ids: list[int], user: Any) -> str:

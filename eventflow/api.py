@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from . import failures, ingest
+from . import edits, failures, ingest
 from . import publish_contract as contract
 from .errors import BrokerUnavailable, MalformedRequest, PublishError
 from .models import FailedEvent
@@ -69,6 +69,15 @@ def forbidden_unless_replayer(request: HttpRequest) -> HttpResponse | None:
     if not (request.user.is_staff and request.user.has_perm("eventflow.replay_failedevent")):
         return json_response(
             {"error": {"code": "forbidden", "message": "you may not replay failed events"}}, status=403
+        )
+    return None
+
+
+def forbidden_unless_editor(request: HttpRequest) -> HttpResponse | None:
+    """A 403 answer unless the user may edit a failed event's data and replay the copy; None if they may."""
+    if not edits.may_edit_and_replay(request.user):
+        return json_response(
+            {"error": {"code": "forbidden", "message": "you may not edit and replay failed events"}}, status=403
         )
     return None
 

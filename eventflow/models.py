@@ -381,7 +381,10 @@ class FailedEvent(models.Model):
             models.Index(fields=["consumer", "status", "-last_failed_at"]),
             models.Index(fields=["topic", "status", "-last_failed_at"]),
         ]
-        permissions = [("replay_failedevent", "Can replay failed events")]
+        permissions = [
+            ("replay_failedevent", "Can replay failed events"),
+            ("edit_failedevent_data", "Can edit a failed event's data and replay the corrected copy"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.event_id} → {self.consumer_id}"
@@ -416,12 +419,14 @@ class Replay(models.Model):
     job's plan; while it runs, its live counts are in Redis (``eventflow.replays``)
     and copied here as it goes. ``history`` replays re-read the topic's stream
     from ``from_id`` to ``to_id`` (stream ids, both included); ``failed`` replays
-    send the lane's replayable failed events whose ids are at most ``to_id``.
+    send the lane's replayable failed events whose ids are at most ``to_id``;
+    an ``edit`` replay sends one failed event's corrected copy (``FailedEventEdit``).
     """
 
     class Source(models.TextChoices):
         HISTORY = "history", "Retained history"
         FAILED = "failed", "Failed events"
+        EDIT = "edit", "An edited failed event"
 
     class State(models.TextChoices):
         PLANNED = "planned", "Planned"
@@ -468,6 +473,29 @@ class Replay(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state in {self.State.PLANNED, self.State.RUNNING}
+
+
+class FailedEventEdit(models.Model):
+    """A failed event's data corrected by an operator, and the replay that sent the corrected copy.
+
+    The original is never changed: the event stays in the topic's stream and
+    in ``failed_event.event``. Who edited, when and why are the replay's
+    (``requested_by``, ``created_at``, ``reason``): one audit record per send.
+    """
+
+    failed_event = models.ForeignKey(FailedEvent, on_delete=models.CASCADE, related_name="edits")
+    replay = models.OneToOneField(Replay, on_delete=models.CASCADE, related_name="edit")
+    envelope = models.JSONField(help_text="The corrected copy as sent: the original envelope with the edited data.")
+    diff = models.JSONField(
+        default=list, help_text="What changed, path by path: [{path, op, old, new}] (the first ones if many did)."
+    )
+    changes = models.PositiveIntegerField(help_text="How many paths changed (the diff may list fewer).")
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"edit of failed event {self.failed_event_id} (replay {self.replay_id})"
 
 
 class OutboxEvent(models.Model):

@@ -12,8 +12,9 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
-from . import api, conf
-from .models import NAME_PATTERN
+from . import api, conf, edits
+from .models import NAME_PATTERN, Replay
+from .replay_api import MAX_REASON
 from .validation import MAX_ATTRIBUTE_CHARS, MAX_EXTENSION_CHARS, RESERVED, RFC3339_PATTERN
 
 JSON = "application/json"
@@ -195,6 +196,8 @@ def _schemas() -> dict[str, Schema]:
                 {"required": ["topic"], "properties": {"topic": {"type": "string", "minLength": 1}}},
             ],
         },
+        **_replay_schemas(),
+        **_edit_schemas(),
         "Health": {
             "type": "object",
             "required": ["status", "redis", "database"],
@@ -209,6 +212,162 @@ def _schemas() -> dict[str, Schema]:
                         "durability": {"enum": ["none", "everysec", "always", "no", "snapshots", "unknown"]},
                     },
                 },
+            },
+        },
+    }
+
+
+def _count() -> Schema:
+    return {"type": "integer", "minimum": 0}
+
+
+def _nullable(kind: str) -> Schema:
+    return {"type": [kind, "null"]}
+
+
+def _reason(description: str) -> Schema:
+    return {"type": ["string", "null"], "maxLength": MAX_REASON, "description": description}
+
+
+def _replay_schemas() -> dict[str, Schema]:
+    """The replay jobs' request, plan (preview) and progress (``replay_api``, ``replays.Plan``/``Progress``)."""
+    field = {
+        "type": "object",
+        "required": ["path", "value"],
+        "properties": {"path": {"type": "string", "minLength": 1}, "value": {"description": "Any JSON value."}},
+        "additionalProperties": False,
+    }
+    common = {
+        "replay": {**_nullable("integer"), "description": "The job's id; null on a dry run."},
+        "source": {"enum": Replay.Source.values},
+        "state": {"enum": Replay.State.values},
+        "consumer": {"type": "string"},
+        "topic": {"type": "string"},
+        "from": {"type": "string", "description": "First stream id (or failed-event id) of the range."},
+        "to": {"type": "string", "description": "Last one, fixed when the replay starts: never open-ended."},
+        "filters": {"type": "string", "description": "The filters, in words ('every event' without any)."},
+        "rate": {**_nullable("number"), "description": "Events per second at most; null: no limit."},
+        "reason": {"type": "string"},
+    }
+    return {
+        "ReplayRequest": {
+            "type": "object",
+            "required": ["topic"],
+            "description": "Rewind one consumer over a topic's retained history ('history', from 'from' to 'to' "
+            "or the newest event when it starts), or send its failed events again ('failed'). "
+            "A dry run only previews.",
+            "properties": {
+                "topic": {"type": "string", "minLength": 1, "description": "A topic the consumer subscribes to."},
+                "source": {"enum": [Replay.Source.HISTORY, Replay.Source.FAILED]},
+                "from": {
+                    "type": "string",
+                    "description": "History: a stream id (1712345678901-0) or an ISO 8601 time.",
+                },
+                "to": {"type": ["string", "null"], "description": "Optional end, as 'from'."},
+                "types": {
+                    "oneOf": [
+                        {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 200}},
+                        {"type": "string", "description": "Comma-separated."},
+                        {"type": "null"},
+                    ],
+                    "description": "Event types (globs such as order.*).",
+                },
+                "key": {"type": ["string", "null"], "maxLength": 200},
+                "field": {
+                    "oneOf": [field, {"type": "null"}, {"const": ""}, {"const": {}}],
+                    "description": 'Only events whose data has this value at this path: {"path": "customer.tier", '
+                    '"value": "gold"}.',
+                },
+                "rate": {
+                    "oneOf": [
+                        {"type": "number", "exclusiveMinimum": 0, "maximum": 1_000_000},
+                        {"type": "string", "description": "A number, as text."},
+                        {"type": "null"},
+                    ]
+                },
+                "dry_run": {"type": "boolean"},
+                "reason": _reason("Why: required unless dry_run; kept as the audit record."),
+            },
+            "additionalProperties": False,
+        },
+        "ReplayPlan": {
+            "type": "object",
+            "required": ["replay", "dry_run", "source", "consumer", "topic", "from", "to", "matching", "filters"],
+            "properties": {
+                **common,
+                "dry_run": {"type": "boolean"},
+                "matching": _count(),
+                "first_match": _nullable("string"),
+                "first_match_time": _time(),
+                "last_match": _nullable("string"),
+                "last_match_time": _time(),
+                "first_retained": {**_nullable("string"), "description": "The stream's oldest entry now."},
+                "retention_cut": {**_nullable("string"), "description": "What retention already cut of the range."},
+            },
+        },
+        "ReplayProgress": {
+            "type": "object",
+            "required": ["replay", "source", "state", "consumer", "topic", "matched", "sent", "handled", "failed"],
+            "properties": {
+                **common,
+                "replay": {"type": "integer"},
+                "matched": _count(),
+                "sent": _count(),
+                "handled": _count(),
+                "failed": {**_count(), "description": "Dead-lettered again."},
+                "percent": {"type": "integer", "minimum": 0, "maximum": 100},
+                "note": _nullable("string"),
+                "requested_by": _nullable("string"),
+                "cancelled_by": _nullable("string"),
+                "created_at": _time(nullable=False),
+                "started_at": _time(),
+                "ended_at": _time(),
+            },
+        },
+    }
+
+
+def _edit_schemas() -> dict[str, Schema]:
+    """Edit-and-replay's request and answer (``replay_api.edit_and_replay``, ``edits.Plan``)."""
+    change = {
+        "type": "object",
+        "required": ["path", "op"],
+        "properties": {
+            "path": {"type": "string", "description": "A JSON Pointer into the event, e.g. /data/customer/tier."},
+            "op": {"enum": ["changed", "added", "removed"]},
+            "old": {"description": "The value before (absent when added)."},
+            "new": {"description": "The value after (absent when removed)."},
+        },
+    }
+    return {
+        "EditRequest": {
+            "type": "object",
+            "required": ["data"],
+            "properties": {
+                "data": {"description": "The corrected data: any JSON value the topic's schema accepts."},
+                "reason": _reason("Why: required unless dry_run; kept with the replay as the audit record."),
+                "dry_run": {"type": "boolean", "description": "Check it and show the diff; send nothing."},
+            },
+            "additionalProperties": False,
+        },
+        "Edit": {
+            "type": "object",
+            "required": ["edit", "replay", "dry_run", "failed_event", "consumer", "topic", "changes", "diff"],
+            "properties": {
+                "edit": {**_nullable("integer"), "description": "The edit's id; null on a dry run."},
+                "replay": {
+                    **_nullable("integer"),
+                    "description": "The replay job that sends the copy (GET /replays/{id}).",
+                },
+                "dry_run": {"type": "boolean"},
+                "state": {"enum": Replay.State.values},
+                "reason": {"type": "string"},
+                "failed_event": {"type": "integer"},
+                "consumer": {"type": "string", "description": "The one consumer the copy goes to."},
+                "topic": {"type": "string"},
+                "event_id": {"type": "string"},
+                "changes": {"type": "integer", "minimum": 1, "description": "How many paths changed."},
+                "diff": {"type": "array", "items": change, "maxItems": edits.MAX_DIFF_ENTRIES},
             },
         },
     }
@@ -300,6 +459,108 @@ def _replay(operation: str, summary: str, body: bool) -> Schema:
     return {"post": post}
 
 
+def _staff(operation: str, summary: str, permission: str, responses: dict[str, Schema]) -> Schema:
+    """An operation for logged-in staff with ``permission``; a POST also takes the CSRF token."""
+    return {
+        "operationId": operation,
+        "summary": summary,
+        "description": f"Staff with the '{permission}' permission, a session (and on POST a CSRF token).",
+        "security": [{"session": [], "csrfToken": []}],
+        "responses": {"302": {"description": "Not logged in: redirected to the login page."}, **responses},
+    }
+
+
+def _path_id(description: str) -> list[Schema]:
+    return [{"name": "id", "in": "path", "required": True, "description": description, "schema": {"type": "integer"}}]
+
+
+def _json_body(schema: str) -> Schema:
+    return {"required": True, "content": {JSON: {"schema": _ref(schema)}}}
+
+
+def _replay_jobs() -> dict[str, Schema]:
+    replay = "replay failed events"
+    unreachable = _answer("Redis is unreachable; nothing was started.", "Error")
+    create = _staff(
+        "createReplay",
+        "Rewind one consumer over retained history, or replay its failed events: a bounded, throttled job.",
+        replay,
+        {
+            "200": _answer("The preview (dry run): what would be sent.", "ReplayPlan"),
+            "202": {
+                **_answer("Started: the job and its count.", "ReplayPlan"),
+                "headers": {"Location": {"description": "The job: /replays/{id}.", "schema": {"type": "string"}}},
+            },
+            **_errors(
+                (400, "A malformed request: the message names the field."),
+                (403, "No permission, or no CSRF token."),
+                (404, "No such consumer or topic."),
+                (409, "The consumer does not subscribe to the topic."),
+            ),
+            "503": unreachable,
+        },
+    )
+    create["parameters"] = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
+    create["requestBody"] = _json_body("ReplayRequest")
+    read = _staff(
+        "getReplay",
+        "A replay job's state and counts.",
+        replay,
+        {
+            "200": _answer("The job.", "ReplayProgress"),
+            **_errors((403, "No permission."), (404, "No such replay.")),
+        },
+    )
+    cancel = _staff(
+        "cancelReplay",
+        "Stop a planned or running replay now; what no worker took yet is taken back.",
+        replay,
+        {
+            "200": _answer("Cancelled: the job as it ended.", "ReplayProgress"),
+            **_errors((403, "No permission, or no CSRF token."), (404, "No such replay."), (409, "It already ended.")),
+        },
+    )
+    read["parameters"] = cancel["parameters"] = _path_id("The replay job's id.")
+    return {
+        "/consumers/{name}/replays": {"post": create},
+        "/replays/{id}": {"get": read},
+        "/replays/{id}/cancel": {"post": cancel},
+    }
+
+
+def _edit() -> Schema:
+    post = _staff(
+        "editAndReplayFailedEvent",
+        "Correct a failed event's data and replay the corrected copy to its consumer only.",
+        "edit a failed event's data and replay the corrected copy",
+        {
+            "200": _answer("The diff (dry run); nothing was sent.", "Edit"),
+            "202": {
+                **_answer("Sent as a replay job of one event; the original stays as it was.", "Edit"),
+                "headers": {
+                    "Location": {"description": "The replay job: /replays/{id}.", "schema": {"type": "string"}}
+                },
+            },
+            **_errors(
+                (400, "Malformed JSON, no 'data', or no 'reason'."),
+                (403, "No permission, or no CSRF token."),
+                (404, "No such failed event."),
+                (409, "Not replayable now, or its consumer no longer subscribes to the topic."),
+                (413, "The corrected event (or the body) is over its limit."),
+                (422, "The topic's schema refuses the data, the data is unchanged, or the event cannot be edited."),
+            ),
+            "503": _answer("Redis is unreachable; nothing was replayed.", "Error"),
+        },
+    )
+    post["description"] += (
+        " The original event (its stream entry and the failed event's envelope) is never changed; the edit "
+        "is audited with who, when, why and the diff."
+    )
+    post["parameters"] = _path_id("The failed event's id.")
+    post["requestBody"] = _json_body("EditRequest")
+    return {"post": post}
+
+
 def _health() -> Schema:
     def operation(method: str) -> Schema:
         return {
@@ -322,6 +583,8 @@ def describe(server_url: str) -> Schema:
             "/topics/{topic}/events": _publish(),
             "/failed-events/{id}/replay": _replay("replayFailedEvent", "Replay one failed event.", body=False),
             "/failed-events/replay": _replay("replayFailedEvents", "Replay failed events by ids or filter.", True),
+            "/failed-events/{id}/edits": _edit(),
+            **_replay_jobs(),
             "/health": _health(),
             "/openapi.json": {
                 "get": {

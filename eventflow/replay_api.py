@@ -1,8 +1,9 @@
-"""The replay jobs' HTTP API: plan (dry run), start, read and cancel.
+"""The replay jobs' HTTP API: plan (dry run), start, read and cancel; and edit-and-replay.
 
 Same rules as failed-event replay (``api.replay_one``): a logged-in staff user
-with the ``eventflow.replay_failedevent`` permission, and Django's CSRF check
-on every POST. The rule of what a request means lives in ``read_request`` and
+with the ``eventflow.replay_failedevent`` permission (editing a failed event's
+data before replaying it: ``eventflow.edit_failedevent_data``), and Django's
+CSRF check on every POST. The rule of what a request means lives in ``read_request`` and
 ``eventflow.replays``; the dashboard's form calls the same functions.
 """
 
@@ -18,15 +19,25 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET, require_POST
 
-from . import ingest, replays
-from .api import error_response, forbidden_unless_replayer, json_response
-from .errors import BrokerUnavailable, Conflict, MalformedRequest, PublishError, UnknownConsumer, UnknownTopic
-from .models import Consumer, Topic
+from . import edits, ingest, replays
+from . import publish_contract as contract
+from .api import error_response, forbidden_unless_editor, forbidden_unless_replayer, json_response
+from .errors import (
+    BrokerUnavailable,
+    Conflict,
+    MalformedRequest,
+    NotFound,
+    PublishError,
+    UnknownConsumer,
+    UnknownTopic,
+)
+from .models import Consumer, FailedEvent, FailedEventEdit, Topic
 
 logger = logging.getLogger(__name__)
 
 MAX_REASON = 2000
 _FIELDS = {"topic", "from", "to", "types", "key", "field", "rate", "dry_run", "reason", "source"}
+_EDIT_FIELDS = {"data", "reason", "dry_run"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +163,37 @@ def _reason(value: Any, *, required: bool) -> str:
     return reason
 
 
+@dataclass(frozen=True, slots=True)
+class EditRequest:
+    """An edit-and-replay asked for, checked: the corrected data, why, and whether only to preview it."""
+
+    data: Any
+    reason: str
+    dry_run: bool
+
+
+def read_edit(query: Any) -> EditRequest:
+    """Check an edit request (``{"data", "reason", "dry_run"?}``); raise a PublishError naming the first problem."""
+    if not isinstance(query, dict):
+        raise MalformedRequest('send a JSON object: {"data": <the corrected data>, "reason": "..."}')
+    if unknown := sorted(set(query) - _EDIT_FIELDS):
+        raise MalformedRequest(f"unknown field {unknown[0]!r}; expected {', '.join(sorted(_EDIT_FIELDS))}")
+    if "data" not in query:
+        raise MalformedRequest("give the corrected data in 'data' (any JSON value)", code="missing_data")
+    dry_run = query.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise MalformedRequest("'dry_run' is true or false")
+    return EditRequest(data=query["data"], reason=_reason(query.get("reason"), required=not dry_run), dry_run=dry_run)
+
+
+def plan_or_send_edit(row: FailedEvent, asked: EditRequest, user: Any) -> tuple[edits.Plan, FailedEventEdit | None]:
+    """The checked edit (its diff), and the edit sent when it is not a dry run."""
+    checked = edits.plan(row, asked.data)
+    if asked.dry_run:
+        return checked, None
+    return checked, edits.send(checked, user, asked.reason)
+
+
 def plan_or_start(request: ReplayRequest, user: Any) -> tuple[replays.Plan, replays.Replay | None]:
     """The preview, and the job when it is not a dry run."""
     plan = request.plan()
@@ -212,3 +254,36 @@ def cancel_replay(request: HttpRequest, pk: int) -> HttpResponse:
     except PublishError as error:
         return error_response(error)
     return json_response(replays.progress(job).as_dict())
+
+
+@login_required
+@require_POST
+def edit_and_replay(request: HttpRequest, pk: int) -> HttpResponse:
+    """``POST failed-events/<id>/edits``: replay a corrected copy to the event's consumer only (202).
+
+    A dry run answers 200 with the diff and sends nothing.
+    """
+    if (denied := forbidden_unless_editor(request)) is not None:
+        return denied
+    try:
+        row = FailedEvent.objects.select_related("consumer", "topic").filter(pk=pk).first()
+        if row is None:
+            raise NotFound(f"no failed event {pk}")
+        if request.content_type != "application/json":
+            raise MalformedRequest("send JSON (Content-Type: application/json)")
+        body = contract.checked_body(request.META.get("CONTENT_LENGTH"), request.read)
+        checked, edit = plan_or_send_edit(row, read_edit(ingest.load_json(body)), request.user)
+    except PublishError as error:
+        return error_response(error)
+    except redis.RedisError as exc:
+        logger.warning("edit and replay of failed event %s: %s", pk, exc)
+        return error_response(BrokerUnavailable("the event store is unreachable; nothing was replayed"))
+    if edit is None:
+        return json_response({"edit": None, "replay": None, "dry_run": True, **checked.as_dict()})
+    job = edit.replay
+    body = {"edit": edit.pk, "replay": job.pk, "dry_run": False, "state": job.state, "reason": job.reason}
+    return json_response(
+        {**body, **checked.as_dict()},
+        status=202,
+        headers={"Location": f"{request.path.rsplit('/failed-events/', 1)[0]}/replays/{job.pk}"},
+    )

@@ -637,7 +637,7 @@ def sent_again(topic: str, stream_id: str, envelope: dict, limit: int = 200) -> 
 
 
 def _job_sent(job: Replay, sid: tuple[int, int], stream_id: str, envelope: dict) -> bool:
-    if job.source == Source.FAILED:
+    if job.source in (Source.FAILED, Source.EDIT):  # their ranges are of failed-event ids
         pks = FailedEvent.objects.filter(
             consumer=job.consumer, topic=job.topic, stream_id=stream_id, replay_count__gt=0
         ).values_list("pk", flat=True)

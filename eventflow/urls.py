@@ -12,6 +12,7 @@ urlpatterns = [
     path("topics/<str:topic>/events", api.publish_events, name="publish"),
     path("failed-events/<int:pk>/replay", api.replay_one, name="replay"),
     path("failed-events/replay", api.replay_bulk, name="replay-bulk"),
+    path("failed-events/<int:pk>/edits", replay_api.edit_and_replay, name="failed-event-edit"),
     path("consumers/<str:name>/replays", replay_api.create_replay, name="replay-create"),
     path("replays/<int:pk>", replay_api.replay_detail, name="replay-detail"),
     path("replays/<int:pk>/cancel", replay_api.cancel_replay, name="replay-cancel"),

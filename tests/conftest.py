@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from eventflow import connection
-from tests.helpers import ROOT, free_port, make_consumer, process_env, wait_for
+from tests.helpers import ROOT, drain, free_port, make_consumer, process_env, wait_for
 
 
 @pytest.fixture(scope="session")
@@ -139,6 +139,26 @@ def billing(orders):
 @pytest.fixture
 def shipping(orders):
     return make_consumer("shipping", "tests.handlers.shipping", orders)
+
+
+@pytest.fixture
+def strict(orders):
+    """A consumer that gives up at once on an order without a numeric amount."""
+    return make_consumer("strict", "tests.handlers.needs_amount", orders, max_attempts=1)
+
+
+@pytest.fixture
+def text_amount(strict, shipping):
+    """The strict consumer's failed event: an order whose amount came as text (shipping handled it)."""
+    from eventflow.models import FailedEvent
+    from eventflow.publishing import publish_batch
+    from eventflow.worker import Worker
+
+    worker = Worker()
+    worker.refresh()
+    publish_batch("orders", [{"type": "order.created", "data": {"amount": "12.50", "customer": {"tier": "gold"}}}])
+    drain(worker, until=lambda: FailedEvent.objects.filter(consumer=strict).exists())
+    return FailedEvent.objects.select_related("consumer", "topic").get(consumer=strict)
 
 
 @pytest.fixture

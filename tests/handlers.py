@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import time
 
+import orjson
+
 from eventflow import conf
 from eventflow.connection import get_redis
 from eventflow.events import Event
@@ -109,3 +111,16 @@ def exits_on_poison(event: Event) -> None:
     if event.data.get("poison"):
         os._exit(1)
     record(event, "steady")
+
+
+def needs_amount(event: Event) -> None:
+    """Fails an event whose data has no numeric ``amount``; records what it handled and which replay sent it."""
+    amount = event.data.get("amount") if isinstance(event.data, dict) else None
+    if isinstance(amount, bool) or not isinstance(amount, (int, float)):
+        raise ValueError(f"no numeric amount in {event.data!r}")
+    handled = {"id": event.id, "data": event.data, "replay": event.replay, "stream_id": event.stream_id}
+    get_redis().rpush(_log_key("amounts"), orjson.dumps(handled))
+
+
+def amounts_handled() -> list[dict]:
+    return [orjson.loads(r) for r in get_redis().lrange(_log_key("amounts"), 0, -1)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .demo import risk_service
+from .edits import edit_page, edit_preview, edit_send
 from .failed import (
     discard_confirm,
     discard_matching,
@@ -34,6 +35,9 @@ __all__ = [
     "discard_matching",
     "discard_one",
     "discard_selected",
+    "edit_page",
+    "edit_preview",
+    "edit_send",
     "event_detail",
     "failed_list",
     "overview",

@@ -21,7 +21,7 @@ from eventflow.models import Consumer, FailedEvent, Topic
 
 from .. import params
 from . import state
-from .security import can_discard, can_replay, staff_page
+from .security import can_discard, can_edit_and_replay, can_replay, staff_page
 
 PAGE_ROWS = 50
 Status = FailedEvent.Status
@@ -110,6 +110,7 @@ def consumer_failed(name: str, user: Any) -> dict:
         "failed_open": matching({"consumer": name}).count(),
         "can_replay": can_replay(user),
         "can_discard": can_discard(user),
+        "can_edit": can_edit_and_replay(user),
     }
 
 
@@ -132,6 +133,7 @@ def _table_context(request: HttpRequest, filters: dict[str, str], notice: str = 
         "notice": notice,
         "can_replay": can_replay(request.user),
         "can_discard": can_discard(request.user),
+        "can_edit": can_edit_and_replay(request.user),
     }
 
 
@@ -154,7 +156,9 @@ def failed_list(request: HttpRequest) -> HttpResponse:
 
 def _row(request: HttpRequest, row: FailedEvent, error: str = "") -> HttpResponse:
     row.refresh_from_db()
-    context = {"row": row, "can_replay": can_replay(request.user), "can_discard": can_discard(request.user)}
+    user = request.user
+    context = {"row": row, "can_replay": can_replay(user), "can_discard": can_discard(user)}
+    context["can_edit"] = can_edit_and_replay(user)
     context["row_error"] = error
     return render(request, "dashboard/failed.html#failed-row", context)
 

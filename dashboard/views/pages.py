@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from eventflow import inspection, keys, monitor, replays, topics
 from eventflow.connection import get_redis
 from eventflow.errors import PublishError
-from eventflow.models import Consumer, FailedEvent, Topic
+from eventflow.models import Consumer, FailedEvent, FailedEventEdit, Topic
 from eventflow.publishing import publish
 
 from .. import graph, params
@@ -22,7 +22,7 @@ from . import state
 from .demo import switch_context
 from .failed import consumer_failed
 from .replays import form_context
-from .security import staff_page
+from .security import can_edit_and_replay, staff_page
 from .stuck import stuck_context
 
 TAIL_ROWS = 50  # rows a topic page starts with (the live tail keeps at most a few hundred)
@@ -162,8 +162,17 @@ def event_detail(request: HttpRequest, name: str, stream_id: str) -> HttpRespons
         raise Http404("this event is no longer in the stream")
     context["ws_path"] = f"/ws/live/event/{name}/{stream_id}/"
     context["sent_again"] = replays.sent_again(name, stream_id, context["event"])
-    context["failed_rows"] = _failed_deliveries(name, str(context["event"].get("id", "")))
+    event_id = str(context["event"].get("id", ""))
+    context["failed_rows"] = _failed_deliveries(name, event_id)
+    context["edits"] = _edits(name, event_id)
+    context["can_edit"] = can_edit_and_replay(request.user)
     return render_region(request, "dashboard/event.html", context, ("delivery-matrix", "causal-tree"))
+
+
+def _edits(topic: str, event_id: str) -> list[FailedEventEdit]:
+    """The corrected copies of one event that were replayed (newest first), with who, why and the diff."""
+    edits = FailedEventEdit.objects.filter(failed_event__topic__name=topic, failed_event__event_id=event_id)
+    return list(edits.select_related("failed_event__consumer", "replay__requested_by")[:50])
 
 
 def _failed_deliveries(topic: str, event_id: str) -> list[FailedEvent]:

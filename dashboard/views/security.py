@@ -8,6 +8,8 @@ from functools import wraps
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
+from eventflow.edits import may_edit_and_replay
+
 from ..params import BadParam
 
 # Everything is served by the project (vendored htmx, our CSS and JS); no inline
@@ -81,3 +83,8 @@ def can_discard(user) -> bool:
 def can_operate(user) -> bool:
     """Reclaim, dead-letter now, skip a backlog, pause: changing how a consumer runs."""
     return user.is_staff and user.has_perm("eventflow.change_consumer")
+
+
+def can_edit_and_replay(user) -> bool:
+    """Correct a failed event's data and replay the copy: the engine's rule, beside its API."""
+    return may_edit_and_replay(user)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from django.contrib.auth.models import Permission
 
 from eventflow import publish
 from eventflow.models import Consumer, FailedEvent, Topic
@@ -71,7 +72,9 @@ def hostile_flow(orders, shop):
     return billing
 
 
-def test_no_payload_runs_in_any_view_and_every_page_has_a_csp(page, monitor_process, hostile_flow, browser_errors):
+def test_no_payload_runs_in_any_view_and_every_page_has_a_csp(
+    page, monitor_process, hostile_flow, browser_errors, staff_user
+):
     browser_errors.tolerate(r"/admin/eventflow/topic/")  # the operator may not view topics there: 403, as it should
     dialogs, probes, pages_without_csp = [], [], []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
@@ -84,6 +87,7 @@ def test_no_payload_runs_in_any_view_and_every_page_has_a_csp(page, monitor_proc
             else None
         ),
     )
+    staff_user.user_permissions.add(Permission.objects.get(codename="edit_failedevent_data"))  # the Edit page too
     log_in(page)
     first_failed = FailedEvent.objects.order_by("pk").first()
     stream_id = _first_stream_id()
@@ -94,6 +98,7 @@ def test_no_payload_runs_in_any_view_and_every_page_has_a_csp(page, monitor_proc
         "/consumers/billing/",
         "/failed/",
         "/failed/?q=script",
+        f"/failed/{first_failed.pk}/edit",
         "/admin/eventflow/failedevent/",
         f"/admin/eventflow/failedevent/{first_failed.pk}/change/",
         "/admin/eventflow/topic/",

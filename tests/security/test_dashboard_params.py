@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.db import transaction
 from django.urls import URLPattern, URLResolver
 
@@ -74,6 +75,7 @@ HOSTILE = ALL_HOSTILE if os.environ.get("EVENTFLOW_LONG") == "1" else CI_HOSTILE
 FILTERS = ["consumer", "topic", "type", "q", "since", "until", "status", "cursor"]
 REPLAY_FORM = ["source", "topic", "from", "to", "types", "key", "rate", "reason"]
 LIST = ["q", "status", "sort", "page"]
+EDIT_FORM = ["data", "reason"]
 
 # route name → (method, path template, path parameters, query/form parameters)
 ROUTES = {
@@ -102,6 +104,9 @@ ROUTES = {
     "failed": ("GET", "/failed/", [], FILTERS),
     "failed-replay": ("POST", "/failed/{pk}/replay", ["pk"], []),
     "failed-discard": ("POST", "/failed/{pk}/discard", ["pk"], []),
+    "failed-edit": ("GET", "/failed/{pk}/edit", ["pk"], []),
+    "failed-edit-preview": ("POST", "/failed/{pk}/edit/preview", ["pk"], EDIT_FORM),
+    "failed-edit-send": ("POST", "/failed/{pk}/edit/send", ["pk"], EDIT_FORM),
     "failed-replay-selected": ("POST", "/failed/replay-selected", [], ["ids", *FILTERS]),
     "failed-replay-confirm": ("GET", "/failed/replay-all", [], [*FILTERS, "cancel"]),
     "failed-replay-matching": ("POST", "/failed/replay-all/confirmed", [], FILTERS),
@@ -123,9 +128,11 @@ def dashboard_route_names() -> set[str]:
 def hostile_client(client, staff_user, orders, billing):
     """A staff session whose server errors come back as 500 answers instead of exceptions."""
     publish("orders", {"n": 1}, type="order.created")
+    envelope = {"id": "e1", "type": "t", "source": "shop", "topic": "orders", "data": {"n": 1}}  # editable
     FailedEvent.objects.create(
-        consumer=billing, topic=orders, event_id="e1", event_type="t", event={}, error="boom", status="failed"
+        consumer=billing, topic=orders, event_id="e1", event_type="t", event=envelope, error="boom", status="failed"
     )
+    staff_user.user_permissions.add(Permission.objects.get(codename="edit_failedevent_data"))
     client.force_login(staff_user)
     client.raise_request_exception = False
     return client
