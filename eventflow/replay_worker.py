@@ -498,7 +498,7 @@ class Feeder:
         """The next ``room`` replayable rows, flipped to replaying, as schedule entries."""
         job = running.job
         rows = list(
-            replays.failed_rows(job.consumer, job.topic, running.filters)
+            replays.failed_rows(job.consumer, job.topic, running.filters, replays.Selection.from_json(job.selection))
             .filter(pk__gt=int(cursor or 0), pk__lte=int(job.to_id or 0), last_failed_at__lte=job.created_at)
             .order_by("pk")[:room]
         )

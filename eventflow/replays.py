@@ -231,6 +231,73 @@ def filters_of(job: Replay) -> Filters:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which of a lane's replayable failed events a bulk replay takes besides its types.
+
+    The failed-events page's filter, kept on the job (``Replay.selection``) so
+    the feeder takes exactly the rows its preview counted. Empty: all of them.
+    """
+
+    event_type: str = ""  # exactly this type
+    error: str = ""  # the error contains this text, in any case
+    since: dt.datetime | None = None  # last failed at or after …
+    until: dt.datetime | None = None  # … and before
+    event_id: str = ""
+    status: str = ""  # one of REPLAYABLE; "": both
+
+    def narrow(self, rows: Any) -> Any:
+        if self.event_type:
+            rows = rows.filter(event_type=self.event_type)
+        if self.error:
+            rows = rows.filter(error__icontains=self.error)
+        if self.since:
+            rows = rows.filter(last_failed_at__gte=self.since)
+        if self.until:
+            rows = rows.filter(last_failed_at__lt=self.until)
+        if self.event_id:
+            rows = rows.filter(event_id=self.event_id)
+        return rows.filter(status=self.status) if self.status else rows
+
+    def as_json(self) -> dict[str, str]:
+        fields = {name: getattr(self, name) for name in self.__slots__}
+        return {name: v.isoformat() if isinstance(v, dt.datetime) else v for name, v in fields.items() if v}
+
+    @classmethod
+    def from_json(cls, data: dict[str, str] | None) -> Selection:
+        data = dict(data or {})
+        for name in ("since", "until"):
+            if data.get(name):
+                data[name] = dt.datetime.fromisoformat(data[name])
+        return cls(**data)
+
+    def describe(self) -> str:
+        parts = [f"type {self.event_type}"] if self.event_type else []
+        if self.error:
+            parts.append(f"error contains {self.error!r}")
+        if self.since:
+            parts.append(f"failed since {_iso(self.since)}")
+        if self.until:
+            parts.append(f"failed before {_iso(self.until)}")
+        if self.event_id:
+            parts.append(f"event {self.event_id}")
+        if self.status:
+            parts.append(f"status {self.status}")
+        return ", ".join(parts)
+
+
+def describe(job: Replay) -> str:
+    """What a job sends, in words: its filters, and for failed events its selection."""
+    return _words(filters_of(job), Selection.from_json(job.selection))
+
+
+def _words(filters: Filters, selection: Selection) -> str:
+    chosen = selection.describe()
+    if not chosen:
+        return filters.describe()
+    return f"{filters.describe()}, {chosen}" if filters.types or filters.key or filters.field_path else chosen
+
+
 # --- planning ----------------------------------------------------------------------------
 
 
@@ -249,6 +316,7 @@ class Plan:
     first_retained: str = ""  # the stream's oldest entry now ("" if it is empty)
     retention_cut: str = ""  # "" or the sentence saying what retention already removed
     filters: Filters = field(default_factory=Filters)
+    selection: Selection = field(default_factory=Selection)  # failed events only
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -366,9 +434,9 @@ def _scan(
         low = "(" + entries[-1][0].decode()
 
 
-def plan_failed(consumer: Consumer, topic: Topic, filters: Filters) -> Plan:
+def plan_failed(consumer: Consumer, topic: Topic, filters: Filters, selection: Selection = Selection()) -> Plan:
     """Count the lane's replayable failed events a bulk replay would send (ids up to the newest now)."""
-    rows = failed_rows(consumer, topic, filters)
+    rows = failed_rows(consumer, topic, filters, selection)
     newest = rows.order_by("-pk").values_list("pk", flat=True).first() or 0
     oldest = rows.order_by("pk").values_list("pk", flat=True).first() or 0
     return Plan(
@@ -381,11 +449,12 @@ def plan_failed(consumer: Consumer, topic: Topic, filters: Filters) -> Plan:
         first_match=str(oldest) if oldest else "",
         last_match=str(newest) if newest else "",
         filters=filters,
+        selection=selection,
     )
 
 
-def failed_rows(consumer: Consumer, topic: Topic, filters: Filters) -> Any:
-    rows = FailedEvent.objects.filter(consumer=consumer, topic=topic, status__in=REPLAYABLE)
+def failed_rows(consumer: Consumer, topic: Topic, filters: Filters, selection: Selection = Selection()) -> Any:
+    rows = selection.narrow(FailedEvent.objects.filter(consumer=consumer, topic=topic, status__in=REPLAYABLE))
     if filters.types:
         kinds = rows.values("event_type").annotate(n=Count("pk")).values_list("event_type", flat=True)
         rows = rows.filter(event_type__in=[k for k in kinds if _any_glob(k, filters.types)])
@@ -409,6 +478,7 @@ def start(plan: Plan, consumer: Consumer, topic: Topic, *, user: Any, reason: st
         key=filters.key,
         field_path=filters.field_path,
         field_value=filters.field_value,
+        selection=plan.selection.as_json(),
         rate=rate,
         reason=reason,
         note=plan.retention_cut,
@@ -420,7 +490,7 @@ def start(plan: Plan, consumer: Consumer, topic: Topic, *, user: Any, reason: st
     audit.info(
         "replay %s started by %s: %s %s..%s of %s to %s (%s), %d matching, rate %s, reason: %s",
         job.pk, by or "-", plan.source, plan.from_id, plan.to_id, topic.name, consumer.name,
-        filters.describe(), plan.matching, rate or "unlimited", reason,
+        _words(filters, plan.selection), plan.matching, rate or "unlimited", reason,
     )  # fmt: skip
     return job
 
@@ -548,7 +618,7 @@ def progress(job: Replay) -> Progress:
         topic=job.topic.name,
         from_id=job.from_id,
         to_id=job.to_id,
-        filters=filters_of(job).describe(),
+        filters=describe(job),
         rate=job.rate,
         matched=job.matched,
         reason=job.reason,
