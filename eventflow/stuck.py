@@ -201,4 +201,4 @@ def _audit(user: Any, consumer: Consumer, message: str) -> None:
         try:
             LogEntry.objects.log_actions(user.pk, [consumer], CHANGE, message, single_object=True)
         except DatabaseError:  # the database is down: the audit logger's line above still says it
-            logger.warning("consumer %s: admin log entry not written (database unavailable): %s", consumer.name, message)
+            logger.warning("consumer %s: admin log entry not written (database down): %s", consumer.name, message)
