@@ -114,6 +114,45 @@ return taken
 """,
 )
 
+# KEYS: replay stream. ARGV: group. Trims what the group was given and acked: every entry
+# before its oldest pending one (or, with none pending, up to its last delivered id).
+# Returns how many entries it removed.
+_TRIM = LuaScript(
+    """
+local groups = redis.pcall('XINFO', 'GROUPS', KEYS[1])
+if type(groups) ~= 'table' or groups.err then return 0 end
+for _, g in ipairs(groups) do
+  local name, last
+  for i = 1, #g, 2 do
+    if g[i] == 'name' then name = g[i + 1] elseif g[i] == 'last-delivered-id' then last = g[i + 1] end
+  end
+  if name == ARGV[1] then
+    local pending = redis.call('XPENDING', KEYS[1], ARGV[1])
+    local keep = pending[2]
+    if not keep then
+      local ms, seq = string.match(last, '(%d+)-(%d+)')
+      keep = ms .. '-' .. (tonumber(seq) + 1)
+    end
+    return redis.call('XTRIM', KEYS[1], 'MINID', keep)
+  end
+end
+return 0
+""",
+)
+
+STARTS_KEPT = 100  # entries of ``keys.replay_starts``: a feeder only waits for the next one
+
+
+def trim_replay_stream(topic: str, consumer: str) -> int:
+    """Drop what the lane's replay stream delivered and had acked (its Redis identities); return how many."""
+    return int(_TRIM(get_redis(), [keys.replay_stream(topic, consumer)], [keys.group(consumer)]))
+
+
+def announce(job: Replay) -> None:
+    """Wake the idle feeders: a job started or was cancelled (they look at the database then, not later)."""
+    get_redis().xadd(keys.replay_starts(), {"replay": job.pk}, maxlen=STARTS_KEPT, approximate=True)
+
+
 # --- stream ids and times --------------------------------------------------------
 
 
@@ -487,6 +526,7 @@ def start(plan: Plan, consumer: Consumer, topic: Topic, *, user: Any, reason: st
     )
     progress = keys.replay_progress(topic.stream_name, job.pk)
     get_redis().hset(progress, mapping={"state": "open", "cursor": "", "sent": 0, "handled": 0, "failed": 0})
+    announce(job)
     audit.info(
         "replay %s started by %s: %s %s..%s of %s to %s (%s), %d matching, rate %s, reason: %s",
         job.pk, by or "-", plan.source, plan.from_id, plan.to_id, topic.name, consumer.name,
@@ -518,7 +558,9 @@ def cancel(job: Replay, user: Any = None) -> Replay:
     taken = _CANCEL(get_redis(), lane, [time.time(), member_prefix(job.pk), keys.group(consumer), job.pk])
     if isinstance(taken, list):
         restore_failed_rows([m.decode() for m in taken])
+    trim_replay_stream(topic, consumer)
     sync(job)
+    announce(job)
     audit.info("replay %s cancelled by %s", job.pk, by or "-")
     job.refresh_from_db()
     return job
