@@ -38,7 +38,7 @@ WINDOW = 20_000  # fed events of one job waiting to be handled, at most (a cance
 CHUNK = 1000  # events per feeding round trip
 LEASE_SECONDS = 10.0  # a dead feeder's job waits this long before another worker resumes it
 JOB_REFRESH = 0.25  # seconds between looks in the database for jobs, besides the starts announced to it
-STARTS_READ = 100
+STARTS_READ = 100  # announcements read at once (one is enough to wake; the rest are skipped)
 SYNC_EVERY = 0.5  # seconds between copies of a running job's counts to its row
 
 # KEYS: schedule, payloads, progress. ARGV: now, new cursor, '1' if the range is now all fed,
@@ -123,16 +123,13 @@ return 0
 )
 
 
-STREAM_MEMBER = REPLAY_STREAM_MEMBER  # a Delivery read from a replay stream: its member is this and the entry id
-
-
 class Tally:
     """How one consumer's replayed deliveries ended, per job, written with each batch's settlement.
 
     It also releases replay-stream entries (acked; the feeder trims them,
     ``replays.trim_replay_stream``) once their delivery ended or moved to the
-    retry schedule. ``into`` hands the counts
-    to the batch's ``Settlement``, so they are written in its transaction:
+    retry schedule. ``into`` hands the counts to the batch's ``Settlement``,
+    so they are written in its transaction:
     an outcome is counted exactly when it is written (a refused batch is
     written again whole, its counts with it).
     """
@@ -152,8 +149,8 @@ class Tally:
 
     def release(self, item: Any) -> None:
         """The delivery left its replay-stream entry (it ended, or waits in the retry schedule)."""
-        if item.member.startswith(STREAM_MEMBER):
-            self._released.setdefault(item.topic, []).append(item.member[len(STREAM_MEMBER) :])
+        if item.member.startswith(REPLAY_STREAM_MEMBER):
+            self._released.setdefault(item.topic, []).append(item.member[len(REPLAY_STREAM_MEMBER) :])
 
     def into(self, settlement: Any) -> None:
         """Add the writes counted so far to ``settlement`` (a ``delivery.Settlement``); the tally starts afresh."""
@@ -317,7 +314,7 @@ def _stream_deliveries(topic: str, entries: list, attempts: dict) -> list[Any]:
                 loads(payload),
                 attempts.get(entry_id, 1) if attempts else 1,
                 sid.decode(),
-                member=STREAM_MEMBER + entry_id.decode(),
+                member=REPLAY_STREAM_MEMBER + entry_id.decode(),
                 replay=int(rid),
             )
         )
@@ -354,14 +351,15 @@ class Feeder:
         while not stop.is_set():
             try:
                 fed = self.run_once()
+                if not fed and not self._jobs:
+                    self._wait_for_a_start()
+                    continue
             except Exception as exc:  # noqa: BLE001 - the feeder outlives Redis and database hiccups
                 logger.warning("replay feeder %s: %s", self.worker_id, exc)
                 fed = False
                 stop.wait(1.0)
-            if not fed and self._jobs:
+            if not fed:
                 stop.wait(0.005)
-            elif not fed:
-                self._wait_for_a_start()
         self.release_all()
 
     def _wait_for_a_start(self) -> None:
