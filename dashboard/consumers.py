@@ -18,7 +18,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
 from . import live
-from .failed_live import FailedWatch, consumer_failed_html, rows_html
+from .failed_live import FailedWatch, bulk_replays_html, consumer_failed_html, rows_html
 
 MAX_MESSAGE_BYTES = 4096  # the browser only ever sends a small filter form (headers stripped)
 CLOSE_TOO_BIG = 1009  # RFC 6455: a message too big to process
@@ -161,10 +161,13 @@ class LiveConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=message["html"] + await self._mine())
 
     async def _mine(self) -> str:
-        """What this socket renders itself, for its user: a consumer page's failed events (with buttons)."""
-        if self.page != "consumer":
-            return ""
-        return await database_sync_to_async(consumer_failed_html)(self.name, self.scope["user"])
+        """What this socket renders itself, for its user (with the buttons it may press): a consumer
+        page's failed events, the failed-events page's bulk replays and their progress."""
+        if self.page == "consumer":
+            return await database_sync_to_async(consumer_failed_html)(self.name, self.scope["user"])
+        if self.page == "failed":
+            return await database_sync_to_async(bulk_replays_html)(self.scope["user"])
+        return ""
 
     async def live_failed_rows(self, message: dict) -> None:
         ids = self.failed.on_page(message["ids"]) if self.failed is not None else []

@@ -23,6 +23,7 @@ from eventflow.models import FailedEvent
 
 from .params import BadParam
 from .views.failed import consumer_failed, filter_query, matching, parse_cursor, read_filters
+from .views.replays import bulk_replays
 from .views.security import can_discard, can_edit_and_replay, can_replay
 
 INSERT_LIMIT = 20  # rows pushed into a page at once; more at once turns into the notice
@@ -97,3 +98,8 @@ def consumer_failed_html(name: str, user: Any) -> str:
     """A consumer page's failed-events table, rendered for this user, as an out-of-band swap."""
     context = {**consumer_failed(name, user), "oob": True}
     return render_to_string("dashboard/consumer.html#consumer-failed", context)
+
+
+def bulk_replays_html(user: Any) -> str:
+    """The failed-events page's bulk replays with their progress, rendered for this user, out of band."""
+    return render_to_string("dashboard/failed.html#failed-replays", {**bulk_replays(user), "oob": True})

@@ -45,6 +45,7 @@ urlpatterns = [
     path("failed/replay-selected", views.replay_selected, name="failed-replay-selected"),
     path("failed/replay-all", views.replay_confirm, name="failed-replay-confirm"),
     path("failed/replay-all/confirmed", views.replay_matching, name="failed-replay-matching"),
+    path("failed/replays/<int:pk>/cancel", views.bulk_replay_cancel, name="failed-replay-cancel"),
     path("failed/discard-selected", views.discard_selected, name="failed-discard-selected"),
     path("failed/discard-all", views.discard_confirm, name="failed-discard-confirm"),
     path("failed/discard-all/confirmed", views.discard_matching, name="failed-discard-matching"),

@@ -122,6 +122,9 @@ class ConsumerSpec:
         return min(self.retry_max, self.retry_initial * self.retry_factor ** (attempt - 1))
 
 
+REPLAY_STREAM_MEMBER = "rs:"  # a member "rs:<entry id>": read from the lane's replay stream, not the schedule
+
+
 @dataclass(slots=True)
 class Delivery:
     """One event handed to one consumer: from the stream or from its schedule."""
@@ -355,7 +358,9 @@ class Settlement:
         """Remove a delivery for good (handled, skipped or dead-lettered) and count it."""
         self.items.append(item)
         if item.member:
-            self._unscheduled.setdefault(item.topic, []).append(item.member)
+            # A replay-stream entry is released by the replay's tally (``replay_worker.Tally``), not here.
+            if not item.member.startswith(REPLAY_STREAM_MEMBER):
+                self._unscheduled.setdefault(item.topic, []).append(item.member)
         else:
             self._acks.setdefault(item.topic, []).append(item.stream_id)
         key = (item.topic, tally)

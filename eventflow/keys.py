@@ -134,10 +134,16 @@ def replay_lease(topic: str, consumer: str) -> str:
 def replay_stream(topic: str, consumer: str) -> str:
     """The lane's replay stream: what a history replay job sends again to that one consumer.
 
-    Read by the consumer's group like the topic's own stream; entries are
-    deleted once handled, so it holds at most a job's window.
+    Read by the consumer's group like the topic's own stream; what was
+    delivered and acked is trimmed as the job goes and when it ends
+    (``replays.trim_replay_stream``), so it holds about a job's window.
     """
     return f"{_prefix()}{{{topic}}}:replaystream:{consumer}"
+
+
+def replay_starts() -> str:
+    """Stream of replay jobs just started or cancelled: idle feeders block on it, so they take a job up at once."""
+    return f"{_prefix()}replay:starts"
 
 
 def switch(name: str) -> str:

@@ -445,6 +445,9 @@ class Replay(models.Model):
     key = models.CharField(max_length=200, blank=True, help_text="Only events with this ordering key.")
     field_path = models.CharField(max_length=200, blank=True, help_text="Only events whose data has this field…")
     field_value = models.JSONField(null=True, blank=True, help_text="…equal to this value.")
+    selection = models.JSONField(
+        default=dict, blank=True, help_text="Failed events only: which rows besides the types (a page's filter)."
+    )
     rate = models.FloatField(null=True, blank=True, help_text="Events per second at most (blank: no limit).")
     reason = models.TextField(help_text="Why (required): kept as the audit record.")
     note = models.TextField(blank=True, help_text="What the plan found, e.g. that retention cut part of the range.")

@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from . import conf, keys, replays
 from .connection import LuaScript, call, call_many, get_redis
+from .delivery import REPLAY_STREAM_MEMBER
 from .models import FailedEvent, Replay
 from .replays import Filters, Source, State
 
@@ -36,7 +37,8 @@ FEEDER_THREAD = "replay feeder"  # a space: no consumer can have this name
 WINDOW = 20_000  # fed events of one job waiting to be handled, at most (a cancel drops the unread ones)
 CHUNK = 1000  # events per feeding round trip
 LEASE_SECONDS = 10.0  # a dead feeder's job waits this long before another worker resumes it
-JOB_REFRESH = 0.25  # seconds between looks in the database for new or cancelled jobs (a Start waits this long)
+JOB_REFRESH = 0.25  # seconds between looks in the database for jobs, besides the starts announced to it
+STARTS_READ = 100  # announcements read at once (one is enough to wake; the rest are skipped)
 SYNC_EVERY = 0.5  # seconds between copies of a running job's counts to its row
 
 # KEYS: schedule, payloads, progress. ARGV: now, new cursor, '1' if the range is now all fed,
@@ -121,15 +123,13 @@ return 0
 )
 
 
-STREAM_MEMBER = "rs:"  # a Delivery read from a replay stream: its member is this and the entry id
-
-
 class Tally:
     """How one consumer's replayed deliveries ended, per job, written with each batch's settlement.
 
-    It also releases replay-stream entries (acked and deleted) once their
-    delivery ended or moved to the retry schedule. ``into`` hands the counts
-    to the batch's ``Settlement``, so they are written in its transaction:
+    It also releases replay-stream entries (acked; the feeder trims them,
+    ``replays.trim_replay_stream``) once their delivery ended or moved to the
+    retry schedule. ``into`` hands the counts to the batch's ``Settlement``,
+    so they are written in its transaction:
     an outcome is counted exactly when it is written (a refused batch is
     written again whole, its counts with it).
     """
@@ -149,8 +149,8 @@ class Tally:
 
     def release(self, item: Any) -> None:
         """The delivery left its replay-stream entry (it ended, or waits in the retry schedule)."""
-        if item.member.startswith(STREAM_MEMBER):
-            self._released.setdefault(item.topic, []).append(item.member[len(STREAM_MEMBER) :])
+        if item.member.startswith(REPLAY_STREAM_MEMBER):
+            self._released.setdefault(item.topic, []).append(item.member[len(REPLAY_STREAM_MEMBER) :])
 
     def into(self, settlement: Any) -> None:
         """Add the writes counted so far to ``settlement`` (a ``delivery.Settlement``); the tally starts afresh."""
@@ -158,7 +158,6 @@ class Tally:
         for topic, entry_ids in self._released.items():
             stream = keys.replay_stream(topic, self.consumer)
             settlement.also(topic, ("xack", stream, group, *entry_ids))
-            settlement.also(topic, ("xdel", stream, *entry_ids))
         for (topic, replay_id, outcome), amount in self._counts.items():
             settlement.also(topic, ("hincrby", keys.replay_progress(topic, replay_id), outcome, amount))
         self._counts, self._released = {}, {}
@@ -230,6 +229,10 @@ class Reader:
                 continue
             work += _stream_deliveries(topic, _entries(reply), attempts={})
         return work
+
+    def look_again(self) -> None:
+        """The runner found no work and will block: look at the lanes on its next step, not ``READ_CHECK`` later."""
+        self._checked = 0.0
 
     @property
     def holding(self) -> bool:
@@ -311,7 +314,7 @@ def _stream_deliveries(topic: str, entries: list, attempts: dict) -> list[Any]:
                 loads(payload),
                 attempts.get(entry_id, 1) if attempts else 1,
                 sid.decode(),
-                member=STREAM_MEMBER + entry_id.decode(),
+                member=REPLAY_STREAM_MEMBER + entry_id.decode(),
                 replay=int(rid),
             )
         )
@@ -341,19 +344,35 @@ class Feeder:
         self.consumers = consumers
         self._jobs: dict[int, _Running] = {}
         self._looked = 0.0
+        self._seen_start: bytes | None = None  # the newest entry of ``keys.replay_starts`` seen
 
     def run(self, stop: threading.Event) -> None:
         """Step until ``stop`` is set; then let go of every lease (another worker resumes at once)."""
         while not stop.is_set():
             try:
                 fed = self.run_once()
+                if not fed and not self._jobs:
+                    self._wait_for_a_start()
+                    continue
             except Exception as exc:  # noqa: BLE001 - the feeder outlives Redis and database hiccups
                 logger.warning("replay feeder %s: %s", self.worker_id, exc)
                 fed = False
                 stop.wait(1.0)
             if not fed:
-                stop.wait(0.005 if self._jobs else 0.25)
+                stop.wait(0.005)
         self.release_all()
+
+    def _wait_for_a_start(self) -> None:
+        """Idle: block until a job starts or is cancelled (``replays.announce``), at most ``JOB_REFRESH``."""
+        client = get_redis(blocking=True)
+        if self._seen_start is None:
+            last = client.xrevrange(keys.replay_starts(), count=1)
+            self._seen_start = last[0][0] if last else b"0-0"
+        reply = client.xread({keys.replay_starts(): self._seen_start}, count=STARTS_READ, block=int(JOB_REFRESH * 1000))
+        for _, entries in reply or []:
+            if entries:
+                self._seen_start = entries[-1][0]
+                self._looked = 0.0  # look at the database now
 
     def run_once(self) -> bool:
         """Feed one chunk of every job this worker holds; return True if any event was fed."""
@@ -382,8 +401,10 @@ class Feeder:
         for job in open_jobs:
             lanes.setdefault((job.consumer_id, job.topic_id), job)
         wanted = {job.pk: job for job in lanes.values()}
-        for pk in set(self._jobs) - set(wanted):
-            self._let_go(self._jobs.pop(pk))
+        for pk in set(self._jobs) - set(wanted):  # ended meanwhile (cancelled): what it left is trimmed
+            gone = self._jobs[pk]
+            replays.trim_replay_stream(gone.job.topic.stream_name, gone.job.consumer.group_name)
+            self._let_go(gone)
         for pk, job in wanted.items():
             if pk not in self._jobs:
                 self._jobs[pk] = _Running(job, replays.filters_of(job), refilled=time.monotonic())
@@ -405,6 +426,7 @@ class Feeder:
         fed = self._feed(running, live["cursor"], room) if room > 0 and not live["fed"] else 0
         if time.monotonic() >= running.synced:
             replays.sync(job)
+            replays.trim_replay_stream(job.topic.stream_name, job.consumer.group_name)
             running.synced = time.monotonic() + SYNC_EVERY
         return fed > 0
 
@@ -498,7 +520,7 @@ class Feeder:
         """The next ``room`` replayable rows, flipped to replaying, as schedule entries."""
         job = running.job
         rows = list(
-            replays.failed_rows(job.consumer, job.topic, running.filters)
+            replays.failed_rows(job.consumer, job.topic, running.filters, replays.Selection.from_json(job.selection))
             .filter(pk__gt=int(cursor or 0), pk__lte=int(job.to_id or 0), last_failed_at__lte=job.created_at)
             .order_by("pk")[:room]
         )
@@ -526,6 +548,7 @@ class Feeder:
     def _finish(self, running: _Running) -> None:
         job = running.job
         get_redis().hset(keys.replay_progress(job.topic.stream_name, job.pk), "state", "done")
+        replays.trim_replay_stream(job.topic.stream_name, job.consumer.group_name)
         replays.sync(job)
         Replay.objects.filter(pk=job.pk, state__in=[State.PLANNED, State.RUNNING]).update(
             state=State.DONE, ended_at=timezone.now()
@@ -542,6 +565,7 @@ class Feeder:
                 state=State.FAILED, ended_at=timezone.now(), note=note
             )
         else:
+            replays.trim_replay_stream(job.topic.stream_name, job.consumer.group_name)
             replays.sync(job)
         self._let_go(running)
 

@@ -114,6 +114,45 @@ return taken
 """,
 )
 
+# KEYS: replay stream. ARGV: group. Trims what the group was given and acked: every entry
+# before its oldest pending one (or, with none pending, up to its last delivered id).
+# Returns how many entries it removed.
+_TRIM = LuaScript(
+    """
+local groups = redis.pcall('XINFO', 'GROUPS', KEYS[1])
+if type(groups) ~= 'table' or groups.err then return 0 end
+for _, g in ipairs(groups) do
+  local name, last
+  for i = 1, #g, 2 do
+    if g[i] == 'name' then name = g[i + 1] elseif g[i] == 'last-delivered-id' then last = g[i + 1] end
+  end
+  if name == ARGV[1] then
+    local pending = redis.call('XPENDING', KEYS[1], ARGV[1])
+    local keep = pending[2]
+    if not keep then
+      local ms, seq = string.match(last, '(%d+)-(%d+)')
+      keep = ms .. '-' .. (tonumber(seq) + 1)
+    end
+    return redis.call('XTRIM', KEYS[1], 'MINID', keep)
+  end
+end
+return 0
+""",
+)
+
+STARTS_KEPT = 100  # entries of ``keys.replay_starts``: a feeder only waits for the next one
+
+
+def trim_replay_stream(topic: str, consumer: str) -> int:
+    """Drop what the lane's replay stream delivered and had acked (its Redis identities); return how many."""
+    return int(_TRIM(get_redis(), [keys.replay_stream(topic, consumer)], [keys.group(consumer)]))
+
+
+def announce(job: Replay) -> None:
+    """Wake the idle feeders: a job started or was cancelled (they look at the database then, not later)."""
+    get_redis().xadd(keys.replay_starts(), {"replay": job.pk}, maxlen=STARTS_KEPT, approximate=True)
+
+
 # --- stream ids and times --------------------------------------------------------
 
 
@@ -231,6 +270,73 @@ def filters_of(job: Replay) -> Filters:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which of a lane's replayable failed events a bulk replay takes besides its types.
+
+    The failed-events page's filter, kept on the job (``Replay.selection``) so
+    the feeder takes exactly the rows its preview counted. Empty: all of them.
+    """
+
+    event_type: str = ""  # exactly this type
+    error: str = ""  # the error contains this text, in any case
+    since: dt.datetime | None = None  # last failed at or after …
+    until: dt.datetime | None = None  # … and before
+    event_id: str = ""
+    status: str = ""  # one of REPLAYABLE; "": both
+
+    def narrow(self, rows: Any) -> Any:
+        if self.event_type:
+            rows = rows.filter(event_type=self.event_type)
+        if self.error:
+            rows = rows.filter(error__icontains=self.error)
+        if self.since:
+            rows = rows.filter(last_failed_at__gte=self.since)
+        if self.until:
+            rows = rows.filter(last_failed_at__lt=self.until)
+        if self.event_id:
+            rows = rows.filter(event_id=self.event_id)
+        return rows.filter(status=self.status) if self.status else rows
+
+    def as_json(self) -> dict[str, str]:
+        fields = {name: getattr(self, name) for name in self.__slots__}
+        return {name: v.isoformat() if isinstance(v, dt.datetime) else v for name, v in fields.items() if v}
+
+    @classmethod
+    def from_json(cls, data: dict[str, str] | None) -> Selection:
+        data = dict(data or {})
+        for name in ("since", "until"):
+            if data.get(name):
+                data[name] = dt.datetime.fromisoformat(data[name])
+        return cls(**data)
+
+    def describe(self) -> str:
+        parts = [f"type {self.event_type}"] if self.event_type else []
+        if self.error:
+            parts.append(f"error contains {self.error!r}")
+        if self.since:
+            parts.append(f"failed since {_iso(self.since)}")
+        if self.until:
+            parts.append(f"failed before {_iso(self.until)}")
+        if self.event_id:
+            parts.append(f"event {self.event_id}")
+        if self.status:
+            parts.append(f"status {self.status}")
+        return ", ".join(parts)
+
+
+def describe(job: Replay) -> str:
+    """What a job sends, in words: its filters, and for failed events its selection."""
+    return _words(filters_of(job), Selection.from_json(job.selection))
+
+
+def _words(filters: Filters, selection: Selection) -> str:
+    chosen = selection.describe()
+    if not chosen:
+        return filters.describe()
+    return f"{filters.describe()}, {chosen}" if filters.types or filters.key or filters.field_path else chosen
+
+
 # --- planning ----------------------------------------------------------------------------
 
 
@@ -249,6 +355,7 @@ class Plan:
     first_retained: str = ""  # the stream's oldest entry now ("" if it is empty)
     retention_cut: str = ""  # "" or the sentence saying what retention already removed
     filters: Filters = field(default_factory=Filters)
+    selection: Selection = field(default_factory=Selection)  # failed events only
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -366,9 +473,9 @@ def _scan(
         low = "(" + entries[-1][0].decode()
 
 
-def plan_failed(consumer: Consumer, topic: Topic, filters: Filters) -> Plan:
+def plan_failed(consumer: Consumer, topic: Topic, filters: Filters, selection: Selection = Selection()) -> Plan:
     """Count the lane's replayable failed events a bulk replay would send (ids up to the newest now)."""
-    rows = failed_rows(consumer, topic, filters)
+    rows = failed_rows(consumer, topic, filters, selection)
     newest = rows.order_by("-pk").values_list("pk", flat=True).first() or 0
     oldest = rows.order_by("pk").values_list("pk", flat=True).first() or 0
     return Plan(
@@ -381,11 +488,12 @@ def plan_failed(consumer: Consumer, topic: Topic, filters: Filters) -> Plan:
         first_match=str(oldest) if oldest else "",
         last_match=str(newest) if newest else "",
         filters=filters,
+        selection=selection,
     )
 
 
-def failed_rows(consumer: Consumer, topic: Topic, filters: Filters) -> Any:
-    rows = FailedEvent.objects.filter(consumer=consumer, topic=topic, status__in=REPLAYABLE)
+def failed_rows(consumer: Consumer, topic: Topic, filters: Filters, selection: Selection = Selection()) -> Any:
+    rows = selection.narrow(FailedEvent.objects.filter(consumer=consumer, topic=topic, status__in=REPLAYABLE))
     if filters.types:
         kinds = rows.values("event_type").annotate(n=Count("pk")).values_list("event_type", flat=True)
         rows = rows.filter(event_type__in=[k for k in kinds if _any_glob(k, filters.types)])
@@ -409,6 +517,7 @@ def start(plan: Plan, consumer: Consumer, topic: Topic, *, user: Any, reason: st
         key=filters.key,
         field_path=filters.field_path,
         field_value=filters.field_value,
+        selection=plan.selection.as_json(),
         rate=rate,
         reason=reason,
         note=plan.retention_cut,
@@ -417,10 +526,11 @@ def start(plan: Plan, consumer: Consumer, topic: Topic, *, user: Any, reason: st
     )
     progress = keys.replay_progress(topic.stream_name, job.pk)
     get_redis().hset(progress, mapping={"state": "open", "cursor": "", "sent": 0, "handled": 0, "failed": 0})
+    announce(job)
     audit.info(
         "replay %s started by %s: %s %s..%s of %s to %s (%s), %d matching, rate %s, reason: %s",
         job.pk, by or "-", plan.source, plan.from_id, plan.to_id, topic.name, consumer.name,
-        filters.describe(), plan.matching, rate or "unlimited", reason,
+        _words(filters, plan.selection), plan.matching, rate or "unlimited", reason,
     )  # fmt: skip
     return job
 
@@ -448,7 +558,9 @@ def cancel(job: Replay, user: Any = None) -> Replay:
     taken = _CANCEL(get_redis(), lane, [time.time(), member_prefix(job.pk), keys.group(consumer), job.pk])
     if isinstance(taken, list):
         restore_failed_rows([m.decode() for m in taken])
+    trim_replay_stream(topic, consumer)
     sync(job)
+    announce(job)
     audit.info("replay %s cancelled by %s", job.pk, by or "-")
     job.refresh_from_db()
     return job
@@ -548,7 +660,7 @@ def progress(job: Replay) -> Progress:
         topic=job.topic.name,
         from_id=job.from_id,
         to_id=job.to_id,
-        filters=filters_of(job).describe(),
+        filters=describe(job),
         rate=job.rate,
         matched=job.matched,
         reason=job.reason,

@@ -3,7 +3,8 @@
 - ``reclaim_now``: pending entries idle past the ack timeout whose worker is
   gone (no heartbeat) go to a live worker of the consumer now;
 - ``dead_letter_now``: one pending entry (a poison event, delivered again and
-  again) becomes a failed event now, "dead-lettered by <user>", and is acked;
+  again) becomes a failed event now, "dead-lettered by <user>", and is acked,
+  through the dead-letter outbox as settlement does;
 - ``skip_backlog``: the consumer's group jumps to the stream's end, leaving
   the events not yet delivered unhandled (``backlog`` previews how many);
 - ``set_paused``: pause or resume the consumer.
@@ -21,14 +22,16 @@ from typing import Any
 
 import orjson
 import redis
+from django.db import DatabaseError
 
 from . import conf, failures, keys, topics
 from .connection import LuaScript, call, get_redis
-from .delivery import Delivery
+from .delivery import Delivery, Settlement
 from .errors import Conflict, NotFound
 from .models import Consumer, FailedEvent
 
 audit = logging.getLogger("eventflow.audit")
+logger = logging.getLogger(__name__)
 
 # KEYS: stream. ARGV: group. Moves the group to the stream's end; returns how many entries it skipped.
 _SKIP = LuaScript(
@@ -125,8 +128,15 @@ def _live_workers_of(client: redis.Redis, consumer: str) -> set[str]:
     return {i for i, beat in zip(live, beats) if beat and consumer in orjson.loads(beat).get("consumers", {})}
 
 
-def dead_letter_now(consumer: Consumer, topic: str, stream_id: str, user: Any) -> FailedEvent:
-    """Make one pending entry a failed event now (error "dead-lettered by <user>") and ack it."""
+def dead_letter_now(consumer: Consumer, topic: str, stream_id: str, user: Any) -> FailedEvent | None:
+    """Make one pending entry a failed event now (error "dead-lettered by <user>") and ack it.
+
+    The way settlement does (``delivery.Settlement.dead_letter``): the ack and
+    the dead letter, parked in the lane's outbox, are one transaction, so a
+    database that is down cannot lose the event. The row is then written from
+    the outbox; while the database is down it stays parked for the workers'
+    next drain, and None is returned.
+    """
     client = get_redis()
     redis_topic = topics.stream_name(topic)
     stream, group = keys.stream(redis_topic), keys.group(consumer.group_name)
@@ -139,13 +149,16 @@ def dead_letter_now(consumer: Consumer, topic: str, stream_id: str, user: Any) -
     entries = client.xrange(stream, stream_id, stream_id)
     if not entries or b"e" not in entries[0][1]:
         raise Conflict(f"{stream_id} was trimmed from {topic!r}: nothing to keep")
-    who = _name(user)
     item = Delivery(redis_topic, orjson.loads(entries[0][1][b"e"]), held[0]["times_delivered"], stream_id)
-    failures.record_many(consumer.pk, [(item, f"dead-lettered by {who}", "")])
-    client.xack(stream, group, stream_id)  # after the row: the event is never in neither place
-    client.hincrby(keys.counters(redis_topic), f"dead:{consumer.group_name}", 1)
+    settlement = Settlement(consumer.group_name, consumer.pk)
+    settlement.dead_letter(item, f"dead-lettered by {_name(user)}", "")
+    settlement.flush(client)
     _audit(user, consumer, f"dead-lettered {topic} {stream_id} (delivered {item.attempt} times)")
-    return FailedEvent.objects.get(consumer=consumer, topic__name=topic, event_id=str(item.envelope.get("id", "")))
+    try:
+        failures.drain_outbox(client, consumer.pk, consumer.group_name, [redis_topic])
+        return FailedEvent.objects.get(consumer=consumer, topic__name=topic, event_id=str(item.envelope.get("id", "")))
+    except DatabaseError:
+        return None  # parked: a worker's drain writes it once the database is back
 
 
 def backlog(consumer: Consumer, topic: str) -> int:
@@ -185,4 +198,7 @@ def _audit(user: Any, consumer: Consumer, message: str) -> None:
     if user is not None and getattr(user, "is_authenticated", False):
         from django.contrib.admin.models import CHANGE, LogEntry
 
-        LogEntry.objects.log_actions(user.pk, [consumer], CHANGE, message, single_object=True)
+        try:
+            LogEntry.objects.log_actions(user.pk, [consumer], CHANGE, message, single_object=True)
+        except DatabaseError:  # the database is down: the audit logger's line above still says it
+            logger.warning("consumer %s: admin log entry not written (database down): %s", consumer.name, message)

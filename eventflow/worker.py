@@ -72,6 +72,7 @@ class ConsumerRunner:
                 work = self._replay_reader.wait(client, spec, batch, block_ms)
             else:
                 work = delivery.read_new(client, spec.group, self.worker_name, spec.topics, batch, block_ms)
+                self._replay_reader.look_again()  # a replay started meanwhile is read on the next step
         if work:
             started = time.monotonic()
             with tracing.consuming(spec.name):  # events its handlers publish are noted as this consumer's

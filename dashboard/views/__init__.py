@@ -18,6 +18,7 @@ from .failed import (
 from .lists import consumers_index, search, topics_index
 from .pages import consumer_page, event_detail, overview, publish_test_event, topic_page
 from .replays import cancel as replay_cancel
+from .replays import cancel_bulk as bulk_replay_cancel
 from .replays import preview as replay_preview
 from .replays import replay_page
 from .replays import start as replay_start
@@ -29,6 +30,7 @@ from .stuck import skip_confirm as stuck_skip_confirm
 from .sampler import sampler_banner
 
 __all__ = [
+    "bulk_replay_cancel",
     "consumer_page",
     "consumers_index",
     "discard_confirm",

@@ -16,11 +16,13 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from eventflow import failures
+from eventflow import failures, replays
 from eventflow.models import Consumer, FailedEvent, Topic
+from eventflow.replay_api import MAX_REASON
 
 from .. import params
 from . import state
+from .replays import bulk_replays
 from .security import can_discard, can_edit_and_replay, can_replay, staff_page
 
 PAGE_ROWS = 50
@@ -142,6 +144,7 @@ def failed_list(request: HttpRequest) -> HttpResponse:
     filters = read_filters(request.GET)
     context = _table_context(request, filters)
     context.update(state.failed_summary())
+    context.update(bulk_replays(request.user))
     context.update(
         ws_path="/ws/live/failed/",
         consumers=Consumer.objects.values_list("name", flat=True),
@@ -246,23 +249,75 @@ def _confirm(request: HttpRequest, action: str, allowed: bool) -> HttpResponse:
 
 @staff_page
 def replay_confirm(request: HttpRequest) -> HttpResponse:
-    return _confirm(request, "replay", can_replay(request.user))
+    """The preview of "replay all matching": how many, in how many jobs, with a rate and a reason to give."""
+    if request.GET.get("cancel") or not can_replay(request.user):
+        return _confirm(request, "replay", can_replay(request.user))
+    return _bulk_replay_form(request, read_filters(request.GET))
 
 
-@staff_page
-def discard_confirm(request: HttpRequest) -> HttpResponse:
-    return _confirm(request, "discard", can_discard(request.user))
+def _bulk_replay_form(request: HttpRequest, filters: dict[str, str], **extra: Any) -> HttpResponse:
+    plans = _bulk_plans(filters)
+    context = {
+        "filters": filters,
+        "count": sum(plan.matching for _, _, plan in plans),
+        "jobs": len(plans),
+        "action": "replay",
+        "allowed": True,
+        **extra,
+    }
+    return render(request, "dashboard/failed.html#bulk-confirm", context)
+
+
+def _bulk_plans(filters: dict[str, str]) -> list[tuple[Consumer, Topic, replays.Plan]]:
+    """A bulk replay of what the filter matches: one job per lane (consumer, topic), each planned now."""
+    status = filters.get("status") or "open"
+    if status not in ("open", "all", *replays.REPLAYABLE):
+        return []  # only failed (again) events are replayed
+    selection = replays.Selection(
+        event_type=filters.get("type", ""),
+        error=filters.get("q", ""),
+        since=params.moment(filters.get("since", ""), "since"),
+        until=params.moment(filters.get("until", ""), "until"),
+        event_id=filters.get("event", ""),
+        status=status if status in replays.REPLAYABLE else "",
+    )
+    lanes = matching(filters).filter(status__in=replays.REPLAYABLE).order_by().values_list("consumer", "topic")
+    pairs = sorted(set(lanes))
+    consumers = Consumer.objects.in_bulk({c for c, _ in pairs})
+    topics = Topic.objects.in_bulk({t for _, t in pairs})
+    plans = [(consumers[c], topics[t]) for c, t in pairs]
+    planned = [(c, t, replays.plan_failed(c, t, replays.Filters(), selection)) for c, t in plans]
+    return [(c, t, plan) for c, t, plan in planned if plan.matching]
 
 
 @staff_page
 @require_POST
 def replay_matching(request: HttpRequest) -> HttpResponse:
+    """Start "replay all matching" as replay jobs (bounded, throttled, cancellable); the page shows their progress."""
     if not can_replay(request.user):
         return HttpResponseForbidden("You may not replay failed events.")
     filters = read_filters(request.POST)
-    rows = matching(filters).filter(status__in=OPEN[:2])
-    sent, problems = failures.replay_many(rows.iterator(chunk_size=500), request.user)
-    return _bulk_result(request, filters, _replayed(sent, problems))
+    rate_text = params.text(request.POST.get("rate", ""), "rate")
+    reason = params.text(request.POST.get("reason", ""), "reason", max_chars=MAX_REASON + 1)
+    typed = {"rate": rate_text, "reason": reason}
+    try:
+        rate = params.positive_number(rate_text, "rate", maximum=1_000_000)
+    except params.BadParam as exc:
+        return _bulk_replay_form(request, filters, replay_error=str(exc), **typed)
+    if not reason or len(reason) > MAX_REASON:
+        problem = "Say why: every replay is audited with its reason." if not reason else "The reason is too long."
+        return _bulk_replay_form(request, filters, replay_error=problem, **typed)
+    jobs = [
+        replays.start(plan, consumer, topic, user=request.user, reason=reason, rate=rate)
+        for consumer, topic, plan in _bulk_plans(filters)
+    ]
+    context = {"started": jobs, "count": sum(job.matched for job in jobs), **bulk_replays(request.user), "oob": True}
+    return render(request, "dashboard/failed.html#bulk-started", context)
+
+
+@staff_page
+def discard_confirm(request: HttpRequest) -> HttpResponse:
+    return _confirm(request, "discard", can_discard(request.user))
 
 
 @staff_page

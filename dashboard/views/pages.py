@@ -11,7 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
 
-from eventflow import inspection, keys, monitor, replays, topics
+from eventflow import inspection, keys, monitor, topics
 from eventflow.connection import get_redis
 from eventflow.errors import PublishError
 from eventflow.models import Consumer, FailedEvent, FailedEventEdit, Topic
@@ -161,7 +161,6 @@ def event_detail(request: HttpRequest, name: str, stream_id: str) -> HttpRespons
     if context is None:
         raise Http404("this event is no longer in the stream")
     context["ws_path"] = f"/ws/live/event/{name}/{stream_id}/"
-    context["sent_again"] = replays.sent_again(name, stream_id, context["event"])
     event_id = str(context["event"].get("id", ""))
     context["failed_rows"] = _failed_deliveries(name, event_id)
     context["edits"] = _edits(name, event_id)

@@ -10,7 +10,7 @@ import time
 
 from django.db.models import Count
 
-from eventflow import causality, history, inspection
+from eventflow import causality, history, inspection, replays
 from eventflow.health import SEVERITY
 from eventflow.connection import get_redis
 from eventflow.models import Consumer, FailedEvent
@@ -133,5 +133,15 @@ def event(name: str) -> dict | None:
         return None
     consumers = Consumer.objects.filter(topics__name=topic_name).order_by("name").values_list("name", flat=True)
     matrix = inspection.delivery_matrix(client, topic_name, stream_id, str(envelope.get("id", "")), list(consumers))
+    sent_again = replays.sent_again(topic_name, stream_id, envelope)
+    for row in matrix:  # each consumer's replayed deliveries, shown apart from its original one
+        row["replays"] = [s for s in sent_again if s.consumer == row["consumer"]]
     tree = causality.tree(client, topic_name, stream_id, budget=CAUSAL_TREE_EVENTS)
-    return {"topic_name": topic_name, "stream_id": stream_id, "event": envelope, "matrix": matrix, "tree": tree}
+    return {
+        "topic_name": topic_name,
+        "stream_id": stream_id,
+        "event": envelope,
+        "matrix": matrix,
+        "sent_again": sent_again,
+        "tree": tree,
+    }

@@ -74,6 +74,8 @@ def dead_letter(request: HttpRequest, name: str) -> HttpResponse:
         topic = params.text(request.POST.get("topic", ""), "topic")
         stream_id = params.stream_id(request.POST.get("stream_id", ""), "stream_id")
         row = stuck.dead_letter_now(consumer, topic, stream_id, request.user)
+        if row is None:
+            return f"Dead-lettered {stream_id}: its failed event is written once the database is back."
         return f"Dead-lettered {stream_id}: failed event {row.pk}."
 
     return _act(request, name, act)

@@ -7,9 +7,9 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from eventflow import keys
+from eventflow import keys, replays
 from eventflow.connection import get_redis
-from eventflow.models import FailedEvent
+from eventflow.models import FailedEvent, Replay
 
 Status = FailedEvent.Status
 
@@ -104,17 +104,35 @@ def test_replay_selected_replays_the_chosen_rows(operator, orders, billing):
     assert sorted(scheduled("orders", "billing")) == sorted([f"replay:{rows[0].pk}", f"replay:{rows[2].pk}"])
 
 
-def test_replay_all_matching_states_the_count_before_replaying(operator, orders, billing, shipping):
+def test_replay_all_matching_states_the_count_then_starts_one_job_per_lane(operator, orders, billing, shipping):
     for n in range(4):
         fail(billing, orders, n)
+    fail(billing, orders, 7, error="other")
     fail(shipping, orders, 9)
-    confirm = operator.get("/failed/replay-all?consumer=billing").content.decode()
-    assert "Replay 4 failed events" in confirm
+    confirm = operator.get("/failed/replay-all?consumer=billing&q=boom").content.decode()
+    assert "Replay 4 failed events" in confirm and 'name="reason"' in confirm and 'name="rate"' in confirm
     assert scheduled("orders", "billing") == []
-    html = operator.post("/failed/replay-all/confirmed", {"consumer": "billing", "status": "open"}).content.decode()
-    assert "Replaying 4 failed events." in html
-    assert len(scheduled("orders", "billing")) == 4
-    assert scheduled("orders", "shipping") == []
+
+    form = {"consumer": "billing", "q": "boom", "status": "open", "rate": "50", "reason": "the card API is back"}
+    html = operator.post("/failed/replay-all/confirmed", form).content.decode()
+
+    job = Replay.objects.get()
+    assert "Replaying 4 failed events as replay" in html and f'id="bulk-replay-{job.pk}"' in html
+    assert (job.source, job.consumer, job.matched, job.rate, job.reason) == ("failed", billing, 4, 50.0, form["reason"])
+    assert job.requested_by.get_username() == "operator"
+    selection = replays.Selection.from_json(job.selection)
+    assert selection == replays.Selection(error="boom")
+    assert replays.failed_rows(billing, orders, replays.Filters(), selection).count() == 4
+
+
+def test_replay_all_matching_asks_for_a_reason_and_a_sane_rate_first(operator, orders, billing):
+    fail(billing, orders, 1)
+    no_reason = operator.post("/failed/replay-all/confirmed", {"consumer": "billing"}).content.decode()
+    bad_rate = operator.post("/failed/replay-all/confirmed", {"rate": "-3", "reason": "fixed"}).content.decode()
+
+    assert "Say why" in no_reason and "Replay 1 failed event" in no_reason
+    assert "rate" in bad_rate and "must be a number above 0" in bad_rate
+    assert not Replay.objects.exists()
 
 
 def test_discard_closes_a_row(operator, orders, billing):

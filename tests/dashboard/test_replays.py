@@ -174,3 +174,30 @@ def test_the_event_page_lists_every_replay_that_sent_it_again_and_to_whom(browse
     section = page[start : page.index("</section>", start)]  # this card only (the causal tree follows it)
     assert 'href="/consumers/billing/">billing</a>' in section and "shipping" not in section
     assert "rebuild the invoices" in section
+
+
+def test_the_delivery_matrix_shows_replayed_deliveries_apart_from_the_original(browser, history):
+    client, token = browser
+    worker = Worker()
+    drain(worker)
+    hx(client, token, "/consumers/billing/replays/start", form())
+    job = Replay.objects.get()
+    feeder = replay_worker.Feeder(worker.id, lambda: ["billing"])
+    for _ in range(200):
+        feeder.run_once()
+        worker.run_once()
+        job.refresh_from_db()
+        if job.state == Replay.State.DONE:
+            break
+
+    page = client.get(f"/topics/orders/events/{history[3]}/").content.decode()
+
+    start = page.index('id="delivery-matrix"')
+    matrix = page[start : page.index("</section>", start)]
+    billing = matrix[matrix.index('href="/consumers/billing/"') :]
+    assert "(the original delivery)" in billing.split("</tr>", 1)[0]
+    replayed = billing.split("</tr>", 1)[1].split("</tr>", 1)[0]
+    assert f'data-replay="{job.pk}"' in replayed and f"replay #{job.pk}" in replayed
+    assert "sent again to billing" in replayed and job.created_at.strftime("%Y-%m-%d %H:%M") in replayed
+    shipping = matrix[matrix.index('href="/consumers/shipping/"') :]
+    assert "data-replay" not in shipping and "(the original delivery)" not in shipping

@@ -72,3 +72,41 @@ def test_cancel_stops_a_throttled_replay_halfway(page, worker_process, orders):
     job = Replay.objects.get()
     assert job.state == Replay.State.CANCELLED and job.cancelled_by.username == "operator"
     assert job.sent < 2_000
+
+
+@pytest.fixture
+def flaky_worker(env, orders):
+    """A worker running ``flaky``, which fails every event at once (one attempt)."""
+    from tests.helpers import make_consumer
+
+    make_consumer("flaky", "tests.handlers.always_fails", orders, max_attempts=1)
+    proc = Process([sys.executable, str(ROOT / "manage.py"), "runconsumers"], env)
+    yield proc
+    proc.stop()
+
+
+def test_replay_all_matching_runs_as_a_job_whose_progress_the_failed_page_shows_live(
+    page, flaky_worker, monitor_process, orders
+):
+    import time
+
+    from eventflow.models import FailedEvent
+
+    publish(300)
+    deadline = time.monotonic() + 60
+    while FailedEvent.objects.filter(consumer__name="flaky").count() < 300 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    log_in(page, "/failed/?consumer=flaky")
+
+    page.get_by_role("button", name="Replay all matching…").click()
+    expect(page.locator("#bulk-confirm")).to_contain_text("Replay 300 failed events")
+    page.locator("#bulk-rate").fill("100")
+    page.locator("#bulk-reason").fill("retry after the outage")
+    page.get_by_role("button", name="Replay 300 events").click()
+
+    job = page.locator("#failed-replays .bulk-replay")
+    expect(job).to_have_attribute("data-state", "running", timeout=20_000)  # pushed by the monitor
+    expect(job).to_have_attribute("data-state", "done", timeout=30_000)
+    expect(job.locator('[data-count="failed"]')).to_have_text("300")  # failed again, each once
+    expect(job.locator("progress")).to_have_attribute("value", "100")
+    assert Replay.objects.get().rate == 100.0

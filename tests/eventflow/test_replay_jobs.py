@@ -305,3 +305,65 @@ def test_a_rewind_after_its_topic_and_consumer_were_renamed_uses_their_redis_ide
     assert get_redis().exists(keys.replay_progress("orders", job.pk))
     made = [k.decode() for k in get_redis().scan_iter(match=f"{keys.stream('orders').split('{')[0]}*")]
     assert not [k for k in made if "sales" in k or "invoicing" in k]
+
+
+def test_the_replay_stream_is_trimmed_of_what_was_delivered_and_acked_once_the_job_is_done(
+    orders, billing, worker, feeder
+):
+    publish_many(5_000)
+    settled(worker)
+    job = rewind(billing, orders)
+
+    step(worker, feeder, lambda: job_state(job) == State.DONE)
+
+    assert get_redis().xlen(keys.replay_stream("orders", "billing")) == 0
+    assert replays.progress(replays.lookup(job.pk)).handled == 5_000
+
+
+def test_a_cancelled_job_leaves_nothing_in_its_replay_stream(orders, billing, worker, feeder):
+    publish_many(3_000)
+    settled(worker)
+    job = rewind(billing, orders, rate=2_000)
+    step(worker, feeder, lambda: replays.progress(job).handled >= 500)
+
+    replays.cancel(job)
+    settled(worker)  # what a worker had claimed is still handled
+    feeder.run_once()
+
+    assert get_redis().xlen(keys.replay_stream("orders", "billing")) == 0
+
+
+def test_trimming_keeps_what_is_pending_or_not_delivered_yet(orders, billing):
+    client, stream, group = get_redis(), keys.replay_stream("orders", "billing"), keys.group("billing")
+    client.xgroup_create(stream, group, id="0", mkstream=True)
+    ids = [client.xadd(stream, {"e": b"{}", "s": b"1-0", "r": b"1"}) for _ in range(5)]
+    client.xreadgroup(group, "w1", {stream: ">"}, count=3)
+    client.xack(stream, group, ids[0], ids[2])
+
+    assert replays.trim_replay_stream("orders", "billing") == 1  # the second one is still pending
+    client.xack(stream, group, ids[1])
+    assert replays.trim_replay_stream("orders", "billing") == 2
+    assert [sid for sid, _ in client.xrange(stream)] == ids[3:]  # never delivered: kept
+
+
+@pytest.mark.django_db(transaction=True)  # the feeder's thread reads the job from its own connection
+def test_an_idle_feeder_takes_a_started_job_up_at_once_not_at_its_next_look(orders, billing, worker, monkeypatch):
+    import threading
+
+    monkeypatch.setattr(replay_worker, "JOB_REFRESH", 5.0)  # only the announcement can wake it in time
+    publish_many(10)
+    settled(worker)
+    feeder = replay_worker.Feeder(worker.id, lambda: ["billing"])
+    stop = threading.Event()
+    thread = threading.Thread(target=feeder.run, args=(stop,))
+    thread.start()
+    try:
+        time.sleep(0.3)  # it looked, found nothing, and waits
+        job = rewind(billing, orders)
+        deadline = time.monotonic() + 2.0
+        while job_state(job) == State.PLANNED and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert job_state(job) != State.PLANNED
+    finally:
+        stop.set()
+        thread.join(timeout=10)

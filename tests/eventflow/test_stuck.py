@@ -103,3 +103,28 @@ def test_after_renames_it_acts_on_the_redis_identities_under_the_new_names(order
     assert (row.stream_id, row.topic_id) == (entries[0].stream_id, orders.pk) and row.event_id in ids
     assert len(stuck.pending_entries(slowpoke)) == 2
     assert stuck.skip_backlog(slowpoke, "sales", staff_user) == 1
+
+
+@pytest.mark.django_db(transaction=True)  # the outage breaks any transaction around it, as a real one does
+def test_a_dead_letter_now_goes_through_the_outbox_and_loses_nothing_while_the_database_is_down(
+    slowpoke, staff_user
+):
+    from django.db import OperationalError, connection
+
+    from eventflow import failures, keys
+
+    [event_id] = held_by_a_gone_worker(1)
+    [entry] = stuck.pending_entries(slowpoke)
+
+    def database_down(*args):
+        raise OperationalError("connection to server at 127.0.0.1 failed: Connection refused")
+
+    with connection.execute_wrapper(database_down):
+        assert stuck.dead_letter_now(slowpoke, "orders", entry.stream_id, staff_user) is None
+
+    assert stuck.pending_entries(slowpoke) == []  # acked, together with its parked dead letter
+    assert get_redis().hlen(keys.dead_letters("orders", "slowpoke")) == 1
+    assert FailedEvent.objects.count() == 0
+    failures.drain_outbox(get_redis(), slowpoke.pk, slowpoke.group_name, ["orders"])
+    row = FailedEvent.objects.get()
+    assert (row.event_id, row.error) == (event_id, "dead-lettered by operator")
