@@ -103,6 +103,15 @@ def test_an_oversize_or_binary_message_closes_the_socket(staff_cookie, message):
     assert async_to_sync(attempt)()["code"] == 1009
 
 
+@pytest.mark.parametrize(
+    "path",
+    ["/ws/live/consumers/?sort=nonsense", "/ws/live/topics/?page=%C2%B2", "/ws/live/overview/?focus=planet:mars"],
+)
+def test_a_list_socket_whose_query_the_page_would_refuse_is_refused(staff_cookie, path):
+    assert handshake(path, GOOD_ORIGIN, staff_cookie) is False
+    assert handshake(path.partition("?")[0] + "?sort=-rate", GOOD_ORIGIN, staff_cookie) is True
+
+
 # -- through daphne itself ---------------------------------------------------------------
 
 
