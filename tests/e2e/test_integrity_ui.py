@@ -49,3 +49,36 @@ def test_an_import_error_and_infrastructure_errors_arrive_live(page, server, mon
     screenshot(page, "integrity-overview-1280")
     page.set_viewport_size({"width": 360, "height": 800})
     screenshot(page, "integrity-overview-360")
+
+
+def test_an_open_page_names_redis_when_it_stops_and_clears_when_it_is_back(
+    browser, browser_errors, static_root, transactional_db, key_prefix, staff_user, orders
+):
+    from tests.helpers import process_env
+    from tests.reliability.harness import RedisServer
+
+    from .conftest import Server
+
+    redis_server = RedisServer(appendonly=False).start()
+    web = Server(process_env(redis_server.url, key_prefix), static_root)
+    context = browser.new_context(viewport={"width": 360, "height": 800}, base_url=web.url)
+    tab = context.new_page()
+    browser_errors.watch(tab)
+    # Redis is stopped on purpose: the socket's failed reconnects are expected.
+    browser_errors.tolerate(r"WebSocket connection to .* failed")
+    browser_errors.tolerate(r"^console: \[object Event\] at .*/htmx-2\.min(\.[0-9a-f]+)?\.js$")
+    try:
+        log_in(tab, "/failed/")
+        banner = tab.locator('#sampler [data-problem="redis_down"]')
+        expect(banner).to_have_count(0)
+
+        redis_server.stop()
+        expect(banner).to_be_visible(timeout=25_000)  # the banner's poll, every 10 s
+        screenshot(tab, "integrity-redis-down-360")
+        redis_server.start()
+        expect(banner).to_have_count(0, timeout=25_000)
+    finally:
+        context.close()
+        web.stop()
+        redis_server.stop()
+    assert browser_errors.unexpected() == [], "the browser reported errors"
