@@ -19,6 +19,7 @@ from django.template.loader import render_to_string
 
 from . import live
 from .failed_live import FailedWatch, bulk_replays_html, consumer_failed_html, rows_html
+from .params import BadParam
 
 MAX_MESSAGE_BYTES = 4096  # the browser only ever sends a small filter form (headers stripped)
 CLOSE_TOO_BIG = 1009  # RFC 6455: a message too big to process
@@ -108,7 +109,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
             return
         query_string = self.scope.get("query_string", b"").decode()
         if self.page in live.LIST_PAGES:
-            self.name = live.list_name(self.page, query_string)
+            try:
+                self.name = live.list_name(self.page, query_string)
+            except BadParam:
+                await self.close()  # a query no page of the list has: refused, as the page answers 400
+                return
         self.group = live.group_name(self.page, self.name)
         query = parse_qs(query_string)
         self.tail = TailFilter(after=(query.get("after") or [""])[0])

@@ -32,11 +32,14 @@ from urllib.parse import quote
 
 from eventflow.health import SEVERITY
 
+from . import params
+
 NODE_W, NODE_H, ROW = 188, 40, 52
 COLUMNS = (16, 406, 796)  # x of producers, topics, consumers (viewBox width 1000)
 MAX_NODES = 18  # drawn nodes per column, groups aside
 MAX_GROUPS = 5  # prefix groups per column; the rest is one "+N" node
 KINDS = ("producer", "topic", "consumer")
+FOCUS_CHARS = 120  # a kind, a colon and a name
 LABEL_W, LABEL_H = 44, 15  # room one rate label takes ("4.8k/s")
 LABEL_SPOTS = (0.5, 0.35, 0.65, 0.22, 0.78)  # where along its curve a label may sit, best first
 
@@ -45,6 +48,14 @@ def parse_focus(value: str) -> tuple[str, str] | None:
     """``"topic:orders"`` → ``("topic", "orders")``; None if it names no kind."""
     kind, _, name = value.partition(":")
     return (kind, name) if kind in KINDS and name else None
+
+
+def focus_param(value: str) -> str:
+    """The overview's ``focus`` parameter: empty (the whole flow) or ``<kind>:<name>``; else ``params.BadParam``."""
+    focus = params.text(value, "focus", max_chars=FOCUS_CHARS)
+    if focus and not parse_focus(focus):
+        raise params.BadParam("focus", f"names one node, e.g. topic:orders ({', '.join(KINDS)})")
+    return focus
 
 
 def topology(snapshot: dict, focus: str = "") -> dict:

@@ -15,7 +15,11 @@ from urllib.parse import parse_qsl, urlencode
 
 from eventflow.health import SEVERITY, Status
 
+from . import params
+
 PAGE_ROWS = 50  # rows per page of a list
+MAX_PAGE = 10_000  # pages a list has at most (500,000 rows)
+SEARCH_CHARS = 100  # no topic or consumer name is longer
 CONSUMER_LIST, TOPIC_LIST = "consumer-list", "topic-list"  # each list's live partial (its root's id)
 TROUBLE = "trouble"  # any status but OK, or open failed events (as the graph draws trouble)
 QUIET = "quiet"  # topics: nothing published now
@@ -36,17 +40,18 @@ class ListQuery:
     page: int = 1
 
     @classmethod
-    def from_params(cls, params: Any, sorts: tuple[str, ...], statuses: tuple[str, ...]) -> ListQuery:
-        """Read a query from GET parameters; anything unknown falls back to the default."""
-        q = str(params.get("q", "")).strip()[:100]
-        status = str(params.get("status", "")).strip()
-        sort = str(params.get("sort", "")).strip()
-        page = str(params.get("page", "")).strip()
+    def from_params(cls, values: Any, sorts: tuple[str, ...], statuses: tuple[str, ...]) -> ListQuery:
+        """Read a query from GET parameters; raise ``params.BadParam`` for a value the list cannot use.
+
+        Empty values are the defaults (the filter form sends them); a search text is cut at
+        ``SEARCH_CHARS``, as every filter text is (no name is longer).
+        """
+        sort = str(values.get("sort", "")).strip() or "status"
         return cls(
-            q=q,
-            status=status if status in statuses else "",
-            sort=sort if sort.lstrip("-") in sorts else "status",
-            page=max(1, min(int(page), 10_000)) if page.isdigit() else 1,
+            q=params.text(str(values.get("q", "")), "q", max_chars=SEARCH_CHARS),
+            status=params.choice(str(values.get("status", "")), "status", ("", *statuses)),
+            sort=params.choice(sort, "sort", (*sorts, *(f"-{column}" for column in sorts))),
+            page=params.page_number(str(values.get("page", "")), "page", maximum=MAX_PAGE),
         )
 
     def canonical(self) -> str:

@@ -254,13 +254,12 @@ class Bridge:
 
 
 def list_name(page: str, query_string: str) -> str:
-    """A list page's live name: its query read as the view reads it (unknown values dropped).
+    """A list page's live name: its query read as the view reads it (``params.BadParam`` as there).
 
     The overview's is its graph's focus ("topic:orders"), or empty.
     """
     if page == "overview":
-        focus = dict(parse_qsl(query_string)).get("focus", "")[:120]
-        return focus if graph.parse_focus(focus) else ""
+        return graph.focus_param(dict(parse_qsl(query_string)).get("focus", ""))
     sorts, statuses = (
         (listing.TOPIC_SORTS, listing.TOPIC_STATUSES)
         if page == "topics"

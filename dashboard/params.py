@@ -109,13 +109,13 @@ def cursor(value: str, name: str) -> tuple[dt.datetime, int] | None:
     return moment_, row_id(pk, name)
 
 
-def page_size(value: str, name: str, *, default: int, maximum: int) -> int:
-    """A number of rows per page from 1 to ``maximum``; empty: ``default``."""
+def page_number(value: str, name: str, *, maximum: int) -> int:
+    """A page of a list, from 1 to ``maximum`` (ASCII digits); empty: 1."""
     if not value.strip():
-        return default
+        return 1
     number = _uint(value.strip(), maximum)
     if not number:
-        raise BadParam(name, f"must be a number from 1 to {maximum}")
+        raise BadParam(name, f"must be a page number from 1 to {maximum}")
     return number
 
 

@@ -210,11 +210,25 @@ def spawn_worker(redis_url: str, key_prefix: str) -> Iterator:
 @pytest.fixture
 def asgi_server(redis_url: str, key_prefix: str, transactional_db) -> Iterator[str]:
     """A real ASGI server (daphne) in a subprocess; yields its base URL."""
-    import httpx
+    port = free_port()
+    command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "dashboard.asgi:application"]
+    yield from _serving(command, port, redis_url, key_prefix)
+
+
+@pytest.fixture
+def product_server(redis_url: str, key_prefix: str, transactional_db) -> Iterator[str]:
+    """The web server ``manage.py serve`` runs (``dashboard.webserver``: uvicorn), one process; its base URL."""
+    from dashboard import webserver
 
     port = free_port()
+    yield from _serving(webserver.command(port=port), port, redis_url, key_prefix)
+
+
+def _serving(command: list[str], port: int, redis_url: str, key_prefix: str) -> Iterator[str]:
+    import httpx
+
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "dashboard.asgi:application"],
+        command,
         env=process_env(redis_url, key_prefix),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,

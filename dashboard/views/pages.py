@@ -39,8 +39,7 @@ def render_region(request: HttpRequest, template: str, context: dict, partials: 
 
 @staff_page
 def overview(request: HttpRequest) -> HttpResponse:
-    focus = str(request.GET.get("focus", ""))[:120]
-    focus = focus if graph.parse_focus(focus) else ""
+    focus = graph.focus_param(str(request.GET.get("focus", "")))
     context = state.overview(monitor.load_snapshot(), focus)
     context["ws_path"] = "/ws/live/overview/" + (f"?{urlencode({'focus': focus})}" if focus else "")
     partials = ("headline", "topology", "topic-table", "consumer-table", "drift")

@@ -5,12 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 
+import redis
 from django.contrib.admin.views.decorators import staff_member_required
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import render
 
 from eventflow.edits import may_edit_and_replay
 
+from .. import dependencies
 from ..params import BadParam
+
+RETRY_SECONDS = 10  # the unavailable page reloads itself this often
 
 # Everything is served by the project (vendored htmx, our CSS and JS); no inline
 # script or style, so injected markup cannot run. 'self' covers ws:// of this host.
@@ -51,7 +57,30 @@ def staff_page(view: View) -> View:
     whose plain-text body says which and why; so is a NUL in the path or the query,
     which names nothing here and which PostgreSQL refuses in any query.
     """
-    return with_csp(staff_member_required(_bad_params_refused(view), login_url="login"))
+    return with_csp(_dependency_down_answered(staff_member_required(_bad_params_refused(view), login_url="login")))
+
+
+def _dependency_down_answered(view: View) -> View:
+    """A page that needs the database or Redis while it is down: a 503 whose banner names it.
+
+    Outside the login check, which reads the session from the database. An
+    htmx request (the banner's own poll) gets the banner alone: eventflow.js
+    swaps it in although it is a 503.
+    """
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except (DatabaseError, redis.RedisError) as exc:
+            found = dependencies.problems() or [dependencies.failed_just_now(exc)]
+            template = "dashboard/_sampler.html" if request.htmx else "dashboard/unavailable.html"
+            context = {"problems": found, "sampler": None, "retry_seconds": RETRY_SECONDS}
+            response = render(request, template, context, status=503)
+            response["Retry-After"] = str(RETRY_SECONDS)
+            return response
+
+    return wrapped
 
 
 def _bad_params_refused(view: View) -> View:

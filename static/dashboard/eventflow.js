@@ -12,6 +12,13 @@
     }
   }
 
+  // A dependency down answers the banner's poll with a 503 that names it: show it (htmx swaps only 2xx).
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (event.detail.xhr.status === 503 && event.detail.target.id === "sampler") {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
   document.addEventListener("htmx:wsConnecting", function () { setConnection("connecting", "Connecting…"); });
   // Regions that must re-sync after a reconnect listen for "ef:reconnected" (not the first
   // open: the page was just rendered, and reloading it then would race the operator's clicks).

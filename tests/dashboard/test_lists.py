@@ -53,7 +53,7 @@ def test_it_filters_consumers_in_trouble(operator, orders, payments, billing):
 
 
 def test_a_list_socket_is_named_by_the_query_the_view_reads(operator, orders):
-    html = operator.get("/consumers/?q=bill&sort=-rate&page=x&junk=1").content.decode()
+    html = operator.get("/consumers/?q=bill&sort=-rate&page=1&junk=1").content.decode()
     assert 'ws-connect="/ws/live/consumers/?q=bill&amp;sort=-rate"' in html
     assert live.list_name("consumers", "junk=1&sort=-rate&q=bill") == "q=bill&sort=-rate"
     assert live.group_name("consumers", "q=bill&sort=-rate").startswith("ef.consumers.h")

@@ -218,3 +218,54 @@ def test_the_largest_stream_id_redis_holds_is_browsed_from(hostile_client):
 
     assert reply.status_code == 200
     assert "order.created" in reply.content.decode()
+
+
+LIST_PAGES = ["/topics/", "/consumers/"]
+BAD_LIST_QUERIES = [
+    ("sort=nonsense", "sort", "must be one of"),  # unknown
+    ("sort=--name", "sort", "must be one of"),
+    ("status=nonsense", "status", "must be one of"),
+    ("page=abc", "page", "page number from 1 to 10000"),  # malformed
+    ("page=%C2%B2", "page", "page number"),
+    ("page=0", "page", "page number"),
+    ("page=10001", "page", "page number from 1 to 10000"),  # oversize
+    ("page=99999999999999999999", "page", "page number"),
+    ("q=a%00b", "q", "NUL"),
+]
+
+
+@pytest.mark.parametrize("path", LIST_PAGES)
+@pytest.mark.parametrize(("query", "named", "says"), BAD_LIST_QUERIES)
+def test_a_bad_list_parameter_is_a_400_that_names_it(hostile_client, path, query, named, says):
+    reply = hostile_client.get(f"{path}?{query}")
+
+    assert reply.status_code == 400
+    assert reply.content.decode().startswith(f"{named}: ") and says in reply.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [("status=nonsense", "status"), (f"cursor={'x' * 3000}", "cursor"), ("since=yesterday", "since")],
+)
+def test_a_bad_failed_list_parameter_is_a_400_that_names_it(hostile_client, query, named):
+    reply = hostile_client.get(f"/failed/?{query}")
+
+    assert reply.status_code == 400 and reply.content.decode().startswith(f"{named}: ")
+
+
+@pytest.mark.parametrize("path", LIST_PAGES)
+def test_the_filter_forms_empty_values_and_every_offered_sort_are_accepted(hostile_client, path):
+    from dashboard import listing
+
+    sorts = listing.TOPIC_SORTS if path == "/topics/" else listing.CONSUMER_SORTS
+    assert hostile_client.get(f"{path}?q=&status=&sort=&page=").status_code == 200
+    assert hostile_client.get(f"{path}?q={'x' * 5000}&status=trouble&page=3").status_code == 200  # text is cut
+    for column in sorts:
+        assert hostile_client.get(path, {"sort": f"-{column}"}).status_code == 200, column
+
+
+def test_an_overview_focus_that_names_no_node_is_a_400(hostile_client):
+    assert hostile_client.get("/?focus=topic:orders").status_code == 200
+    reply = hostile_client.get("/?focus=planet:mars")
+
+    assert reply.status_code == 400 and reply.content.decode().startswith("focus: ")

@@ -4,7 +4,8 @@ Every socket route (``dashboard/routing.py``) is tried with a foreign, a
 missing and a ``null`` Origin, and with anonymous and non-staff sessions:
 each is refused during the handshake. A staff socket that sends a message over
 the size limit (or a binary one) is closed: with 1009 where the server lets an
-application send it, with 4009 under daphne, which refuses 1009 (issue 9, case 8).
+application send it (uvicorn, the server ``serve`` runs: tested through it with the
+``websockets`` client), with 4009 under daphne, which refuses 1009 (issue 9, case 8).
 """
 
 from __future__ import annotations
@@ -103,6 +104,15 @@ def test_an_oversize_or_binary_message_closes_the_socket(staff_cookie, message):
     assert async_to_sync(attempt)()["code"] == 1009
 
 
+@pytest.mark.parametrize(
+    "path",
+    ["/ws/live/consumers/?sort=nonsense", "/ws/live/topics/?page=%C2%B2", "/ws/live/overview/?focus=planet:mars"],
+)
+def test_a_list_socket_whose_query_the_page_would_refuse_is_refused(staff_cookie, path):
+    assert handshake(path, GOOD_ORIGIN, staff_cookie) is False
+    assert handshake(path.partition("?")[0] + "?sort=-rate", GOOD_ORIGIN, staff_cookie) is True
+
+
 # -- through daphne itself ---------------------------------------------------------------
 
 
@@ -153,6 +163,26 @@ def test_under_daphne_an_oversize_or_binary_message_closes_with_4009_not_a_crash
 ):
     """Daphne refuses 1009 from an application; before, the consumer raised and the socket got 1011."""
     assert close_code_after(asgi_server, staff_cookie, opcode, payload) == CLOSE_TOO_BIG_PRIVATE
+
+
+# -- through uvicorn, the server ``manage.py serve`` runs -----------------------------------
+
+
+@pytest.mark.parametrize("message", ["x" * (MAX_MESSAGE_BYTES + 1), b"\x00" * 10])
+def test_under_the_product_server_an_oversize_or_binary_message_closes_with_1009(product_server, staff_cookie, message):
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    url = product_server.replace("http://", "ws://") + "/ws/live/topic/orders/"
+    headers = {"Origin": "http://localhost", "Cookie": staff_cookie.decode()}
+    with connect(url, additional_headers=headers, open_timeout=10) as socket_:
+        socket_.recv(timeout=10)  # the page's snapshot
+        socket_.send(message)
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                socket_.recv(timeout=10)
+
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
 
 
 @pytest.mark.parametrize("stream_id", ["١-٠", "99999999999999999999-0", "1-99999999999999999999"])
