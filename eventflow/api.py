@@ -19,6 +19,7 @@ from . import failures, ingest
 from . import publish_contract as contract
 from .errors import BrokerUnavailable, MalformedRequest, PublishError
 from .models import FailedEvent
+from .permissions import can_replay
 from .publishing import store
 from .tokens import authenticate, require_topic_permission, spend_rate
 
@@ -66,7 +67,7 @@ def publish_events(request: HttpRequest, topic: str) -> HttpResponse:
 
 def forbidden_unless_replayer(request: HttpRequest) -> HttpResponse | None:
     """A 403 answer unless the user may replay (failed events and history alike); None if they may."""
-    if not (request.user.is_staff and request.user.has_perm("eventflow.replay_failedevent")):
+    if not can_replay(request.user):
         return json_response(
             {"error": {"code": "forbidden", "message": "you may not replay failed events"}}, status=403
         )
@@ -120,9 +121,7 @@ def _bulk_selection(request: HttpRequest):
             "consumer": request.POST.get("consumer"),
             "topic": request.POST.get("topic"),
         }
-    rows = FailedEvent.objects.select_related("consumer", "topic").filter(
-        status__in=[FailedEvent.Status.FAILED, FailedEvent.Status.FAILED_AGAIN]
-    )
+    rows = FailedEvent.objects.replayable().select_related("consumer", "topic")
     for name in ("consumer", "topic"):
         if query.get(name) is not None and not isinstance(query[name], str):
             raise MalformedRequest(f"'{name}' must be a name")

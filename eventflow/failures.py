@@ -185,7 +185,6 @@ class ReplayRefused(Exception):
     """The failed event cannot be replayed now; the message says why."""
 
 
-REPLAYABLE = (Status.FAILED, Status.FAILED_AGAIN)
 _CHUNK = 500
 
 
@@ -224,14 +223,14 @@ def _replay_chunk(pks: list[int], subscribed: set[tuple[int, int]], by: Any) -> 
     rows = FailedEvent.objects.filter(pk__in=pks).select_related("consumer", "topic")
     eligible, problems = [], []
     for row in rows:
-        if row.status not in REPLAYABLE:
+        if not row.is_replayable:
             problems.append(f"failed event {row.pk} is {row.get_status_display().lower()}, not replayable")
         elif (row.consumer_id, row.topic_id) not in subscribed:
             problems.append(f"consumer {row.consumer.name!r} no longer subscribes to {row.topic.name!r}")
         else:
             eligible.append(row)
     marker = timezone.now()  # tells the rows this call flipped from any a concurrent call did
-    FailedEvent.objects.filter(pk__in=[row.pk for row in eligible], status__in=REPLAYABLE).update(
+    FailedEvent.objects.replayable().filter(pk__in=[row.pk for row in eligible]).update(
         status=Status.REPLAYING, replayed_by=by, replayed_at=marker, replay_count=F("replay_count") + 1
     )
     flipped = set(
@@ -255,6 +254,5 @@ def _replay_chunk(pks: list[int], subscribed: set[tuple[int, int]], by: Any) -> 
 
 
 def discard(rows: QuerySet[FailedEvent]) -> int:
-    return rows.exclude(status__in=[Status.RESOLVED, Status.DISCARDED, Status.REPLAYING]).update(
-        status=Status.DISCARDED
-    )
+    """Mark the replayable ones of ``rows`` discarded; return how many."""
+    return rows.replayable().update(status=Status.DISCARDED)

@@ -8,7 +8,11 @@ from functools import wraps
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
+from eventflow.permissions import can_discard, can_operate, can_replay
+
 from ..params import BadParam
+
+__all__ = ["can_discard", "can_operate", "can_replay", "staff_page"]  # the rules live in eventflow.permissions
 
 # Everything is served by the project (vendored htmx, our CSS and JS); no inline
 # script or style, so injected markup cannot run. 'self' covers ws:// of this host.
@@ -69,15 +73,3 @@ def _refuse_nul(request: HttpRequest, path_values: dict) -> None:
         if isinstance(value, str) and "\x00" in value:
             raise BadParam(name, "must not contain NUL characters")
 
-
-def can_replay(user) -> bool:
-    return user.is_staff and user.has_perm("eventflow.replay_failedevent")
-
-
-def can_discard(user) -> bool:
-    return user.is_staff and user.has_perm("eventflow.change_failedevent")
-
-
-def can_operate(user) -> bool:
-    """Reclaim, dead-letter now, skip a backlog, pause: changing how a consumer runs."""
-    return user.is_staff and user.has_perm("eventflow.change_consumer")
