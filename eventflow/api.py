@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+import redis
 from django.contrib.auth.decorators import login_required
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
@@ -17,7 +18,7 @@ from django.views.decorators.http import require_POST
 
 from . import failures, ingest
 from . import publish_contract as contract
-from .errors import BrokerUnavailable, MalformedRequest, PublishError
+from .errors import BrokerUnavailable, MalformedRequest, PublishError, ReplayRefused
 from .models import FailedEvent
 from .permissions import can_replay
 from .publishing import store
@@ -84,9 +85,9 @@ def replay_one(request: HttpRequest, pk: int) -> HttpResponse:
         return json_response({"error": {"code": "not_found", "message": f"no failed event {pk}"}}, status=404)
     try:
         failures.replay(row, request.user)
-    except failures.ReplayRefused as exc:
-        return json_response({"error": {"code": "not_replayable", "message": str(exc)}}, status=409)
-    except Exception as exc:  # Redis down: nothing queued, the row is unchanged
+    except ReplayRefused as exc:
+        return error_response(exc)
+    except redis.RedisError as exc:  # Redis down: nothing queued, the row is unchanged
         logger.warning("replay %s failed: %s", pk, exc)
         return error_response(BrokerUnavailable("the event store is unreachable; nothing was replayed"))
     return json_response({"replayed": 1, "id": row.pk, "status": FailedEvent.Status.REPLAYING}, status=202)
@@ -103,7 +104,7 @@ def replay_bulk(request: HttpRequest) -> HttpResponse:
         return error_response(error)
     try:
         sent, problems = failures.replay_many(selection, request.user)
-    except Exception as exc:
+    except redis.RedisError as exc:  # rows of the chunk it was on are put back; earlier chunks went
         logger.warning("bulk replay failed: %s", exc)
         return error_response(BrokerUnavailable("the event store is unreachable; replay stopped"))
     return json_response({"replayed": sent, "skipped": len(problems), "problems": problems[:20]}, status=202)

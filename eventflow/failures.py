@@ -15,6 +15,7 @@ from django.utils import timezone
 from . import keys
 from .connection import get_redis
 from .delivery import Delivery, queue_replay
+from .errors import ReplayRefused
 from .models import Consumer, FailedEvent, Topic
 
 Status = FailedEvent.Status
@@ -181,10 +182,6 @@ def _storable(envelope: dict) -> dict:
     }
 
 
-class ReplayRefused(Exception):
-    """The failed event cannot be replayed now; the message says why."""
-
-
 _CHUNK = 500
 
 
@@ -245,8 +242,8 @@ def _replay_chunk(pks: list[int], subscribed: set[tuple[int, int]], by: Any) -> 
         for row in mine:
             queue_replay(pipe, row.consumer.group_name, row.topic.stream_name, row.event, row.pk, row.stream_id)
         pipe.execute()
-    except Exception:
-        # Nothing was queued: put the rows back so the operator can try again.
+    except Exception:  # noqa: BLE001 - whatever stopped the pipeline, it queued nothing
+        # Nothing was queued: put the rows back so the operator can try again, then re-raise.
         for row in mine:
             FailedEvent.objects.filter(pk=row.pk).update(status=row.status, replay_count=row.replay_count)
         raise

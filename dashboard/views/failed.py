@@ -5,11 +5,13 @@ Which rows a page shows is ``dashboard.failed_rows``; these views are its doors.
 
 from __future__ import annotations
 
+import redis
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
 
 from eventflow import failures
+from eventflow.errors import ReplayRefused
 from eventflow.models import Consumer, FailedEvent, Topic
 
 from .. import params
@@ -67,9 +69,9 @@ def replay_one(request: HttpRequest, pk: int) -> HttpResponse:
     row = get_object_or_404(FailedEvent.objects.select_related("consumer", "topic"), pk=pk)
     try:
         failures.replay(row, request.user)
-    except failures.ReplayRefused as exc:
+    except ReplayRefused as exc:
         return _row(request, row, str(exc))
-    except Exception:  # Redis unreachable: nothing was queued, the row is unchanged
+    except redis.RedisError:  # Redis unreachable: nothing was queued, the row is unchanged
         return _row(request, row, "The event store is unreachable; nothing was replayed.")
     return _row(request, row)
 
