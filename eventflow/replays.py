@@ -60,6 +60,7 @@ from . import keys
 from .connection import LuaScript, get_redis
 from .errors import Conflict, MalformedRequest, NotFound
 from .models import Consumer, FailedEvent, Replay, Topic
+from .stream_ids import format_id, id_time, parse_id
 
 logger = logging.getLogger(__name__)
 audit = logging.getLogger("eventflow.audit")
@@ -115,24 +116,6 @@ return taken
 )
 
 # --- stream ids and times --------------------------------------------------------
-
-
-def parse_id(value: str) -> tuple[int, int] | None:
-    """A stream id ("1712345678901-0", or "1712345678901") as (ms, seq); None if it is not one."""
-    ms, dash, seq = value.partition("-")
-    if not ms.isdigit() or (dash and not seq.isdigit()) or len(value) > 41:
-        return None
-    return int(ms), int(seq or 0)
-
-
-def format_id(parts: tuple[int, int]) -> str:
-    return f"{parts[0]}-{parts[1]}"
-
-
-def id_time(stream_id: str) -> dt.datetime | None:
-    """When an entry was added, from its id."""
-    parts = parse_id(stream_id)
-    return dt.datetime.fromtimestamp(parts[0] / 1000, tz=dt.UTC) if parts else None
 
 
 def bound(value: Any, *, name: str, end: bool) -> tuple[int, int]:
