@@ -67,7 +67,6 @@ audit = logging.getLogger("eventflow.audit")
 
 State = Replay.State
 Source = Replay.Source
-REPLAYABLE = (FailedEvent.Status.FAILED, FailedEvent.Status.FAILED_AGAIN)
 SCAN_CHUNK = 1000
 _MAX_SEQ = 2**64 - 1
 
@@ -368,7 +367,7 @@ def plan_failed(consumer: Consumer, topic: Topic, filters: Filters) -> Plan:
 
 
 def failed_rows(consumer: Consumer, topic: Topic, filters: Filters) -> Any:
-    rows = FailedEvent.objects.filter(consumer=consumer, topic=topic, status__in=REPLAYABLE)
+    rows = FailedEvent.objects.replayable().filter(consumer=consumer, topic=topic)
     if filters.types:
         kinds = rows.values("event_type").annotate(n=Count("pk")).values_list("event_type", flat=True)
         rows = rows.filter(event_type__in=[k for k in kinds if _any_glob(k, filters.types)])
