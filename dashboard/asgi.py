@@ -23,6 +23,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from eventflow.asgi_publish import PublishRouter  # noqa: E402
 
 from . import routing, sampler, static_files  # noqa: E402
+from .urls import API_PREFIX  # noqa: E402
 
 
 async def lifespan(scope: dict, receive, send) -> None:
@@ -42,7 +43,7 @@ application = ProtocolTypeRouter(
     {
         # Static files first; POST /api/v1/topics/<topic>/events takes a thin path (same contract);
         # the rest is Django's.
-        "http": static_files.wrap(PublishRouter(django_asgi_app)),
+        "http": static_files.wrap(PublishRouter(django_asgi_app, prefix=API_PREFIX)),
         # Origin must be one of ALLOWED_HOSTS; the session must be a staff user's.
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(routing.websocket_urlpatterns))),
         "lifespan": lifespan,

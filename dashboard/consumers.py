@@ -17,6 +17,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
+from eventflow.stream_ids import id_order
+
 from . import live
 from .failed_live import FailedWatch, bulk_replays_html, consumer_failed_html, rows_html
 from .params import BadParam
@@ -31,16 +33,12 @@ CLOSE_TOO_BIG_PRIVATE = 4009
 REFRESH_WATCH_AFTER = 10.0
 
 
-def _stream_id(value: str) -> tuple[int, int]:
-    ms, _, seq = value.partition("-")
-    return (int(ms), int(seq or 0)) if ms.isdigit() and (seq or "0").isdigit() else (0, 0)
-
 
 class TailFilter:
     """What one socket wants to see of a topic's live tail."""
 
     def __init__(self, after: str = "") -> None:
-        self.after = _stream_id(after)  # rows up to here are on the page already
+        self.after = id_order(after)  # rows up to here are on the page already
         self.type = self.key = self.text = ""
         self.paused = False
         self.held = 0  # rows not shown while paused or filtered out
@@ -69,14 +67,14 @@ class TailFilter:
         if not rows:
             return []
         if len(rows) >= limit:
-            known = sum(1 for row in rows if _stream_id(row["id"]) <= self.after)
+            known = sum(1 for row in rows if id_order(row["id"]) <= self.after)
             self.gap = max(0, self.missed - known)
-        self.after = max(self.after, _stream_id(rows[0]["id"]))
+        self.after = max(self.after, id_order(rows[0]["id"]))
         return [row for row in rows if self.accepts(row)]
 
     def is_new(self, row: dict) -> bool:
         """True once per row: rows at or before ``after`` are dropped."""
-        position = _stream_id(row["id"])
+        position = id_order(row["id"])
         if position <= self.after:
             return False
         self.after = position
@@ -148,7 +146,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         """Close with 1009; on a server that refuses it from an application (daphne raises), with 4009."""
         try:
             await self.close(code=CLOSE_TOO_BIG)
-        except Exception as exc:  # daphne: "invalid close code 1009 (must be 1000 or from [3000, 4999])"
+        except Exception as exc:  # noqa: BLE001 - autobahn (daphne) raises a bare Exception: "invalid close code 1009 …"
             if "close code" not in str(exc):
                 raise
             await self.close(code=CLOSE_TOO_BIG_PRIVATE)

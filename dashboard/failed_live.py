@@ -20,11 +20,10 @@ from django.db.models import Q
 from django.template.loader import render_to_string
 
 from eventflow.models import FailedEvent
+from eventflow.permissions import can_discard, can_edit_and_replay, can_replay
 
+from .failed_rows import bulk_replays, consumer_failed, filter_query, matching, parse_cursor, read_filters
 from .params import BadParam
-from .views.failed import consumer_failed, filter_query, matching, parse_cursor, read_filters
-from .views.replays import bulk_replays
-from .views.security import can_discard, can_edit_and_replay, can_replay
 
 INSERT_LIMIT = 20  # rows pushed into a page at once; more at once turns into the notice
 PAGE_LIMIT = 100  # rows a page takes in live before it only counts them

@@ -247,7 +247,7 @@ class Bridge:
 
     def _new_failures(self, rows: list[FailedEvent]) -> list[tuple[str, dict]]:
         """One hint if rows failed (again) since the last step; the sockets fetch what they show."""
-        failing = {row.pk: row.last_failed_at for row in rows if row.status in monitor.REPLAYABLE}
+        failing = {row.pk: row.last_failed_at for row in rows if row.is_replayable}
         fresh = [pk for pk, at in failing.items() if self._failed_at.get(pk) != at]
         self._failed_at = failing
         return [(group_name("failed"), {"type": FAILED_NEW, "count": len(fresh)})] if fresh else []

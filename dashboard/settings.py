@@ -12,6 +12,9 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
+
+from eventflow.conf import DEFAULTS as ENGINE
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -57,6 +60,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 # Where the embedded Valkey and the default SQLite database live (git-ignored).
 DATA_DIR = Path(env_str("EVENTFLOW_DATA_DIR", str(BASE_DIR / "var")))
+EVENTFLOW_DATA_DIR = DATA_DIR  # the embedded Valkey's home (eventflow.conf)
 
 INSTALLED_APPS = [
     "daphne",
@@ -162,17 +166,19 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
 X_FRAME_OPTIONS = "DENY"
-# Every HTML response gets a Content-Security-Policy (dashboard views set their own,
-# stricter one). Only the project's own scripts run: injected markup cannot.
+# Every response gets this Content-Security-Policy (django.middleware.csp). Everything is
+# served by the project (vendored htmx, our CSS and JS); no inline script or style, so
+# injected markup cannot run. 'self' covers ws:// of this host (the live sockets).
 SECURE_CSP = {
-    "default-src": ["'self'"],
-    "script-src": ["'self'"],
-    "style-src": ["'self'"],
-    "img-src": ["'self'", "data:"],
-    "object-src": ["'none'"],
-    "base-uri": ["'none'"],
-    "form-action": ["'self'"],
-    "frame-ancestors": ["'none'"],
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
 }
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
@@ -192,6 +198,7 @@ CSRF_FAILURE_VIEW = "eventflow.api.csrf_failure"
 # A redis+cluster:// URL puts the streams on a Redis Cluster; the channel layer
 # cannot use a cluster, so it then needs CHANNEL_REDIS_URL (a plain server).
 REDIS_URL = env_str("REDIS_URL", "")
+EVENTFLOW_KEY_PREFIX = env_str("EVENTFLOW_KEY_PREFIX", ENGINE["KEY_PREFIX"])
 EVENTFLOW_EMBEDDED_REDIS = REDIS_URL == ""
 EVENTFLOW_REDIS_URL = REDIS_URL or f"unix://{DATA_DIR / 'valkey.sock'}"
 CHANNEL_REDIS_URL = env_str("CHANNEL_REDIS_URL", "" if "+cluster://" in REDIS_URL else EVENTFLOW_REDIS_URL)
@@ -206,26 +213,25 @@ CHANNEL_LAYERS = {
             # max_connections: redis-py's async pool raises past its limit (100) instead of
             # waiting, so a hundred tabs reconnecting at once would fail their handshakes.
             "hosts": [{"address": CHANNEL_REDIS_URL, "socket_timeout": None, "max_connections": 1000}],
-            "prefix": env_str("EVENTFLOW_KEY_PREFIX", "ef:") + "asgi",
+            "prefix": EVENTFLOW_KEY_PREFIX + "asgi",
             "capacity": 1000,
             "group_expiry": 600,
         },
     }
 }
 
-# --- Engine knobs (read through eventflow.conf) -------------------------------
-EVENTFLOW_KEY_PREFIX = env_str("EVENTFLOW_KEY_PREFIX", "ef:")
-EVENTFLOW_SYNC = env_bool("EVENTFLOW_SYNC", False)
-EVENTFLOW_DEDUP_WINDOW = env_int("EVENTFLOW_DEDUP_WINDOW", 24 * 3600)
-EVENTFLOW_MAX_BODY_BYTES = env_int("EVENTFLOW_MAX_BODY_BYTES", 4 * 1024 * 1024)
-EVENTFLOW_MAX_BATCH_EVENTS = env_int("EVENTFLOW_MAX_BATCH_EVENTS", 1000)
-EVENTFLOW_BATCH_SIZE = env_int("EVENTFLOW_BATCH_SIZE", 200)
-EVENTFLOW_ALLOW_EVICTING_REDIS = env_bool("EVENTFLOW_ALLOW_EVICTING_REDIS", False)
+# --- Engine knobs (read through eventflow.conf; its DEFAULTS are the one default) ---
+EVENTFLOW_SYNC = env_bool("EVENTFLOW_SYNC", ENGINE["SYNC"])
+EVENTFLOW_DEDUP_WINDOW = env_int("EVENTFLOW_DEDUP_WINDOW", ENGINE["DEDUP_WINDOW"])
+EVENTFLOW_MAX_BODY_BYTES = env_int("EVENTFLOW_MAX_BODY_BYTES", ENGINE["MAX_BODY_BYTES"])
+EVENTFLOW_MAX_BATCH_EVENTS = env_int("EVENTFLOW_MAX_BATCH_EVENTS", ENGINE["MAX_BATCH_EVENTS"])
+EVENTFLOW_BATCH_SIZE = env_int("EVENTFLOW_BATCH_SIZE", ENGINE["BATCH_SIZE"])
+EVENTFLOW_ALLOW_EVICTING_REDIS = env_bool("EVENTFLOW_ALLOW_EVICTING_REDIS", ENGINE["ALLOW_EVICTING_REDIS"])
 # /metrics: scrapers on these addresses/networks need no token; anyone else needs the bearer token.
-EVENTFLOW_METRICS_ALLOW = env_list("EVENTFLOW_METRICS_ALLOW", ["127.0.0.1", "::1"])
-EVENTFLOW_METRICS_TOKEN = env_str("EVENTFLOW_METRICS_TOKEN", "")
+EVENTFLOW_METRICS_ALLOW = env_list("EVENTFLOW_METRICS_ALLOW", list(ENGINE["METRICS_ALLOW"]))
+EVENTFLOW_METRICS_TOKEN = env_str("EVENTFLOW_METRICS_TOKEN", ENGINE["METRICS_TOKEN"])
 # Where the monitor runs: "auto" (in every web process, one elected) or "off" (run `manage.py monitor`).
-EVENTFLOW_MONITOR = env_str("EVENTFLOW_MONITOR", "auto")
+EVENTFLOW_MONITOR = env_str("EVENTFLOW_MONITOR", ENGINE["MONITOR"])
 # Django refuses bodies past this before our own limit can name the problem.
 DATA_UPLOAD_MAX_MEMORY_SIZE = EVENTFLOW_MAX_BODY_BYTES + 1024
 

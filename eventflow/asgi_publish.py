@@ -1,4 +1,4 @@
-"""A thin ASGI path for ``POST /api/v1/topics/<topic>/events``, in front of Django's stack.
+"""A thin ASGI path for ``POST <prefix>topics/<topic>/events``, in front of Django's stack.
 
 Publishing is the hottest HTTP path, and Django's request stack (middleware,
 URL resolving, a thread hop for the sync view, a database query for the
@@ -41,7 +41,6 @@ from .topics import TopicSpec
 
 logger = logging.getLogger(__name__)
 
-ROUTE = re.compile(r"/api/v1/topics/([^/]+)/events")
 _CACHE_LIMIT = 10_000
 # Even if a bump were lost (Redis down while a producer changed), a check is redone this often.
 _CACHE_SECONDS = 30.0
@@ -56,14 +55,18 @@ _SECURITY_HEADERS = [
 
 
 class PublishRouter:
-    """Route publish requests to the thin path; everything else to ``app``."""
+    """Route publish requests to the thin path; everything else to ``app``.
 
-    def __init__(self, app: Any) -> None:
+    ``prefix`` is where the project includes ``eventflow.urls`` (``"/api/v1/"``).
+    """
+
+    def __init__(self, app: Any, *, prefix: str) -> None:
         self.app = app
+        self.route = re.compile(re.escape("/" + prefix.strip("/") + "/") + r"topics/([^/]+)/events")
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
-            match = ROUTE.fullmatch(scope["path"])
+            match = self.route.fullmatch(scope["path"])
             if match is not None and not conf.get("SYNC"):  # sync mode runs handlers: the view's job
                 await publish(match.group(1), scope, receive, send)
                 return

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import redis
 
 from . import inspection, keys
+from .stream_ids import id_ms
 
 
 @dataclass(slots=True)
@@ -66,7 +67,7 @@ def _child(client: redis.Redis, parent: Node, topic: str, stream_id: str, depth:
     if envelope is None:
         return None  # trimmed since
     left[0] -= 1
-    after = _stream_ms(stream_id) - _stream_ms(parent.stream_id)
+    after = id_ms(stream_id) - id_ms(parent.stream_id)
     return _grow(client, Node(topic, stream_id, envelope, after), depth - 1, left)
 
 
@@ -85,6 +86,3 @@ def _subscribers(topic: str) -> list[str]:
 
     return list(Consumer.objects.filter(topics__name=topic).order_by("name").values_list("name", flat=True))
 
-
-def _stream_ms(stream_id: str) -> int:
-    return int(stream_id.partition("-")[0] or 0)

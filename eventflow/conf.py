@@ -14,6 +14,7 @@ from django.dispatch import receiver
 DEFAULTS: dict[str, Any] = {
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     "EMBEDDED_REDIS": False,
+    "DATA_DIR": "var",  # the embedded Valkey's socket and files live under it (relative: to the working directory)
     "KEY_PREFIX": "ef:",
     "SYNC": False,
     "DEDUP_WINDOW": 24 * 3600,

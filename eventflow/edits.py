@@ -2,7 +2,7 @@
 
 The original is immutable: the event stays as it was in the topic's stream and
 in its FailedEvent row (``event``); the corrected copy is a ``FailedEventEdit``
-linked to both. Who may: ``may_edit_and_replay``, a permission of its own,
+linked to both. Who may: ``permissions.can_edit_and_replay``, a permission of its own,
 apart from replaying. The API and the dashboard share two steps:
 
 1. ``plan(row, data)`` checks the edit and changes nothing: the row is
@@ -41,14 +41,8 @@ from .delivery import UNREADABLE_TYPE
 from .errors import Conflict, InvalidEvent, TooLarge
 from .models import Consumer, FailedEvent, FailedEventEdit, Replay
 
-EDIT_PERMISSION = "eventflow.edit_failedevent_data"
 MAX_DIFF_ENTRIES = 200  # a diff lists the first ones; ``changes`` counts them all
 _BROKER_SET = ("specversion", "source", "topic")  # ``seal`` sets these again
-
-
-def may_edit_and_replay(user: Any) -> bool:
-    """Whether ``user`` may correct a failed event's data and replay the copy (staff with the permission)."""
-    return bool(user.is_staff and user.has_perm(EDIT_PERMISSION))
 
 
 class Change(TypedDict, total=False):
@@ -167,7 +161,7 @@ def send(checked: Plan, user: Any, reason: str) -> FailedEventEdit:
     by = user if user is not None and getattr(user, "is_authenticated", False) else None
     now = timezone.now()
     with transaction.atomic():
-        flipped = FailedEvent.objects.filter(pk=row.pk, status__in=replays.REPLAYABLE).update(
+        flipped = FailedEvent.objects.filter(pk=row.pk, status__in=FailedEvent.REPLAYABLE).update(
             status=FailedEvent.Status.REPLAYING, replayed_by=by, replayed_at=now, replay_count=F("replay_count") + 1
         )
         if not flipped:

@@ -15,7 +15,7 @@ import signal
 import socket
 from pathlib import Path
 
-from django.conf import settings
+from . import conf
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ _server = None  # the ValkeyServer this process started, if any
 
 
 def socket_path() -> Path:
-    return Path(settings.DATA_DIR) / "valkey.sock"
+    return Path(conf.get("DATA_DIR")) / "valkey.sock"
 
 
 def is_answering(path: Path | None = None) -> bool:
@@ -47,7 +47,7 @@ def ensure_running() -> bool:
     global _server
     if is_answering():
         return False
-    data_dir = Path(settings.DATA_DIR) / "valkey"
+    data_dir = Path(conf.get("DATA_DIR")) / "valkey"
     data_dir.mkdir(parents=True, exist_ok=True)
     with open(data_dir / "start.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -1,6 +1,7 @@
-"""The exceptions EventFlow raises, each carrying the HTTP answer it stands for.
+"""The exceptions EventFlow raises; a ``PublishError`` carries the HTTP answer it stands for.
 
 EventFlowError
+├── DeliveryFailed          a handler's attempt failed, already described in words (webhooks)
 └── PublishError            (code, status, message)
     ├── MalformedRequest        400  bad JSON, not UTF-8, empty body
     ├── Unauthorized            401  missing, unknown or revoked token
@@ -9,6 +10,7 @@ EventFlowError
     ├── UnknownConsumer         404
     ├── NotFound                404  e.g. no such replay job
     ├── Conflict                409  e.g. a finished replay cannot be cancelled
+    │   └── ReplayRefused           409  this failed event cannot be replayed now
     ├── TooLarge                413  event, body or batch over its limit
     ├── UnsupportedMediaType    415
     ├── InvalidEvent            422  well-formed but invalid event
@@ -29,6 +31,18 @@ import redis
 
 class EventFlowError(Exception):
     """Base class of every EventFlow error."""
+
+
+class DeliveryFailed(EventFlowError):
+    """A failed attempt its handler has already described in words.
+
+    ``str(exc)`` becomes the failed event's error as it stands, and ``details``
+    takes the place of a traceback (a webhook's answer says more than our stack).
+    """
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.details = details
 
 
 class PublishError(EventFlowError):
@@ -82,6 +96,12 @@ class NotFound(PublishError):
 class Conflict(PublishError):
     status = 409
     code = "conflict"
+
+
+class ReplayRefused(Conflict):
+    """The failed event cannot be replayed now; the message says why."""
+
+    code = "not_replayable"
 
 
 class TooLarge(PublishError):

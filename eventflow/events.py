@@ -116,8 +116,3 @@ class Event:
             f"attempt={self.attempt!r}, stream_id={self.stream_id!r}, extensions={self.extensions!r}, "
             f"replay={self.replay!r})"
         )
-
-
-def decode(payload: bytes) -> dict:
-    """Decode a stored envelope."""
-    return orjson.loads(payload)

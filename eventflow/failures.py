@@ -15,6 +15,7 @@ from django.utils import timezone
 from . import keys
 from .connection import get_redis
 from .delivery import Delivery, queue_replay
+from .errors import ReplayRefused
 from .models import Consumer, FailedEvent, Topic
 
 Status = FailedEvent.Status
@@ -181,11 +182,6 @@ def _storable(envelope: dict) -> dict:
     }
 
 
-class ReplayRefused(Exception):
-    """The failed event cannot be replayed now; the message says why."""
-
-
-REPLAYABLE = (Status.FAILED, Status.FAILED_AGAIN)
 _CHUNK = 500
 
 
@@ -224,14 +220,14 @@ def _replay_chunk(pks: list[int], subscribed: set[tuple[int, int]], by: Any) -> 
     rows = FailedEvent.objects.filter(pk__in=pks).select_related("consumer", "topic")
     eligible, problems = [], []
     for row in rows:
-        if row.status not in REPLAYABLE:
+        if not row.is_replayable:
             problems.append(f"failed event {row.pk} is {row.get_status_display().lower()}, not replayable")
         elif (row.consumer_id, row.topic_id) not in subscribed:
             problems.append(f"consumer {row.consumer.name!r} no longer subscribes to {row.topic.name!r}")
         else:
             eligible.append(row)
     marker = timezone.now()  # tells the rows this call flipped from any a concurrent call did
-    FailedEvent.objects.filter(pk__in=[row.pk for row in eligible], status__in=REPLAYABLE).update(
+    FailedEvent.objects.replayable().filter(pk__in=[row.pk for row in eligible]).update(
         status=Status.REPLAYING, replayed_by=by, replayed_at=marker, replay_count=F("replay_count") + 1
     )
     flipped = set(
@@ -246,8 +242,8 @@ def _replay_chunk(pks: list[int], subscribed: set[tuple[int, int]], by: Any) -> 
         for row in mine:
             queue_replay(pipe, row.consumer.group_name, row.topic.stream_name, row.event, row.pk, row.stream_id)
         pipe.execute()
-    except Exception:
-        # Nothing was queued: put the rows back so the operator can try again.
+    except Exception:  # noqa: BLE001 - whatever stopped the pipeline, it queued nothing
+        # Nothing was queued: put the rows back so the operator can try again, then re-raise.
         for row in mine:
             FailedEvent.objects.filter(pk=row.pk).update(status=row.status, replay_count=row.replay_count)
         raise
@@ -255,6 +251,5 @@ def _replay_chunk(pks: list[int], subscribed: set[tuple[int, int]], by: Any) -> 
 
 
 def discard(rows: QuerySet[FailedEvent]) -> int:
-    return rows.exclude(status__in=[Status.RESOLVED, Status.DISCARDED, Status.REPLAYING]).update(
-        status=Status.DISCARDED
-    )
+    """Mark the replayable ones of ``rows`` discarded; return how many."""
+    return rows.replayable().update(status=Status.DISCARDED)

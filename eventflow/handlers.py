@@ -14,6 +14,7 @@ from django.db import InterfaceError, OperationalError
 from django.utils.module_loading import import_string
 
 from . import tracing
+from .errors import DeliveryFailed
 from .events import Event
 
 if TYPE_CHECKING:
@@ -38,18 +39,6 @@ class Outcome:
 
 
 OK = Outcome(ok=True)
-
-
-class DeliveryFailed(Exception):
-    """A failed attempt its handler has already described in words.
-
-    ``str(exc)`` becomes the failed event's error as it stands, and ``details``
-    takes the place of a traceback (a webhook's answer says more than our stack).
-    """
-
-    def __init__(self, message: str, details: str = "") -> None:
-        super().__init__(message)
-        self.details = details
 
 
 def resolve(spec: ConsumerSpec) -> Handler:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from . import conf, health, keys
+from . import conf, health, keys, stream_ids
 from .connection import get_redis
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ def history(topic: str, resolution: str = "s", since: float | None = None) -> li
 def _decode_history(entries: Any) -> list[tuple[float, dict[str, int]]]:
     if not isinstance(entries, list):
         return []  # an error reply: no history
-    return [(int(sid.split(b"-")[0]) / 1000, {k.decode(): int(v) for k, v in f.items()}) for sid, f in entries]
+    return [(stream_ids.id_ms(sid) / 1000, {k.decode(): int(v) for k, v in f.items()}) for sid, f in entries]
 
 
 def rates(readings: list[tuple[float, dict[str, int]]], field_name: str) -> list[tuple[float, float]]:

@@ -15,6 +15,7 @@ import redis
 from . import keys
 from .delivery import decode_entry
 from .monitor import groups_by_name, pipelined
+from .stream_ids import id_order
 from .topics import stream_name
 
 
@@ -92,10 +93,4 @@ def _delivery_state(consumer: str, sid: str, group: dict | None, pending: Any, r
 def _id_at_or_before(sid: str, last: Any) -> bool:
     if last is None:
         return False
-    last = last.decode() if isinstance(last, bytes) else str(last)
-
-    def parts(value: str) -> tuple[int, int]:
-        ms, _, seq = value.partition("-")
-        return int(ms), int(seq or 0)
-
-    return parts(sid) <= parts(last)
+    return id_order(sid) <= id_order(last)

@@ -342,6 +342,21 @@ class Consumer(models.Model):
         return [p.strip() for p in self.event_types.split(",") if p.strip()]
 
 
+class FailedEventQuerySet(models.QuerySet):
+    """The one vocabulary of where failed events stand (``FailedEvent.OPEN`` and friends)."""
+
+    def open(self) -> FailedEventQuerySet:
+        """Rows still waiting for an outcome: failed, failed again, or replaying."""
+        # Said as "not closed": SQLite cannot search an index for NOT IN, so it walks the
+        # last_failed_at index in page order and stops after a page, where "IN (open
+        # statuses)" made it gather and sort every open row (0.26 s at 100,000 rows).
+        return self.exclude(status__in=FailedEvent.CLOSED)
+
+    def replayable(self) -> FailedEventQuerySet:
+        """Rows an operator may replay or discard now: open and not already replaying."""
+        return self.filter(status__in=FailedEvent.REPLAYABLE)
+
+
 class FailedEvent(models.Model):
     class Status(models.TextChoices):
         FAILED = "failed", "Failed"
@@ -349,6 +364,11 @@ class FailedEvent(models.Model):
         RESOLVED = "resolved", "Resolved"
         FAILED_AGAIN = "failed_again", "Failed again"
         DISCARDED = "discarded", "Discarded"
+
+    # The status vocabulary, said once; queries use FailedEventQuerySet's methods.
+    REPLAYABLE = (Status.FAILED, Status.FAILED_AGAIN)
+    OPEN = (*REPLAYABLE, Status.REPLAYING)
+    CLOSED = (Status.RESOLVED, Status.DISCARDED)
 
     consumer = models.ForeignKey(Consumer, on_delete=models.CASCADE, related_name="failed_events")
     topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="failed_events")
@@ -369,6 +389,8 @@ class FailedEvent(models.Model):
     # Indexed: the monitor looks for rows whose replay began or ended lately.
     replayed_at = models.DateTimeField(null=True, blank=True, db_index=True)
     resolved_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    objects = FailedEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["-last_failed_at", "-id"]
@@ -391,7 +413,7 @@ class FailedEvent(models.Model):
 
     @property
     def is_replayable(self) -> bool:
-        return self.status in {self.Status.FAILED, self.Status.FAILED_AGAIN}
+        return self.status in self.REPLAYABLE
 
 
 class HandledEvent(models.Model):

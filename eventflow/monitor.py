@@ -39,9 +39,6 @@ from .status import broker_status
 
 logger = logging.getLogger(__name__)
 
-REPLAYABLE = ("failed", "failed_again")
-
-
 def setting(name: str) -> Any:
     """``settings.EVENTFLOW_MONITOR_<name>``, or its default in ``conf``."""
     return conf.get(f"MONITOR_{name}")
@@ -529,7 +526,7 @@ def failed_counts() -> dict[str, int]:
     from .models import FailedEvent
 
     rows = (
-        FailedEvent.objects.filter(status__in=REPLAYABLE)
+        FailedEvent.objects.replayable()
         .values_list("consumer__name")
         .annotate(n=Count("id"))
         .order_by()

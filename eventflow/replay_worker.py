@@ -583,7 +583,7 @@ def _flip_to_replaying(rows: list[FailedEvent], by: Any) -> list[FailedEvent]:
     marker = timezone.now()
     pks = [row.pk for row in rows]
     with transaction.atomic():
-        FailedEvent.objects.filter(pk__in=pks, status__in=replays.REPLAYABLE).update(
+        FailedEvent.objects.replayable().filter(pk__in=pks).update(
             status=FailedEvent.Status.REPLAYING, replayed_by=by, replayed_at=marker, replay_count=F("replay_count") + 1
         )
     flipped = set(

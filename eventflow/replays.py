@@ -60,13 +60,13 @@ from . import keys
 from .connection import LuaScript, get_redis
 from .errors import Conflict, MalformedRequest, NotFound
 from .models import Consumer, FailedEvent, Replay, Topic
+from .stream_ids import format_id, id_time, parse_id
 
 logger = logging.getLogger(__name__)
 audit = logging.getLogger("eventflow.audit")
 
 State = Replay.State
 Source = Replay.Source
-REPLAYABLE = (FailedEvent.Status.FAILED, FailedEvent.Status.FAILED_AGAIN)
 SCAN_CHUNK = 1000
 _MAX_SEQ = 2**64 - 1
 
@@ -154,24 +154,6 @@ def announce(job: Replay) -> None:
 
 
 # --- stream ids and times --------------------------------------------------------
-
-
-def parse_id(value: str) -> tuple[int, int] | None:
-    """A stream id ("1712345678901-0", or "1712345678901") as (ms, seq); None if it is not one."""
-    ms, dash, seq = value.partition("-")
-    if not ms.isdigit() or (dash and not seq.isdigit()) or len(value) > 41:
-        return None
-    return int(ms), int(seq or 0)
-
-
-def format_id(parts: tuple[int, int]) -> str:
-    return f"{parts[0]}-{parts[1]}"
-
-
-def id_time(stream_id: str) -> dt.datetime | None:
-    """When an entry was added, from its id."""
-    parts = parse_id(stream_id)
-    return dt.datetime.fromtimestamp(parts[0] / 1000, tz=dt.UTC) if parts else None
 
 
 def bound(value: Any, *, name: str, end: bool) -> tuple[int, int]:
@@ -493,7 +475,7 @@ def plan_failed(consumer: Consumer, topic: Topic, filters: Filters, selection: S
 
 
 def failed_rows(consumer: Consumer, topic: Topic, filters: Filters, selection: Selection = Selection()) -> Any:
-    rows = selection.narrow(FailedEvent.objects.filter(consumer=consumer, topic=topic, status__in=REPLAYABLE))
+    rows = selection.narrow(FailedEvent.objects.replayable().filter(consumer=consumer, topic=topic))
     if filters.types:
         kinds = rows.values("event_type").annotate(n=Count("pk")).values_list("event_type", flat=True)
         rows = rows.filter(event_type__in=[k for k in kinds if _any_glob(k, filters.types)])

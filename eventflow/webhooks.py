@@ -44,8 +44,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from . import tracing
+from .errors import DeliveryFailed
 from .events import Event
-from .handlers import DeliveryFailed
 
 if TYPE_CHECKING:
     from .delivery import ConsumerSpec

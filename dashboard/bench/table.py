@@ -8,7 +8,7 @@ target and whether it was met. A row that could not be measured says why.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -62,11 +62,6 @@ class Row:
         data = asdict(self)
         data["verdict"] = self.verdict
         return data
-
-
-def median_of(runs: int, measure: Callable[[], float]) -> Figure:
-    """Run ``measure`` ``runs`` times and summarise."""
-    return Figure.of([measure() for _ in range(runs)])
 
 
 def ratio(figure: Figure | None, limit: Figure | None) -> float | None:

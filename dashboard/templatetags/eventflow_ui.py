@@ -8,9 +8,10 @@ from typing import Any
 import orjson
 from django import template
 
-register = template.Library()
+from eventflow.health import SEVERITY
+from eventflow.stream_ids import id_time
 
-STATUS_CLASSES = {"OK": "ok", "LAGGING": "lagging", "STALLED": "stalled", "STOPPED": "stopped", "FAILING": "failing", "WARNING": "warning"}
+register = template.Library()
 
 
 @register.filter
@@ -43,17 +44,22 @@ def age(seconds: Any) -> str:
 
 @register.filter
 def status_class(status: Any) -> str:
-    return STATUS_CLASSES.get(str(status), "unknown")
+    """A health status's CSS class: its name in lower case ("lagging"), or "unknown"."""
+    return str(status).lower() if str(status) in SEVERITY else "unknown"
+
+
+@register.simple_tag
+def tail_rows() -> int:
+    """How many rows a topic page's live tail keeps (the page says it; eventflow.js trims to it)."""
+    from ..live import TAIL_PAGE_ROWS  # imported here: live imports these filters
+
+    return TAIL_PAGE_ROWS
 
 
 @register.filter
 def stream_time(stream_id: str) -> dt.datetime | None:
     """The time a stream entry was added, from its id (``<ms>-<seq>``)."""
-    try:
-        millis = int(str(stream_id).split("-")[0])
-    except ValueError:
-        return None
-    return dt.datetime.fromtimestamp(millis / 1000, tz=dt.UTC)
+    return id_time(str(stream_id))
 
 
 @register.filter

@@ -1,126 +1,28 @@
 """Failed events: filter, page through, replay and discard (one, selected, all matching).
 
-Pages use keyset pagination on (last_failed_at, id), which the model's
-indexes serve, so the 1,000th page costs what the first does.
+Which rows a page shows is ``dashboard.failed_rows``; these views are its doors.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
-from urllib.parse import urlencode
 
-from django.db.models import Q, QuerySet
+import redis
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, render
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from eventflow import failures, replays
+from eventflow.errors import ReplayRefused
 from eventflow.models import Consumer, FailedEvent, Topic
 from eventflow.replay_api import MAX_REASON
 
 from .. import params
+from ..failed_rows import bulk_replays, filter_query, matching, newest, page_of, read_filters
 from . import state
-from .replays import bulk_replays
 from .security import can_discard, can_edit_and_replay, can_replay, staff_page
 
-PAGE_ROWS = 50
 Status = FailedEvent.Status
-OPEN = [Status.FAILED, Status.FAILED_AGAIN, Status.REPLAYING]
-CLOSED = [status for status in Status.values if status not in OPEN]
-FILTERS = ("consumer", "topic", "type", "q", "since", "until", "status", "event")
-STATUS_FILTERS = ("", "open", "all", *Status.values)
-
-
-def read_filters(values: Any) -> dict[str, str]:
-    """The filter form's fields as text; raise ``params.BadParam`` for one the list cannot use."""
-    filters = {name: params.text(str(values.get(name, "")), name) for name in FILTERS}
-    params.moment(filters["since"], "since")
-    params.moment(filters["until"], "until")
-    params.choice(filters["status"], "status", STATUS_FILTERS)
-    return filters
-
-
-def matching(filters: dict[str, str]) -> QuerySet[FailedEvent]:
-    """Rows matching the filter form, newest failure first."""
-    rows = FailedEvent.objects.select_related("consumer", "topic")
-    status = filters.get("status") or "open"
-    if status == "open":
-        # Said as "not closed": SQLite cannot search an index for NOT IN, so it walks the
-        # last_failed_at index in page order and stops after a page, where "IN (open
-        # statuses)" made it gather and sort every open row (0.26 s at 100,000 rows).
-        rows = rows.exclude(status__in=CLOSED)
-    elif status in Status.values:
-        rows = rows.filter(status=status)
-    if filters.get("consumer"):
-        rows = rows.filter(consumer__name=filters["consumer"])
-    if filters.get("topic"):
-        rows = rows.filter(topic__name=filters["topic"])
-    if filters.get("type"):
-        rows = rows.filter(event_type=filters["type"])
-    if filters.get("event"):  # one event's rows (its CloudEvents id), e.g. from its detail page
-        rows = rows.filter(event_id=filters["event"])
-    if filters.get("q"):
-        rows = rows.filter(error__icontains=filters["q"])
-    if since := params.moment(filters.get("since", ""), "since"):
-        rows = rows.filter(last_failed_at__gte=since)
-    if until := params.moment(filters.get("until", ""), "until"):
-        rows = rows.filter(last_failed_at__lt=until)
-    return rows.order_by("-last_failed_at", "-id")
-
-
-def parse_cursor(cursor: str) -> tuple[dt.datetime, int] | None:
-    """A row's place in the list from "<iso time>|<id>"; None if empty; ``params.BadParam`` if malformed."""
-    return params.cursor(cursor, "cursor")
-
-
-def page_of(rows: QuerySet[FailedEvent], cursor: str) -> tuple[list[FailedEvent], str]:
-    """One page after ``cursor`` ("<iso time>|<id>"), and the cursor of the next page."""
-    if place := parse_cursor(cursor):
-        moment, pk = place
-        rows = rows.filter(Q(last_failed_at__lt=moment) | Q(last_failed_at=moment, id__lt=pk))
-    page = list(rows[: PAGE_ROWS + 1])
-    more = len(page) > PAGE_ROWS
-    page = page[:PAGE_ROWS]
-    following = f"{page[-1].last_failed_at.isoformat()}|{page[-1].pk}" if more else ""
-    return page, following
-
-
-def filter_query(filters: dict[str, str]) -> str:
-    """The filter as a query string (``consumer=billing&q=time%20out``)."""
-    return urlencode({k: v for k, v in filters.items() if v})
-
-
-CONSUMER_ROWS = 20  # open failed events a consumer page shows (the rest: the failed-events page)
-
-
-RECENTLY_SETTLED = dt.timedelta(minutes=10)  # replayed rows stay on the consumer page this long
-
-
-def consumer_failed(name: str, user: Any) -> dict:
-    """The consumer page's failed-events table, as ``user`` may act on them.
-
-    Its newest open rows, and rows replayed in the last minutes, so an
-    operator who replays sees the row turn Resolved (or Failed again).
-    """
-    recent = timezone.now() - RECENTLY_SETTLED
-    rows = matching({"consumer": name, "status": "all"}).filter(~Q(status__in=CLOSED) | Q(replayed_at__gte=recent))
-    return {
-        "consumer_name": name,
-        "failed_rows": list(rows[:CONSUMER_ROWS]),
-        "failed_open": matching({"consumer": name}).count(),
-        "can_replay": can_replay(user),
-        "can_discard": can_discard(user),
-        "can_edit": can_edit_and_replay(user),
-    }
-
-
-def _newest(rows: list[FailedEvent]) -> str:
-    """What the page shows newest, for its socket ("<iso time>|<id>"); an empty page: now."""
-    if rows:
-        return f"{rows[0].last_failed_at.isoformat()}|{rows[0].pk}"
-    return f"{timezone.now().isoformat()}|0"
 
 
 def _table_context(request: HttpRequest, filters: dict[str, str], notice: str = "") -> dict:
@@ -130,7 +32,7 @@ def _table_context(request: HttpRequest, filters: dict[str, str], notice: str = 
         "filters": filters,
         "next_cursor": following,
         "filter_query": filter_query(filters),
-        "newest": _newest(rows),
+        "newest": newest(rows),
         "paged": bool(request.GET.get("cursor")),
         "notice": notice,
         "can_replay": can_replay(request.user),
@@ -174,9 +76,9 @@ def replay_one(request: HttpRequest, pk: int) -> HttpResponse:
     row = get_object_or_404(FailedEvent.objects.select_related("consumer", "topic"), pk=pk)
     try:
         failures.replay(row, request.user)
-    except failures.ReplayRefused as exc:
+    except ReplayRefused as exc:
         return _row(request, row, str(exc))
-    except Exception:  # Redis unreachable: nothing was queued, the row is unchanged
+    except redis.RedisError:  # Redis unreachable: nothing was queued, the row is unchanged
         return _row(request, row, "The event store is unreachable; nothing was replayed.")
     return _row(request, row)
 
@@ -222,7 +124,7 @@ def replay_selected(request: HttpRequest) -> HttpResponse:
     filters, ids = read_filters(request.POST), _selected_ids(request)
     if not ids:
         return _nothing_selected(request, filters)
-    rows = FailedEvent.objects.select_related("consumer", "topic").filter(pk__in=ids, status__in=OPEN[:2])
+    rows = FailedEvent.objects.replayable().select_related("consumer", "topic").filter(pk__in=ids)
     return _bulk_result(request, filters, _replayed(*failures.replay_many(rows, request.user)))
 
 
@@ -242,7 +144,7 @@ def _confirm(request: HttpRequest, action: str, allowed: bool) -> HttpResponse:
     if request.GET.get("cancel"):
         return render(request, "dashboard/failed.html#bulk-confirm", {"cancelled": True})
     filters = read_filters(request.GET)
-    count = matching(filters).filter(status__in=OPEN[:2]).count()
+    count = matching(filters).replayable().count()
     context = {"filters": filters, "count": count, "action": action, "allowed": allowed}
     return render(request, "dashboard/failed.html#bulk-confirm", context)
 
@@ -271,7 +173,7 @@ def _bulk_replay_form(request: HttpRequest, filters: dict[str, str], **extra: An
 def _bulk_plans(filters: dict[str, str]) -> list[tuple[Consumer, Topic, replays.Plan]]:
     """A bulk replay of what the filter matches: one job per lane (consumer, topic), each planned now."""
     status = filters.get("status") or "open"
-    if status not in ("open", "all", *replays.REPLAYABLE):
+    if status not in ("open", "all", *FailedEvent.REPLAYABLE):
         return []  # only failed (again) events are replayed
     selection = replays.Selection(
         event_type=filters.get("type", ""),
@@ -279,9 +181,9 @@ def _bulk_plans(filters: dict[str, str]) -> list[tuple[Consumer, Topic, replays.
         since=params.moment(filters.get("since", ""), "since"),
         until=params.moment(filters.get("until", ""), "until"),
         event_id=filters.get("event", ""),
-        status=status if status in replays.REPLAYABLE else "",
+        status=status if status in FailedEvent.REPLAYABLE else "",
     )
-    lanes = matching(filters).filter(status__in=replays.REPLAYABLE).order_by().values_list("consumer", "topic")
+    lanes = matching(filters).replayable().order_by().values_list("consumer", "topic")
     pairs = sorted(set(lanes))
     consumers = Consumer.objects.in_bulk({c for c, _ in pairs})
     topics = Topic.objects.in_bulk({t for _, t in pairs})

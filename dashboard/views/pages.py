@@ -18,9 +18,9 @@ from eventflow.models import Consumer, FailedEvent, FailedEventEdit, Topic
 from eventflow.publishing import publish
 
 from .. import graph, params
+from ..failed_rows import consumer_failed
 from . import state
 from .demo import switch_context
-from .failed import consumer_failed
 from .replays import form_context
 from .security import can_edit_and_replay, staff_page
 from .stuck import stuck_context

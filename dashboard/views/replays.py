@@ -10,15 +10,12 @@ partial htmx re-reads every second while the job runs.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import redis
-from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from eventflow import replays
@@ -27,12 +24,11 @@ from eventflow.models import Consumer, Replay
 from eventflow.replay_api import MAX_REASON, plan_or_start, read_request
 
 from .. import params
+from ..failed_rows import bulk_replays
 from .security import can_replay, staff_page
 
 FORM_FIELDS = ("source", "topic", "from", "to", "types", "key", "rate", "reason")
 RECENT = 10
-BULK_SHOWN = 10  # bulk replays the failed-events page shows at once
-BULK_ENDED_SHOWN = dt.timedelta(minutes=10)  # an ended one stays on it this long
 
 
 def form_context(consumer: Consumer, values: dict[str, str], **extra: Any) -> dict[str, Any]:
@@ -151,18 +147,6 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
     except PublishError as exc:
         error = exc.message
     return render(request, "dashboard/replay.html#replay-progress", _job_context(request, job, error))
-
-
-def bulk_replays(user: Any, error: str = "") -> dict[str, Any]:
-    """The failed-events page's ``failed-replays`` partial: its bulk replays running or ended lately."""
-    recently = timezone.now() - BULK_ENDED_SHOWN
-    jobs = (
-        Replay.objects.filter(source=Replay.Source.FAILED)
-        .filter(Q(state__in=[Replay.State.PLANNED, Replay.State.RUNNING]) | Q(ended_at__gte=recently))
-        .select_related("consumer", "topic", "requested_by", "cancelled_by")[:BULK_SHOWN]
-    )
-    shown = [replays.progress(job) for job in jobs]
-    return {"bulk_replays": shown, "can_replay": can_replay(user), "cancel_error": error}
 
 
 @staff_page

@@ -1,4 +1,4 @@
-"""Who may see the dashboard, and what its pages may load."""
+"""Who may see the dashboard (its Content-Security-Policy is ``settings.SECURE_CSP``)."""
 
 from __future__ import annotations
 
@@ -11,53 +11,27 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 
-from eventflow.edits import may_edit_and_replay
+from eventflow.permissions import can_discard, can_edit_and_replay, can_operate, can_replay
 
 from .. import dependencies
 from ..params import BadParam
 
 RETRY_SECONDS = 10  # the unavailable page reloads itself this often
 
-# Everything is served by the project (vendored htmx, our CSS and JS); no inline
-# script or style, so injected markup cannot run. 'self' covers ws:// of this host.
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
+# the rules live in eventflow.permissions
+__all__ = ["can_discard", "can_edit_and_replay", "can_operate", "can_replay", "staff_page"]
 
 View = Callable[..., HttpResponse]
 
 
-def with_csp(view: View) -> View:
-    """Add the Content-Security-Policy to the view's HTML responses."""
-
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        response = view(request, *args, **kwargs)
-        if response.get("Content-Type", "").startswith("text/html"):
-            response.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        return response
-
-    return wrapped
-
-
 def staff_page(view: View) -> View:
-    """A dashboard page: staff only (others go to the login page), with the CSP.
+    """A dashboard page: staff only (others go to the login page).
 
     A parameter the page cannot use (``params.BadParam``) is answered with a 400
     whose plain-text body says which and why; so is a NUL in the path or the query,
     which names nothing here and which PostgreSQL refuses in any query.
     """
-    return with_csp(_dependency_down_answered(staff_member_required(_bad_params_refused(view), login_url="login")))
+    return _dependency_down_answered(staff_member_required(_bad_params_refused(view), login_url="login"))
 
 
 def _dependency_down_answered(view: View) -> View:
@@ -100,20 +74,3 @@ def _refuse_nul(request: HttpRequest, path_values: dict) -> None:
         if isinstance(value, str) and "\x00" in value:
             raise BadParam(name, "must not contain NUL characters")
 
-
-def can_replay(user) -> bool:
-    return user.is_staff and user.has_perm("eventflow.replay_failedevent")
-
-
-def can_discard(user) -> bool:
-    return user.is_staff and user.has_perm("eventflow.change_failedevent")
-
-
-def can_operate(user) -> bool:
-    """Reclaim, dead-letter now, skip a backlog, pause: changing how a consumer runs."""
-    return user.is_staff and user.has_perm("eventflow.change_consumer")
-
-
-def can_edit_and_replay(user) -> bool:
-    """Correct a failed event's data and replay the copy: the engine's rule, beside its API."""
-    return may_edit_and_replay(user)

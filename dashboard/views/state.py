@@ -113,7 +113,7 @@ def _consumer_series(name: str, topics: list[str], resolution: str, span: float)
 def failed_summary() -> dict:
     counts = dict(FailedEvent.objects.values_list("status").annotate(n=Count("id")).order_by())
     statuses = [(value, label, counts.get(value, 0)) for value, label in FailedEvent.Status.choices]
-    return {"status_counts": statuses, "open_count": counts.get("failed", 0) + counts.get("failed_again", 0)}
+    return {"status_counts": statuses}
 
 
 def event(name: str) -> dict | None:

@@ -2,7 +2,6 @@
 // (No inline scripts anywhere: the Content-Security-Policy forbids them.)
 (function () {
   "use strict";
-  var MAX_TAIL_ROWS = 300;
 
   function setConnection(state, text) {
     var el = document.getElementById("conn");
@@ -55,7 +54,8 @@
     resort();
     var rows = document.getElementById("tail-rows");
     if (rows) {
-      while (rows.rows.length > MAX_TAIL_ROWS) rows.deleteRow(-1);
+      var keep = Number(rows.closest("table").dataset.keep);  // dashboard.live.TAIL_PAGE_ROWS, from the page
+      while (rows.rows.length > keep) rows.deleteRow(-1);
     }
     var failed = document.getElementById("failed-rows");
     if (failed) {

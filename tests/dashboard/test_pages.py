@@ -212,3 +212,11 @@ def test_every_page_names_its_icon_and_favicon_ico_leads_to_it(operator, orders)
     assert 'rel="icon" href="/static/dashboard/favicon.svg"' in operator.get("/").content.decode()
     response = operator.get("/favicon.ico")
     assert response.status_code == 301 and response["Location"] == "/static/dashboard/favicon.svg"
+
+
+def test_the_topic_page_tells_its_script_and_its_reader_the_tail_cap(operator, orders):
+    from dashboard.live import TAIL_PAGE_ROWS
+
+    html = operator.get("/topics/orders/").content.decode()
+    assert f'<table class="data tail" data-keep="{TAIL_PAGE_ROWS}">' in html
+    assert f"the last {TAIL_PAGE_ROWS} stay on the page" in html

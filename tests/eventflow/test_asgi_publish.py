@@ -15,6 +15,8 @@ from eventflow import asgi_publish
 from tests.eventflow.test_publish_api import *  # noqa: F403 - the same contract, through the thin path
 from tests.eventflow.test_publish_api import URL, assert_error, stored
 
+API_PREFIX = "/api/v1/"  # where URL puts the API, as the project's urls.py does
+
 
 class Answer:
     """What a test reads from a response: status, body, headers."""
@@ -36,7 +38,7 @@ class ThinClient:
 
     def __init__(self, django_client) -> None:
         self.django_client = django_client
-        self.app = asgi_publish.PublishRouter(self._not_for_us)
+        self.app = asgi_publish.PublishRouter(self._not_for_us, prefix=API_PREFIX)
 
     async def _not_for_us(self, scope, receive, send):
         raise AssertionError(f"the thin path passed on {scope['method']} {scope['path']}")
@@ -121,8 +123,21 @@ def test_it_hands_other_requests_to_the_wrapped_app():
     async def inner(scope, receive, send):
         seen.append(scope["path"])
 
-    router = asgi_publish.PublishRouter(inner)
+    router = asgi_publish.PublishRouter(inner, prefix=API_PREFIX)
     async_to_sync(router)({"type": "http", "method": "GET", "path": URL.format("orders"), "headers": []}, None, None)
     async_to_sync(router)({"type": "http", "method": "POST", "path": "/api/v1/health", "headers": []}, None, None)
 
     assert seen == [URL.format("orders"), "/api/v1/health"]
+
+
+def test_it_takes_only_the_publish_route_under_the_prefix_it_is_given():
+    seen = []
+
+    async def inner(scope, receive, send):
+        seen.append(scope["path"])
+
+    router = asgi_publish.PublishRouter(inner, prefix="/broker/")
+    async_to_sync(router)({"type": "http", "method": "POST", "path": URL.format("orders"), "headers": []}, None, None)
+
+    assert seen == [URL.format("orders")]
+    assert router.route.fullmatch("/broker/topics/orders/events")
