@@ -33,9 +33,8 @@ from eventflow import alerts, inspection, keys, monitor
 from eventflow.connection import get_redis
 from eventflow.models import FailedEvent
 
-from . import graph, listing
+from . import graph, listing, state
 from .templatetags.eventflow_ui import tail_text
-from .views import state
 
 logger = logging.getLogger(__name__)
 

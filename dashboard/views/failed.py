@@ -19,8 +19,7 @@ from django.views.decorators.http import require_POST
 from eventflow import failures
 from eventflow.models import Consumer, FailedEvent, Topic
 
-from .. import params
-from . import state
+from .. import params, state
 from .security import can_discard, can_replay, staff_page
 
 PAGE_ROWS = 50

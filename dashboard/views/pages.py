@@ -17,8 +17,7 @@ from eventflow.errors import PublishError
 from eventflow.models import Consumer, FailedEvent, Topic
 from eventflow.publishing import publish
 
-from .. import graph, params
-from . import state
+from .. import graph, params, state
 from .demo import switch_context
 from .failed import consumer_failed
 from .replays import form_context

@@ -11,12 +11,11 @@ import time
 from django.db.models import Count
 
 from eventflow import causality, history, inspection
-from eventflow.health import SEVERITY
 from eventflow.connection import get_redis
+from eventflow.health import SEVERITY
 from eventflow.models import Consumer, FailedEvent
 
-from .. import graph, params
-from . import charts
+from . import charts, graph, params
 
 TABLE_ROWS = 25  # consumers listed on the overview, the worst first (the rest: /consumers/)
 TOPIC_ROWS = 10  # busiest topics listed on the overview
