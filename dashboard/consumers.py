@@ -19,6 +19,7 @@ from django.template.loader import render_to_string
 
 from . import live
 from .failed_live import FailedWatch, consumer_failed_html, rows_html
+from .live_pages import PAGES
 
 MAX_MESSAGE_BYTES = 4096  # the browser only ever sends a small filter form (headers stripped)
 CLOSE_TOO_BIG = 1009  # RFC 6455: a message too big to process
@@ -100,15 +101,12 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         kwargs = self.scope["url_route"]["kwargs"]
-        self.page, self.name = kwargs["page"], kwargs.get("name", "")
-        if kwargs.get("stream_id"):
-            self.name = f"{self.name}/{kwargs['stream_id']}"  # an event page: "<topic>/<stream id>"
-        if user is None or not user.is_authenticated or not user.is_staff or self.page not in live.PAGES:
+        self.page = kwargs["page"]
+        if user is None or not user.is_authenticated or not user.is_staff or self.page not in PAGES:
             await self.close()  # before accept: the handshake is refused (HTTP 403)
             return
         query_string = self.scope.get("query_string", b"").decode()
-        if self.page in live.LIST_PAGES:
-            self.name = live.list_name(self.page, query_string)
+        self.name = PAGES[self.page].live_name(kwargs.get("name", ""), query_string)
         self.group = live.group_name(self.page, self.name)
         query = parse_qs(query_string)
         self.tail = TailFilter(after=(query.get("after") or [""])[0])

@@ -19,7 +19,8 @@ from django.views.decorators.http import require_POST
 from eventflow import failures
 from eventflow.models import Consumer, FailedEvent, Topic
 
-from .. import params, state
+from .. import params
+from ..live_pages import PAGES
 from .security import can_discard, can_replay, staff_page
 
 PAGE_ROWS = 50
@@ -138,17 +139,15 @@ def _table_context(request: HttpRequest, filters: dict[str, str], notice: str = 
 def failed_list(request: HttpRequest) -> HttpResponse:
     filters = read_filters(request.GET)
     context = _table_context(request, filters)
-    context.update(state.failed_summary())
+    page = PAGES["failed"]
+    context.update(page.context("") or {})
     context.update(
-        ws_path="/ws/live/failed/",
+        ws_path=page.socket_path(),
         consumers=Consumer.objects.values_list("name", flat=True),
         topics=Topic.objects.values_list("name", flat=True),
         statuses=Status.choices,
     )
-    target = request.htmx.target if request.htmx else None
-    if target in ("failed-table", "failed-summary"):
-        return render(request, f"dashboard/failed.html#{target}", context)
-    return render(request, "dashboard/failed.html", context)
+    return page.respond(request, context)
 
 
 def _row(request: HttpRequest, row: FailedEvent, error: str = "") -> HttpResponse:
