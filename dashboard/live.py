@@ -29,6 +29,7 @@ from django.utils import timezone
 from eventflow import alerts, inspection, keys, monitor
 from eventflow.connection import get_redis
 from eventflow.models import FailedEvent
+from eventflow.snapshot import Snapshot
 
 from .live_pages import PAGES
 from .templatetags.eventflow_ui import tail_text
@@ -148,14 +149,14 @@ class Bridge:
                 logger.warning("monitor: dashboard pages not rendered: database unavailable (%s)", exc)
         return messages
 
-    def _alert(self, snapshot: dict) -> None:
+    def _alert(self, snapshot: Snapshot) -> None:
         """Run the alert rules; send what is due on another thread, so a slow channel never delays a push."""
         now = time.time()
         notices = self.alerter.due(snapshot, now)
         if notices:
             self.alerting = self._alert_pool.submit(_send_alerts, notices, now)
 
-    def _fragments(self, snapshot: dict, pages: set[tuple[str, str]]) -> list[tuple[str, dict]]:
+    def _fragments(self, snapshot: Snapshot, pages: set[tuple[str, str]]) -> list[tuple[str, dict]]:
         events = sorted(p for p in pages if p[0] == "event")[:EVENT_PAGE_LIMIT]
         lists = sorted(p for p in pages if p[1] and _named_by_query(p[0]))[:LIST_PAGE_LIMIT]
         targets = {("overview", ""), ("failed", "")} | {p for p in pages if p[0] in ("topic", "consumer")}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 from urllib.parse import parse_qsl
 
 from django.http import HttpRequest, HttpResponse
@@ -19,13 +20,14 @@ from django.shortcuts import render
 from django.template.loader import render_to_string
 
 from eventflow import monitor
+from eventflow.snapshot import Snapshot
 
 from . import graph, listing, state
 
 NAME = r"(?P<name>[a-z0-9][a-z0-9._-]{0,99})/"  # a topic's or consumer's name in a socket path
 EVENT = r"(?P<name>[a-z0-9][a-z0-9._-]{0,99}/\d{1,20}-\d{1,20})/"  # "<topic>/<stream id>"
 FOCUS_LIMIT = 120  # characters of the overview's ?focus= that are read
-_UNREAD: dict = {}  # what pages not built from a snapshot are given: they never read it
+_UNREAD = cast(Snapshot, {})  # what pages not built from a snapshot are given: they never read it
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,17 +35,18 @@ class Page:
     """One live page.
 
     ``partials`` are its live regions (each partial's root ``id`` is its name),
-    built by ``build(snapshot, name)`` — None if the name is gone — where pages
-    not ``from_snapshot`` (read from the database or a stream) ignore the snapshot; ``htmx_only``
-    are further partials an htmx request may ask for alone, never pushed.
-    A page named by a path has a ``route`` pattern; a list page is named by its
-    query, which ``name_from_query`` reads as its view does.
+    built by ``build(snapshot, name)``, None if the name is gone; a page not
+    ``from_snapshot`` (built from the database or a stream) ignores the
+    snapshot. ``htmx_only`` are further partials an htmx request may ask for
+    alone, never pushed. A page named by its path has a ``route`` pattern; a
+    list page is named by its query, which ``name_from_query`` reads as its
+    view does.
     """
 
     page: str
     template: str
     partials: tuple[str, ...]
-    build: Callable[[dict, str], dict | None]
+    build: Callable[[Snapshot, str], dict | None]
     route: str = ""
     name_from_query: Callable[[str], str] | None = None
     htmx_only: tuple[str, ...] = ()
@@ -63,13 +66,13 @@ class Page:
         """A socket's page name: from its path, or for a list page from its query (unknown values dropped)."""
         return self.name_from_query(query_string) if self.name_from_query else path_name
 
-    def context(self, name: str, snapshot: dict | None = None) -> dict | None:
+    def context(self, name: str, snapshot: Snapshot | None = None) -> dict | None:
         """The live partials' context; the stored snapshot is loaded only if none is given and the page needs it."""
         if snapshot is None:
             snapshot = monitor.load_snapshot() if self.from_snapshot else _UNREAD
         return self.build(snapshot, name)
 
-    def render_partials(self, name: str, snapshot: dict | None = None, *, oob: bool = True) -> str:
+    def render_partials(self, name: str, snapshot: Snapshot | None = None, *, oob: bool = True) -> str:
         """Every live partial, rendered for an out-of-band swap (empty if the name is gone)."""
         context = self.context(name, snapshot)
         if context is None:
