@@ -21,6 +21,7 @@ from eventflow.stream_ids import id_order
 
 from . import live
 from .failed_live import FailedWatch, bulk_replays_html, consumer_failed_html, rows_html
+from .live_pages import PAGES
 from .params import BadParam
 
 MAX_MESSAGE_BYTES = 4096  # the browser only ever sends a small filter form (headers stripped)
@@ -99,19 +100,16 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         kwargs = self.scope["url_route"]["kwargs"]
-        self.page, self.name = kwargs["page"], kwargs.get("name", "")
-        if kwargs.get("stream_id"):
-            self.name = f"{self.name}/{kwargs['stream_id']}"  # an event page: "<topic>/<stream id>"
-        if user is None or not user.is_authenticated or not user.is_staff or self.page not in live.PAGES:
+        self.page = kwargs["page"]
+        if user is None or not user.is_authenticated or not user.is_staff or self.page not in PAGES:
             await self.close()  # before accept: the handshake is refused (HTTP 403)
             return
         query_string = self.scope.get("query_string", b"").decode()
-        if self.page in live.LIST_PAGES:
-            try:
-                self.name = live.list_name(self.page, query_string)
-            except BadParam:
-                await self.close()  # a query no page of the list has: refused, as the page answers 400
-                return
+        try:
+            self.name = PAGES[self.page].live_name(kwargs.get("name", ""), query_string)
+        except BadParam:
+            await self.close()  # a query no page of the list has: refused, as the page answers 400
+            return
         self.group = live.group_name(self.page, self.name)
         query = parse_qs(query_string)
         self.tail = TailFilter(after=(query.get("after") or [""])[0])

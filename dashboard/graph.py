@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import quote
 
 from eventflow.health import SEVERITY
+from eventflow.snapshot import Snapshot
 
 from . import params
 
@@ -58,7 +59,7 @@ def focus_param(value: str) -> str:
     return focus
 
 
-def topology(snapshot: dict, focus: str = "") -> dict:
+def topology(snapshot: Snapshot, focus: str = "") -> dict:
     """Nodes, groups and edges of the picture, laid out in three columns (see the module)."""
     flow = _Flow(snapshot)
     target = parse_focus(focus)
@@ -85,7 +86,7 @@ def topology(snapshot: dict, focus: str = "") -> dict:
 class _Flow:
     """The snapshot's names, rates, statuses and links, by kind."""
 
-    def __init__(self, snapshot: dict) -> None:
+    def __init__(self, snapshot: Snapshot) -> None:
         self.produce: dict[str, float] = snapshot["edges"]["produce"]
         self.consume: dict[str, float] = snapshot["edges"]["consume"]
         self.status = {c["name"]: c.get("status", "OK") for c in snapshot["consumers"]}
@@ -103,8 +104,8 @@ class _Flow:
             "topic": [t["name"] for t in snapshot["topics"]],
             "consumer": [c["name"] for c in snapshot["consumers"]],
         }
-        for topic in snapshot["topics"]:  # a topic's own rate is what is published to it
-            self.rate["topic"][topic["name"]] = max(self.rate["topic"][topic["name"]], topic.get("rate") or 0.0)
+        for info in snapshot["topics"]:  # a topic's own rate is what is published to it
+            self.rate["topic"][info["name"]] = max(self.rate["topic"][info["name"]], info.get("rate") or 0.0)
 
     def _link(self, kind_a: str, a: str, kind_b: str, b: str, rate: float) -> None:
         self.links[kind_a][a].add(b)

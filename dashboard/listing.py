@@ -9,11 +9,13 @@ live machinery (``dashboard.live``: the canonical query is the page's
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from eventflow.health import SEVERITY, Status
+from eventflow.snapshot import Snapshot
 
 from . import params
 
@@ -81,7 +83,7 @@ def _sort_key(column: str) -> Any:
     return lambda row: (float(row.get(column) or 0), row["name"])
 
 
-def _matches(row: dict, query: ListQuery) -> bool:
+def _matches(row: Mapping[str, Any], query: ListQuery) -> bool:
     if query.q and query.q.lower() not in row["name"].lower():
         return False
     if query.status == TROUBLE:
@@ -91,7 +93,7 @@ def _matches(row: dict, query: ListQuery) -> bool:
     return not query.status or row["status"] == query.status
 
 
-def page_of(rows: list[dict], query: ListQuery) -> dict:
+def page_of(rows: Sequence[Mapping[str, Any]], query: ListQuery) -> dict:
     """Filter, sort and cut one page; say how many matched and where the page is."""
     chosen = [row for row in rows if _matches(row, query)]
     column = query.sort.lstrip("-")
@@ -113,7 +115,7 @@ def page_of(rows: list[dict], query: ListQuery) -> dict:
     }
 
 
-def topic_rows(snapshot: dict) -> list[dict]:
+def topic_rows(snapshot: Snapshot) -> list[dict]:
     """One row per topic: its own figures and the worst of its consumers'."""
     by_name = {c["name"]: c for c in snapshot["consumers"]}
     rows = []
@@ -135,7 +137,7 @@ def topic_rows(snapshot: dict) -> list[dict]:
     return rows
 
 
-def consumers_page(snapshot: dict, name: str) -> dict:
+def consumers_page(snapshot: Snapshot, name: str) -> dict:
     """The live context of the consumers list named by its canonical query."""
     query = ListQuery.from_params(dict(parse_qsl(name)), CONSUMER_SORTS, CONSUMER_STATUSES)
     context = page_of(snapshot["consumers"], query)
@@ -143,7 +145,7 @@ def consumers_page(snapshot: dict, name: str) -> dict:
     return context
 
 
-def topics_page(snapshot: dict, name: str) -> dict:
+def topics_page(snapshot: Snapshot, name: str) -> dict:
     """The live context of the topics list named by its canonical query."""
     query = ListQuery.from_params(dict(parse_qsl(name)), TOPIC_SORTS, TOPIC_STATUSES)
     context = page_of(topic_rows(snapshot), query)

@@ -1,7 +1,7 @@
 """The live bridge: from monitor snapshots to rendered fragments on channel groups.
 
-One place names the channel groups, the message types and each page's live
-partials. ``Bridge.run_once()`` is one step of the ``monitor`` command: it
+One place names the channel groups and the message types (each page's live
+partials: ``dashboard.live_pages``). ``Bridge.run_once()`` is one step of the ``monitor`` command: it
 samples (through ``eventflow.monitor``), renders the partials of the pages
 someone is watching, and ``group_send``s them, already rendered, for the
 WebSocket consumers to forward. Pushes are hints: a socket gets a full
@@ -16,11 +16,8 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -32,10 +29,10 @@ from django.utils import timezone
 from eventflow import alerts, inspection, keys, monitor
 from eventflow.connection import get_redis
 from eventflow.models import FailedEvent
+from eventflow.snapshot import Snapshot
 
-from . import graph, listing
+from .live_pages import PAGES
 from .templatetags.eventflow_ui import tail_text
-from .views import state
 
 logger = logging.getLogger(__name__)
 
@@ -48,31 +45,6 @@ ROW_PUSH_LIMIT = 200  # failed-event rows pushed per step
 TAIL_LOOKBACK = 5.0  # seconds a newly watched topic's tail starts in the past
 TAIL_LIMIT = 10  # rows per topic per tail step; the rest are counted as skipped
 TAIL_PAGE_ROWS = 300  # rows a topic page keeps (eventflow.js trims the rest)
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    template: str
-    partials: tuple[str, ...]
-    build: Callable[[dict, str], dict | None]
-
-
-PAGES: dict[str, Page] = {
-    # The overview's "name" is its graph's focus ("topic:orders"), empty for the whole flow.
-    "overview": Page(
-        "dashboard/overview.html", ("headline", "topology", "topic-table", "consumer-table", "drift"), state.overview
-    ),
-    "topic": Page("dashboard/topic.html", ("topic-stats",), state.topic),
-    "consumer": Page(
-        "dashboard/consumer.html", ("consumer-health", "consumer-charts", "consumer-workers"), state.consumer
-    ),
-    "failed": Page("dashboard/failed.html", ("failed-summary",), lambda s, n: state.failed_summary()),
-    "event": Page("dashboard/event.html", ("delivery-matrix", "causal-tree"), lambda s, n: state.event(n)),
-    # A list's "name" is its canonical query (``listing.ListQuery``): the rows it shows.
-    "topics": Page("dashboard/topics.html", (listing.TOPIC_LIST,), listing.topics_page),
-    "consumers": Page("dashboard/consumers.html", (listing.CONSUMER_LIST,), listing.consumers_page),
-}
-LIST_PAGES = ("overview", "topics", "consumers")  # pages named by their query string, not a path
 EVENT_PAGE_LIMIT = 50  # open event pages whose delivery matrix is pushed each second
 LIST_PAGE_LIMIT = 50  # distinct list queries pushed each second (one render serves every tab on it)
 
@@ -92,19 +64,9 @@ def group_name(page: str, name: str = "") -> str:
     return f"ef.{page}.h{hashlib.sha1(name.encode()).hexdigest()}"
 
 
-def render_partials(page: str, name: str, snapshot: dict, *, oob: bool = True) -> str:
-    """Every live partial of a page, rendered for an out-of-band swap (empty if it has none)."""
-    spec = PAGES[page]
-    context = spec.build(snapshot, name)
-    if context is None:
-        return ""
-    context["oob"] = oob
-    return "".join(render_to_string(f"{spec.template}#{partial}", context) for partial in spec.partials)
-
-
 def snapshot_html(page: str, name: str) -> str:
     """What a socket gets when it opens: the page's live partials as they are now."""
-    return render_partials(page, name, monitor.load_snapshot())
+    return PAGES[page].render_partials(name)
 
 
 def watch(page: str, name: str) -> None:
@@ -187,21 +149,21 @@ class Bridge:
                 logger.warning("monitor: dashboard pages not rendered: database unavailable (%s)", exc)
         return messages
 
-    def _alert(self, snapshot: dict) -> None:
+    def _alert(self, snapshot: Snapshot) -> None:
         """Run the alert rules; send what is due on another thread, so a slow channel never delays a push."""
         now = time.time()
         notices = self.alerter.due(snapshot, now)
         if notices:
             self.alerting = self._alert_pool.submit(_send_alerts, notices, now)
 
-    def _fragments(self, snapshot: dict, pages: set[tuple[str, str]]) -> list[tuple[str, dict]]:
+    def _fragments(self, snapshot: Snapshot, pages: set[tuple[str, str]]) -> list[tuple[str, dict]]:
         events = sorted(p for p in pages if p[0] == "event")[:EVENT_PAGE_LIMIT]
-        lists = sorted(p for p in pages if p[0] in LIST_PAGES and p[1])[:LIST_PAGE_LIMIT]
+        lists = sorted(p for p in pages if p[1] and _named_by_query(p[0]))[:LIST_PAGE_LIMIT]
         targets = {("overview", ""), ("failed", "")} | {p for p in pages if p[0] in ("topic", "consumer")}
         targets |= set(events) | set(lists)
         messages = []
         for page, name in sorted(targets):
-            html = render_partials(page, name, snapshot)
+            html = PAGES[page].render_partials(name, snapshot)
             if html:
                 messages.append((group_name(page, name), {"type": FRAGMENTS, "html": html}))
         return messages
@@ -253,19 +215,9 @@ class Bridge:
         return [(group_name("failed"), {"type": FAILED_NEW, "count": len(fresh)})] if fresh else []
 
 
-def list_name(page: str, query_string: str) -> str:
-    """A list page's live name: its query read as the view reads it (``params.BadParam`` as there).
-
-    The overview's is its graph's focus ("topic:orders"), or empty.
-    """
-    if page == "overview":
-        return graph.focus_param(dict(parse_qsl(query_string)).get("focus", ""))
-    sorts, statuses = (
-        (listing.TOPIC_SORTS, listing.TOPIC_STATUSES)
-        if page == "topics"
-        else (listing.CONSUMER_SORTS, listing.CONSUMER_STATUSES)
-    )
-    return listing.ListQuery.from_params(dict(parse_qsl(query_string)), sorts, statuses).canonical()
+def _named_by_query(page: str) -> bool:
+    """True for a list page (named by its query); False for others and for a page no longer served."""
+    return page in PAGES and PAGES[page].name_from_query is not None
 
 
 def _send_alerts(notices: list[alerts.Notice], now: float) -> None:

@@ -1,16 +1,10 @@
-"""WebSocket routes: one socket per open dashboard page."""
+"""WebSocket routes: one socket per open dashboard page, as each page describes its own."""
 
 from __future__ import annotations
 
 from django.urls import re_path
 
 from .consumers import LiveConsumer
+from .live_pages import PAGES
 
-websocket_urlpatterns = [
-    re_path(r"^ws/live/(?P<page>overview|failed|topics|consumers)/$", LiveConsumer.as_asgi()),
-    re_path(r"^ws/live/(?P<page>topic|consumer)/(?P<name>[a-z0-9][a-z0-9._-]{0,99})/$", LiveConsumer.as_asgi()),
-    re_path(
-        r"^ws/live/(?P<page>event)/(?P<name>[a-z0-9][a-z0-9._-]{0,99})/(?P<stream_id>\d{1,20}-\d{1,20})/$",
-        LiveConsumer.as_asgi(),
-    ),
-]
+websocket_urlpatterns = [re_path(page.socket_route, LiveConsumer.as_asgi()) for page in PAGES.values()]

@@ -37,6 +37,7 @@ from . import keys, webhooks
 from .connection import get_redis
 from .health import SEVERITY
 from .models import AlertChannel, AlertRule, SentAlert
+from .snapshot import ConsumerState, Snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,9 @@ class Notice:
 # --- the rules, as pure steps --------------------------------------------------------
 
 
-def step(rule: AlertRule, state: dict, incident: Incident | None, now: float) -> tuple[Incident | None, str | None]:
+def step(
+    rule: AlertRule, state: ConsumerState, incident: Incident | None, now: float
+) -> tuple[Incident | None, str | None]:
     """Advance one rule's incident for one consumer's ``state``; return it and the kind of alert due, if any."""
     if severity(state["status"]) < severity(rule.threshold):
         if incident is not None and incident.fired is not None and rule.send_resolved:
@@ -99,7 +102,7 @@ def _reminder_due(rule: AlertRule, incident: Incident, now: float) -> bool:
     return now - (incident.sent or incident.since) >= rule.repeat_interval
 
 
-def covered(rule: AlertRule, consumers: list[dict]) -> list[dict]:
+def covered(rule: AlertRule, consumers: list[ConsumerState]) -> list[ConsumerState]:
     if rule.consumer_id is None:
         return consumers
     return [c for c in consumers if c["name"] == rule.consumer.name]
@@ -114,14 +117,14 @@ class Alerter:
     def __init__(self, monitor_id: str) -> None:
         self.monitor_id = monitor_id
 
-    def run_once(self, snapshot: dict, now: float | None = None) -> list[Notice]:
+    def run_once(self, snapshot: Snapshot, now: float | None = None) -> list[Notice]:
         """Evaluate every enabled rule and send what is due; return the notices sent (none unless leader)."""
         now = time.time() if now is None else now
         notices = self.due(snapshot, now)
         deliver_all(notices, now)
         return notices
 
-    def due(self, snapshot: dict, now: float) -> list[Notice]:
+    def due(self, snapshot: Snapshot, now: float) -> list[Notice]:
         """Advance every incident and return the alerts due now, without sending them (none unless leader).
 
         The incidents are saved before anything is sent: a crash while sending

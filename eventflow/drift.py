@@ -25,6 +25,7 @@ from typing import Any
 import redis
 
 from . import keys
+from .snapshot import Snapshot
 
 KINDS = ("silent_producer", "undeclared_group", "undeclared_stream", "no_worker")
 EVERY = 30.0  # seconds between looks at Redis's groups and streams
@@ -63,7 +64,7 @@ class Watcher:
         self._redis_findings: list[Finding] = []
         self._looked_at = 0.0
 
-    def check(self, client: redis.Redis, snapshot: dict, expected: Expectations | None = None) -> list[dict]:
+    def check(self, client: redis.Redis, snapshot: Snapshot, expected: Expectations | None = None) -> list[dict]:
         """Findings for this snapshot, as dicts; ``expected`` defaults to the producers' in the database."""
         expected = producer_expectations() if expected is None else expected
         now = snapshot["at"]
@@ -73,7 +74,7 @@ class Watcher:
         found = self.silent_producers(snapshot, expected, now) + no_workers(snapshot) + self._redis_findings
         return [asdict(f) for f in found]
 
-    def silent_producers(self, snapshot: dict, expected: Expectations, now: float) -> list[Finding]:
+    def silent_producers(self, snapshot: Snapshot, expected: Expectations, now: float) -> list[Finding]:
         totals = producer_totals(snapshot.get("counters") or {})
         found = []
         for producer, (interval, seen_at) in sorted(expected.items()):
@@ -89,7 +90,7 @@ class Watcher:
                 found.append(Finding("silent_producer", producer, explanation, f"{now - last:.0f} s"))
         return found
 
-    def redis_findings(self, client: redis.Redis, snapshot: dict) -> list[Finding]:
+    def redis_findings(self, client: redis.Redis, snapshot: Snapshot) -> list[Finding]:
         """Groups no consumer declares, and streams (from the last full walk) no topic declares."""
         declared = {t["name"]: set(t.get("consumers") or ()) for t in snapshot.get("topics") or []}
         strays = sorted(self.streams.topics - set(declared))
@@ -107,7 +108,7 @@ def producer_totals(counters: dict[str, dict[str, int]]) -> dict[str, int]:
     return totals
 
 
-def no_workers(snapshot: dict) -> list[Finding]:
+def no_workers(snapshot: Snapshot) -> list[Finding]:
     found = []
     for consumer in snapshot.get("consumers") or []:
         if not consumer.get("paused") and consumer.get("workers", 0) == 0:

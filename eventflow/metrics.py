@@ -39,6 +39,7 @@ from prometheus_client.samples import Sample
 
 from . import conf, drift, health, keys
 from .connection import get_redis
+from .snapshot import Snapshot
 
 # Exported counter -> (help, the Redis counter fields behind it, summed). "filtered" reads the
 # type-filter's "skipped" field and a "filtered" field if a later release counts one separately.
@@ -104,7 +105,7 @@ def _bearer(request: HttpRequest) -> str | None:
 # --- the exposition ----------------------------------------------------------------------
 
 
-def read_snapshot() -> tuple[dict | None, bool]:
+def read_snapshot() -> tuple[Snapshot | None, bool]:
     """The stored snapshot (None when no monitor sampled within its TTL) and whether Redis answered.
 
     Unlike ``monitor.load_snapshot`` this never samples Redis itself: a scrape
@@ -140,7 +141,7 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
 class SnapshotCollector:
     """A prometheus_client collector over one monitor snapshot (or none)."""
 
-    def __init__(self, snapshot: dict | None, redis_up: bool, now: float) -> None:
+    def __init__(self, snapshot: Snapshot | None, redis_up: bool, now: float) -> None:
         self.snapshot = snapshot
         self.redis_up = redis_up
         self.now = now
@@ -187,7 +188,7 @@ def _gauges(name: str, documentation: str) -> _Series:
     return _Series(GaugeMetricFamily(name, documentation))
 
 
-def topic_metrics(snapshot: dict) -> Iterator[Metric]:
+def topic_metrics(snapshot: Snapshot) -> Iterator[Metric]:
     """Events accepted per topic (per producer too would add a series per producer and topic to every scrape)."""
     counters = snapshot.get("counters") or {}
     published = _counter("eventflow_events_published", "Events accepted into the topic.")
@@ -197,7 +198,7 @@ def topic_metrics(snapshot: dict) -> Iterator[Metric]:
     yield published.metric
 
 
-def lane_metrics(snapshot: dict) -> Iterator[Metric]:
+def lane_metrics(snapshot: Snapshot) -> Iterator[Metric]:
     """Per consumer and topic: the outcome counters and the backlog gauges."""
     totals = _lane_totals(snapshot.get("counters") or {})
     counters = [(_counter(f"eventflow_consumer_{n}_total", h), sources) for n, (h, sources) in LANE_COUNTERS.items()]
@@ -228,7 +229,7 @@ def _lane_totals(counters: dict[str, dict[str, int]]) -> dict[tuple[str, str], d
     return totals
 
 
-def consumer_metrics(snapshot: dict) -> Iterator[Metric]:
+def consumer_metrics(snapshot: Snapshot) -> Iterator[Metric]:
     """Per consumer: health (one series per status), live workers, open failed events, paused."""
     status = _gauges("eventflow_consumer_health", "1 for the consumer's current health status, 0 for the others.")
     workers = _gauges("eventflow_workers_online", "Live workers running the consumer.")
@@ -245,7 +246,7 @@ def consumer_metrics(snapshot: dict) -> Iterator[Metric]:
     yield from (status.metric, workers.metric, failed.metric, paused.metric)
 
 
-def drift_metric(snapshot: dict) -> Metric:
+def drift_metric(snapshot: Snapshot) -> Metric:
     """Declared-versus-observed findings per kind (``eventflow.drift``), 0 for the kinds with none."""
     series = _gauges("eventflow_drift_findings", "Findings where the running system and its configuration disagree.")
     counts = dict.fromkeys(drift.KINDS, 0)

@@ -3,13 +3,9 @@
 One ``Monitor.step()`` reads every topic's counters and consumer groups, every
 lane's oldest pending event and retry schedule, and the live worker
 heartbeats, in a few pipelined round trips; it turns the readings into rates
-and health (``eventflow.health``) and returns a *snapshot*, a plain JSON-able
-dict that it also stores in Redis for web processes to render:
-
-    {"at", "live", "totals": {...}, "topics": [...], "producers": [...],
-     "consumers": [...], "edges": {"produce": {"shop|orders": 3.0},
-     "consume": {"orders|billing": 3.0}}, "workers": [...],
-     "lanes": [{"topic", "consumer", "lag", ...}], "counters": {topic: {field: n}}}
+and health (``eventflow.health``) and returns a *snapshot*
+(``eventflow.snapshot.Snapshot``, typed records that are plain JSON), which it
+also stores in Redis for web processes to render.
 
 Readings are also appended to per-topic history streams (``eventflow.history``:
 one entry per second for the last minutes, one per minute for the last day), so
@@ -35,6 +31,7 @@ from django.db.models import Count
 from . import conf, drift, health, history, keys
 from .connection import get_redis
 from .database import close_connection, drop_broken_connections
+from .snapshot import ConsumerState, DatabaseState, LaneState, Snapshot, TopicState, Totals, WorkerState
 from .status import broker_status
 
 logger = logging.getLogger(__name__)
@@ -240,7 +237,7 @@ class Monitor:
         self._broker: dict = {}
         self._broker_at = 0.0
         self._seeded = False
-        self.database = {"status": "ok", "error": ""}  # what the last database read found
+        self.database: DatabaseState = {"status": "ok", "error": ""}  # what the last database read found
         self._failed: dict[str, int] = {}
         self._expected: drift.Expectations = {}
         self._totals: deque[tuple[float, int, int]] = deque()  # (at, published, handled) for smoothing
@@ -298,7 +295,7 @@ class Monitor:
             return True
         return False
 
-    def step(self, *, store: bool = True) -> dict:
+    def step(self, *, store: bool = True) -> Snapshot:
         """Sample once, compute rates and health, store history and the snapshot."""
         client = get_redis()
         flow = self.flow()
@@ -309,7 +306,7 @@ class Monitor:
         reading = read(client, flow)
         snapshot = build_snapshot(flow, reading, self._previous, self.tracker, self._sparks, failed=self.failed())
         snapshot["broker"] = self.broker(client)
-        snapshot["database"] = dict(self.database)
+        snapshot["database"] = self.database.copy()
         smooth_totals(snapshot["totals"], reading, self._totals)
         # Declared versus observed (eventflow.drift), with the last expectations while the database is down.
         snapshot["drift"] = self.drift.check(client, snapshot, self.producer_expectations())
@@ -342,7 +339,7 @@ def restore_clocks(client: redis.Redis, tracker: health.Tracker) -> None:
         tracker.restore(name.decode(), clock.get("backlog_since"), clock.get("last_ack_at"), clock.get("at", 0.0))
 
 
-def smooth_totals(totals: dict, reading: Reading, memory: deque) -> None:
+def smooth_totals(totals: Totals, reading: Reading, memory: deque) -> None:
     """Add headline rates averaged over the last ``SMOOTH_SECONDS`` (sample to sample they jump).
 
     ``published_rate_smoothed`` and ``acked_rate_smoothed`` (handled, not
@@ -360,12 +357,12 @@ def smooth_totals(totals: dict, reading: Reading, memory: deque) -> None:
     totals["acked_rate_smoothed"] = _rate(handled, handled_then, elapsed)
 
 
-def store_snapshot(client: redis.Redis, snapshot: dict) -> None:
+def store_snapshot(client: redis.Redis, snapshot: Snapshot) -> None:
     client.set(keys.monitor_snapshot(), orjson.dumps(snapshot), ex=setting("SNAPSHOT_TTL"))
     client.set(keys.monitor_sampled_at(), snapshot["at"])
 
 
-def load_snapshot() -> dict:
+def load_snapshot() -> Snapshot:
     """The running monitor's latest snapshot, or a one-off sample if none is current."""
     raw = get_redis().get(keys.monitor_snapshot())
     if raw:
@@ -383,7 +380,7 @@ def build_snapshot(
     tracker: health.Tracker,
     sparks: dict[str, deque],
     failed: dict[str, int] | None = None,
-) -> dict:
+) -> Snapshot:
     elapsed = reading.at - previous.at if previous is not None else 0.0
     produce, consume = _edge_rates(flow, reading, previous, elapsed)
     failed = failed_counts() if failed is None else failed
@@ -439,7 +436,7 @@ def _edge_rates(flow: Flow, reading: Reading, previous: Reading | None, elapsed:
     return produce, consume
 
 
-def _topic_state(flow: Flow, name: str, active: bool, reading: Reading, produce: dict) -> dict:
+def _topic_state(flow: Flow, name: str, active: bool, reading: Reading, produce: dict) -> TopicState:
     return {
         "name": name,
         "active": active,
@@ -453,7 +450,7 @@ def _topic_state(flow: Flow, name: str, active: bool, reading: Reading, produce:
 
 def _consumer_state(
     config: ConsumerConfig, reading: Reading, consume: dict, tracker: health.Tracker, sparks: dict, failed: int
-) -> dict:
+) -> ConsumerState:
     lanes = [reading.lanes[(t, config.name)] for t in config.topics if (t, config.name) in reading.lanes]
     lag, pending = sum(x.lag for x in lanes), sum(x.pending for x in lanes)
     retrying = sum(x.retrying for x in lanes)
@@ -499,7 +496,7 @@ def _consumer_state(
     }
 
 
-def _lane_state(topic: str, consumer: str, lane: Lane) -> dict:
+def _lane_state(topic: str, consumer: str, lane: Lane) -> LaneState:
     return {
         "topic": topic,
         "consumer": consumer,
@@ -510,7 +507,7 @@ def _lane_state(topic: str, consumer: str, lane: Lane) -> dict:
     }
 
 
-def _worker_state(document: dict, now: float) -> dict:
+def _worker_state(document: dict, now: float) -> WorkerState:
     return {
         "id": document.get("id", ""),
         "host": document.get("host", ""),

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from ..live_pages import PAGES
 from . import loadgen, wsclient
 from .procstat import rss
 from .sandbox import Sandbox
@@ -90,7 +91,8 @@ def _sample(pids: dict[str, int], seconds: float) -> dict[str, list[int]]:
 
 async def _hold_sockets(stack: LiveStack, headers: dict[str, str], seconds: float) -> None:
     """Dashboard tabs open through the soak: the overview and the topic's live tail."""
-    paths = ["/ws/live/overview/"] * OVERVIEW_SOCKETS + [f"/ws/live/topic/{stack.topic.name}/"] * TOPIC_SOCKETS
+    overview, tail = PAGES["overview"].socket_path(), PAGES["topic"].socket_path(stack.topic.name)
+    paths = [overview] * OVERVIEW_SOCKETS + [tail] * TOPIC_SOCKETS
     sockets = await asyncio.gather(*(wsclient.connect(stack.port, p, headers) for p in paths))
     try:
         deadline = time.monotonic() + seconds

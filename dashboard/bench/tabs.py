@@ -19,6 +19,7 @@ import math
 import time
 from typing import Any
 
+from ..live_pages import PAGES
 from . import browser, wsclient
 from .latency import percentile
 from .procstat import CpuMeter
@@ -34,7 +35,7 @@ TAIL_ROW = ("dashboard_tabs_tail", "100 topic tabs (live tail) open at 5,000 ev/
 RATE = 5_000.0
 TABS = 100
 RETRY_WAVE = 10
-OVERVIEW = "/ws/live/overview/"
+OVERVIEW = PAGES["overview"].socket_path()
 SHARED = "2 cores shared by the publisher, Redis, daphne, the monitor, a worker and the clients"
 
 
@@ -43,7 +44,7 @@ def measure(stack: LiveStack, plan: Any) -> list[Row]:
     try:
         rows = [_browser_row(stack, plan), _tabs_row(stack, plan, ROWS[1], OVERVIEW, "the overview socket")]
         if not plan.quick:  # the heavier case, for the record: every tab tails the busy topic
-            tail = f"/ws/live/topic/{stack.topic.name}/"
+            tail = PAGES["topic"].socket_path(stack.topic.name)
             rows.append(_tabs_row(stack, plan, TAIL_ROW, tail, "the topic page's socket (live tail)"))
         return rows
     finally:

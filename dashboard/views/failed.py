@@ -19,7 +19,7 @@ from eventflow.replay_api import MAX_REASON
 
 from .. import params
 from ..failed_rows import bulk_replays, filter_query, matching, newest, page_of, read_filters
-from . import state
+from ..live_pages import PAGES
 from .security import can_discard, can_edit_and_replay, can_replay, staff_page
 
 Status = FailedEvent.Status
@@ -45,18 +45,16 @@ def _table_context(request: HttpRequest, filters: dict[str, str], notice: str = 
 def failed_list(request: HttpRequest) -> HttpResponse:
     filters = read_filters(request.GET)
     context = _table_context(request, filters)
-    context.update(state.failed_summary())
+    page = PAGES["failed"]
+    context.update(page.context("") or {})
     context.update(bulk_replays(request.user))
     context.update(
-        ws_path="/ws/live/failed/",
+        ws_path=page.socket_path(),
         consumers=Consumer.objects.values_list("name", flat=True),
         topics=Topic.objects.values_list("name", flat=True),
         statuses=Status.choices,
     )
-    target = request.htmx.target if request.htmx else None
-    if target in ("failed-table", "failed-summary"):
-        return render(request, f"dashboard/failed.html#{target}", context)
-    return render(request, "dashboard/failed.html", context)
+    return page.respond(request, context)
 
 
 def _row(request: HttpRequest, row: FailedEvent, error: str = "") -> HttpResponse:

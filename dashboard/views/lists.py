@@ -5,11 +5,9 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from eventflow import monitor
 from eventflow.models import Consumer, FailedEvent, Producer, Topic
 
-from .. import listing
-from .pages import render_region
+from ..live_pages import PAGES, Page
 from .security import staff_page
 
 SEARCH_ROWS = 8  # matches shown per kind in the header's search
@@ -17,24 +15,20 @@ SEARCH_ROWS = 8  # matches shown per kind in the header's search
 
 @staff_page
 def consumers_index(request: HttpRequest) -> HttpResponse:
-    query = listing.ListQuery.from_params(request.GET, listing.CONSUMER_SORTS, listing.CONSUMER_STATUSES)
-    context = listing.consumers_page(monitor.load_snapshot(), query.canonical())
-    context["ws_path"] = _socket_path("consumers", query)
-    return render_region(request, "dashboard/consumers.html", context, (listing.CONSUMER_LIST,))
+    return _list_page(request, PAGES["consumers"])
 
 
 @staff_page
 def topics_index(request: HttpRequest) -> HttpResponse:
-    query = listing.ListQuery.from_params(request.GET, listing.TOPIC_SORTS, listing.TOPIC_STATUSES)
-    context = listing.topics_page(monitor.load_snapshot(), query.canonical())
-    context["ws_path"] = _socket_path("topics", query)
-    return render_region(request, "dashboard/topics.html", context, (listing.TOPIC_LIST,))
+    return _list_page(request, PAGES["topics"])
 
 
-def _socket_path(page: str, query: listing.ListQuery) -> str:
-    """The list's socket: its query names the rows the monitor pushes to it."""
-    canonical = query.canonical()
-    return f"/ws/live/{page}/" + (f"?{canonical}" if canonical else "")
+def _list_page(request: HttpRequest, page: Page) -> HttpResponse:
+    """A list named by its canonical query: the rows the monitor pushes to its socket."""
+    canonical = page.live_name("", request.META.get("QUERY_STRING", ""))
+    context = page.context(canonical) or {}
+    context["ws_path"] = page.socket_path(query=canonical)
+    return page.respond(request, context)
 
 
 def find(text: str, limit: int = SEARCH_ROWS) -> dict:

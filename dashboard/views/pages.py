@@ -11,15 +11,15 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
 
-from eventflow import inspection, keys, monitor, topics
+from eventflow import inspection, keys, topics
 from eventflow.connection import get_redis
 from eventflow.errors import PublishError
 from eventflow.models import Consumer, FailedEvent, FailedEventEdit, Topic
 from eventflow.publishing import publish
 
-from .. import graph, params
+from .. import params
 from ..failed_rows import consumer_failed
-from . import state
+from ..live_pages import PAGES
 from .demo import switch_context
 from .replays import form_context
 from .security import can_edit_and_replay, staff_page
@@ -29,38 +29,31 @@ TAIL_ROWS = 50  # rows a topic page starts with (the live tail keeps at most a f
 BROWSE_ROWS = 25
 
 
-def render_region(request: HttpRequest, template: str, context: dict, partials: tuple[str, ...]) -> HttpResponse:
-    """The whole page, or only the partial an htmx request targets (its id is its name)."""
-    target = request.htmx.target if request.htmx else None
-    if target in partials:
-        return render(request, f"{template}#{target}", context)
-    return render(request, template, context)
-
-
 @staff_page
 def overview(request: HttpRequest) -> HttpResponse:
-    focus = graph.focus_param(str(request.GET.get("focus", "")))
-    context = state.overview(monitor.load_snapshot(), focus)
-    context["ws_path"] = "/ws/live/overview/" + (f"?{urlencode({'focus': focus})}" if focus else "")
-    partials = ("headline", "topology", "topic-table", "consumer-table", "drift")
-    return render_region(request, "dashboard/overview.html", context, partials)
+    page = PAGES["overview"]
+    focus = page.live_name("", request.META.get("QUERY_STRING", ""))
+    context = page.context(focus) or {}
+    context["ws_path"] = page.socket_path(query=urlencode({"focus": focus}) if focus else "")
+    return page.respond(request, context)
 
 
 @staff_page
 def topic_page(request: HttpRequest, name: str) -> HttpResponse:
     topic = get_object_or_404(Topic, name=name)
-    context = state.topic(monitor.load_snapshot(), name) or {"topic": {"name": name}}
+    page = PAGES["topic"]
+    context = page.context(name) or {"topic": {"name": name}}
     tail = _first_tail(name)
     newest = tail[0]["stream_id"] if tail else "0-0"
     context.update(
         topic_name=name,
         topic_obj=topic,
-        ws_path=f"/ws/live/topic/{name}/?after={newest}",
+        ws_path=page.socket_path(name, query=f"after={newest}"),
         tail=tail,
         browse=_browse(name, request.GET),
         publish=_publish_form({}),
     )
-    return render_region(request, "dashboard/topic.html", context, ("topic-stats", "browse"))
+    return page.respond(request, context)
 
 
 def _first_tail(topic: str) -> list[dict]:
@@ -156,15 +149,16 @@ def event_detail(request: HttpRequest, name: str, stream_id: str) -> HttpRespons
         stream_id = params.stream_id(stream_id, "stream id")
     except params.BadParam as exc:  # a path no event can have: not found, as for any other path
         raise Http404(str(exc)) from None
-    context = state.event(f"{name}/{stream_id}")
+    page, page_name = PAGES["event"], f"{name}/{stream_id}"
+    context = page.context(page_name)
     if context is None:
         raise Http404("this event is no longer in the stream")
-    context["ws_path"] = f"/ws/live/event/{name}/{stream_id}/"
+    context["ws_path"] = page.socket_path(page_name)
     event_id = str(context["event"].get("id", ""))
     context["failed_rows"] = _failed_deliveries(name, event_id)
     context["edits"] = _edits(name, event_id)
     context["can_edit"] = can_edit_and_replay(request.user)
-    return render_region(request, "dashboard/event.html", context, ("delivery-matrix", "causal-tree"))
+    return page.respond(request, context)
 
 
 def _edits(topic: str, event_id: str) -> list[FailedEventEdit]:
@@ -182,10 +176,10 @@ def _failed_deliveries(topic: str, event_id: str) -> list[FailedEvent]:
 @staff_page
 def consumer_page(request: HttpRequest, name: str) -> HttpResponse:
     consumer = get_object_or_404(Consumer.objects.prefetch_related("topics"), name=name)
-    context = state.consumer(monitor.load_snapshot(), name) or {}
+    page = PAGES["consumer"]
+    context = page.context(name) or {}
     context.update(form_context(consumer, {}))
     context.update(stuck_context(consumer, request.user))
-    context.update(consumer_name=name, consumer_obj=consumer, ws_path=f"/ws/live/consumer/{name}/")
+    context.update(consumer_name=name, consumer_obj=consumer, ws_path=page.socket_path(name))
     context.update(consumer_failed(name, request.user), **switch_context(consumer.handler))
-    partials = ("consumer-health", "consumer-charts", "consumer-workers", "consumer-failed")
-    return render_region(request, "dashboard/consumer.html", context, partials)
+    return page.respond(request, context)

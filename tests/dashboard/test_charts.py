@@ -39,7 +39,7 @@ def test_labels_sit_where_the_layout_puts_them_whatever_the_rates():
 def test_a_chart_gives_its_values_on_hover_in_at_most_sixty_slices():
     import time
 
-    from dashboard.views import charts
+    from dashboard import charts
 
     now = time.time()
     series = [(now - 300 + i, float(i % 7)) for i in range(300)]
@@ -54,6 +54,6 @@ def test_a_chart_gives_its_values_on_hover_in_at_most_sixty_slices():
 
 
 def test_a_chart_without_readings_has_nothing_to_hover():
-    from dashboard.views import charts
+    from dashboard import charts
 
     assert charts.line_chart([], 300.0)["hovers"] == []

@@ -9,6 +9,7 @@ from django.conf import settings
 
 from dashboard import live
 from dashboard.asgi import application
+from dashboard.live_pages import PAGES
 from eventflow.models import FailedEvent
 from eventflow.publishing import publish
 from tests.helpers import subscribe
@@ -38,32 +39,32 @@ def connect(path: str, headers: list) -> bool:
 
 
 def test_an_anonymous_socket_is_refused(transactional_db):
-    assert connect("/ws/live/overview/", [ORIGIN]) is False
+    assert connect(PAGES["overview"].socket_path(), [ORIGIN]) is False
 
 
 def test_a_non_staff_socket_is_refused(transactional_db, client, django_user_model):
     user = django_user_model.objects.create_user("guest", password="pw-12345678")
-    assert connect("/ws/live/overview/", session_headers(client, user)) is False
+    assert connect(PAGES["overview"].socket_path(), session_headers(client, user)) is False
 
 
 def test_a_socket_from_a_foreign_origin_is_refused(transactional_db, client, staff_user):
     headers = session_headers(client, staff_user)
     headers[0] = (b"origin", b"https://evil.example")
-    assert connect("/ws/live/overview/", headers) is False
+    assert connect(PAGES["overview"].socket_path(), headers) is False
 
 
 def test_a_staff_socket_gets_the_pages_live_partials_on_connect(transactional_db, client, staff_user, orders, billing):
     headers = session_headers(client, staff_user)
 
     async def scenario() -> str:
-        socket, connected = await _open("/ws/live/overview/", headers)
+        socket, connected = await _open(PAGES["overview"].socket_path(), headers)
         assert connected
         snapshot = await socket.receive_from(timeout=5)
         await socket.disconnect()
         return snapshot
 
     html = async_to_sync(scenario)()
-    partials = live.PAGES["overview"].partials
+    partials = PAGES["overview"].partials
     for partial in partials:
         assert f'id="{partial}"' in html
     assert html.count('hx-swap-oob="true"') == len(partials)
@@ -76,7 +77,7 @@ def test_updates_pushed_by_the_monitor_arrive(transactional_db, client, staff_us
     bridge = live.Bridge()
 
     async def scenario() -> str:
-        socket, _ = await _open("/ws/live/overview/", headers)
+        socket, _ = await _open(PAGES["overview"].socket_path(), headers)
         await socket.receive_from(timeout=5)  # the snapshot
         await sync_to_async(publish)("orders", {"n": 1}, type="order.created")
         await bridge.run_once()
@@ -94,7 +95,7 @@ def test_the_tail_pushes_new_events_filtered_per_socket(transactional_db, client
     bridge = live.Bridge()
 
     async def scenario() -> list[str]:
-        socket, _ = await _open("/ws/live/topic/orders/", headers)
+        socket, _ = await _open(PAGES["topic"].socket_path("orders"), headers)
         await socket.receive_from(timeout=5)
         await socket.send_to(text_data='{"tail-type": "order.paid"}')
         await socket.receive_from(timeout=5)  # the tail status
@@ -120,7 +121,7 @@ def test_an_oversized_message_closes_the_socket(transactional_db, client, staff_
     headers = session_headers(client, staff_user)
 
     async def scenario() -> dict:
-        socket, _ = await _open("/ws/live/topic/orders/", headers)
+        socket, _ = await _open(PAGES["topic"].socket_path("orders"), headers)
         await socket.receive_from(timeout=5)
         await socket.send_to(text_data="x" * 10_000)
         closed = await socket.receive_output(timeout=5)
@@ -209,7 +210,7 @@ def test_a_newly_watched_tail_catches_events_published_while_the_page_loaded(
     bridge = live.Bridge()
 
     async def scenario() -> str:
-        socket, _ = await _open(f"/ws/live/topic/orders/?after={rendered}", headers)
+        socket, _ = await _open(PAGES["topic"].socket_path("orders", query=f"after={rendered}"), headers)
         await socket.receive_from(timeout=5)
         await sync_to_async(publish)("orders", {"n": 2}, type="published.meanwhile")
         bridge._next_sample = float("inf")
@@ -237,7 +238,7 @@ def test_an_open_event_page_gets_its_delivery_matrix_pushed_as_it_changes(
     bridge = live.Bridge()
 
     async def scenario() -> tuple[str, str]:
-        socket, connected = await _open(f"/ws/live/event/orders/{sid}/", headers)
+        socket, connected = await _open(PAGES["event"].socket_path(f"orders/{sid}"), headers)
         assert connected
         snapshot = await socket.receive_from(timeout=5)
         await sync_to_async(take)("orders", "billing")  # a worker holds it now
@@ -273,7 +274,7 @@ def test_resuming_a_paused_tail_fills_in_what_was_published_meanwhile(transactio
     bridge = live.Bridge()
 
     async def scenario() -> tuple[str, str, str]:
-        socket, _ = await _open("/ws/live/topic/orders/", headers)
+        socket, _ = await _open(PAGES["topic"].socket_path("orders"), headers)
         await bridge.run_once()  # sets the tail cursor
         await _drain(socket)
         await socket.send_to(text_data='{"tail-paused": "on"}')
@@ -307,7 +308,7 @@ def test_a_resumed_tail_says_how_many_events_it_could_not_fill_in(
     bridge = live.Bridge()
 
     async def scenario() -> str:
-        socket, _ = await _open("/ws/live/topic/orders/", headers)
+        socket, _ = await _open(PAGES["topic"].socket_path("orders"), headers)
         await bridge.run_once()
         await _drain(socket)
         await socket.send_to(text_data='{"tail-paused": "on"}')
@@ -360,7 +361,7 @@ def test_new_failures_matching_the_pages_filter_are_pushed_to_the_top_of_its_tab
     bridge = live.Bridge()
 
     async def scenario() -> str:
-        socket, _ = await _open("/ws/live/failed/", headers)
+        socket, _ = await _open(PAGES["failed"].socket_path(), headers)
         await socket.receive_from(timeout=5)
         newest = f"{shown.last_failed_at.isoformat()}|{shown.pk}"
         await socket.send_to(text_data=_watch_form(consumer="billing", newest=newest))
@@ -387,8 +388,8 @@ def test_an_older_page_or_a_burst_gets_a_notice_that_loads_the_new_rows(
     bridge = live.Bridge()
 
     async def scenario() -> tuple[str, str]:
-        paged, _ = await _open("/ws/live/failed/", headers)
-        newest, _ = await _open("/ws/live/failed/", headers)
+        paged, _ = await _open(PAGES["failed"].socket_path(), headers)
+        newest, _ = await _open(PAGES["failed"].socket_path(), headers)
         for socket in (paged, newest):
             await socket.receive_from(timeout=5)
         await paged.send_to(text_data=_watch_form(paged="1", newest="2000-01-01T00:00:00+00:00|0"))

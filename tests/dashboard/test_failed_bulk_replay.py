@@ -9,6 +9,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 
 from dashboard import live
 from dashboard.failed_live import bulk_replays_html
+from dashboard.live_pages import PAGES
 from eventflow import keys, replays
 from eventflow.connection import get_redis
 from eventflow.models import Consumer, FailedEvent, Replay
@@ -148,7 +149,7 @@ def test_the_failed_pages_socket_gets_bulk_replay_progress_on_connect_and_as_it_
     bridge = live.Bridge()
 
     async def scenario() -> tuple[str, str]:
-        socket, _ = await _open("/ws/live/failed/", headers)
+        socket, _ = await _open(PAGES["failed"].socket_path(), headers)
         on_connect = await socket.receive_from(timeout=5)
         await sync_to_async(get_redis().hincrby)(keys.replay_progress(orders.stream_name, job.pk), "handled", 1)
         await bridge.run_once()

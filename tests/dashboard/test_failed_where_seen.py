@@ -7,6 +7,7 @@ from asgiref.sync import async_to_sync
 from django.core.exceptions import ValidationError
 
 from dashboard.failed_live import consumer_failed_html
+from dashboard.live_pages import PAGES
 from eventflow import keys
 from eventflow.connection import get_redis
 from eventflow.models import Consumer, FailedEvent
@@ -107,7 +108,7 @@ def test_a_socket_on_a_consumer_page_gets_its_failed_table_on_connect(
     headers = session_headers(client, staff_user)
 
     async def scenario() -> str:
-        socket, connected = await _open("/ws/live/consumer/billing/", headers)
+        socket, connected = await _open(PAGES["consumer"].socket_path("billing"), headers)
         assert connected
         html = await socket.receive_from(timeout=5)
         await socket.disconnect()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from django.utils.html import escape
+
 from dashboard import listing, live
+from dashboard.live_pages import PAGES
 from eventflow.models import FailedEvent, Topic
 from eventflow.publishing import publish
 from tests.helpers import make_consumer, subscribe
@@ -54,13 +57,14 @@ def test_it_filters_consumers_in_trouble(operator, orders, payments, billing):
 
 def test_a_list_socket_is_named_by_the_query_the_view_reads(operator, orders):
     html = operator.get("/consumers/?q=bill&sort=-rate&page=1&junk=1").content.decode()
-    assert 'ws-connect="/ws/live/consumers/?q=bill&amp;sort=-rate"' in html
-    assert live.list_name("consumers", "junk=1&sort=-rate&q=bill") == "q=bill&sort=-rate"
+    consumers = PAGES["consumers"]
+    assert f'ws-connect="{escape(consumers.socket_path(query="q=bill&sort=-rate"))}"' in html
+    assert consumers.live_name("", "junk=1&sort=-rate&q=bill") == "q=bill&sort=-rate"
     assert live.group_name("consumers", "q=bill&sort=-rate").startswith("ef.consumers.h")
 
 
 def test_a_pushed_list_renders_only_the_rows_of_its_query(orders, billing, shipping):
-    html = live.render_partials("consumers", "q=ship", {"consumers": [], "topics": []} | _snapshot())
+    html = PAGES["consumers"].render_partials("q=ship", {"consumers": [], "topics": []} | _snapshot())
     assert 'id="consumer-list" class="card" aria-label="Consumers" hx-swap-oob="true"' in html
     assert 'id="consumer-shipping"' in html and 'id="consumer-billing"' not in html
 

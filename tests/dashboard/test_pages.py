@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from dashboard.live_pages import PAGES
 from eventflow import keys
 from eventflow.connection import get_redis
 from eventflow.publishing import publish
@@ -90,7 +91,7 @@ def test_htmx_and_its_websocket_extension_are_served_by_the_project(operator, db
     # Hashed names where collectstatic ran (dashboard.static_files), the plain ones where it did not.
     assert f'src="{static("django_htmx/htmx-2.min.js")}"' in html
     assert f'src="{static("django_htmx/ext/hx-ws-2.min.js")}"' in html
-    assert 'ws-connect="/ws/live/overview/"' in html
+    assert f'ws-connect="{PAGES["overview"].socket_path()}"' in html
     assert "://cdn" not in html and "unpkg" not in html
 
 

@@ -20,6 +20,7 @@ import httpx
 import pytest
 import redis
 
+from dashboard.live_pages import PAGES
 from tests.helpers import ROOT, wait_for
 
 pytestmark = pytest.mark.processes
@@ -167,7 +168,7 @@ def assert_sockets_check_origin_and_session(url: str, session: str) -> None:
     from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
 
-    socket_url = url.replace("http://", "ws://") + "/ws/live/overview/"
+    socket_url = url.replace("http://", "ws://") + PAGES["overview"].socket_path()
     for origin, cookie in (("http://evil.example", f"sessionid={session}"), (url, "")):
         with pytest.raises(InvalidStatus) as refused:
             connect(socket_url, origin=origin, additional_headers={"Cookie": cookie}, open_timeout=10)

@@ -22,23 +22,11 @@ from django.conf import settings
 
 from dashboard.asgi import application
 from dashboard.consumers import CLOSE_TOO_BIG_PRIVATE, MAX_MESSAGE_BYTES
+from dashboard.live_pages import PAGES
 
 # Every socket route's pattern, with a path it serves (test_deployment checks that none is missing).
-SOCKET_PATHS = {
-    r"^ws/live/(?P<page>overview|failed|topics|consumers)/$": [
-        "/ws/live/overview/",
-        "/ws/live/failed/",
-        "/ws/live/topics/",
-        "/ws/live/consumers/",
-    ],
-    r"^ws/live/(?P<page>topic|consumer)/(?P<name>[a-z0-9][a-z0-9._-]{0,99})/$": [
-        "/ws/live/topic/orders/",
-        "/ws/live/consumer/billing/",
-    ],
-    r"^ws/live/(?P<page>event)/(?P<name>[a-z0-9][a-z0-9._-]{0,99})/(?P<stream_id>\d{1,20}-\d{1,20})/$": [
-        "/ws/live/event/orders/1-0/",
-    ],
-}
+SAMPLE_NAMES = {"topic": "orders", "consumer": "billing", "event": "orders/1-0"}  # pages named by their path
+SOCKET_PATHS = {page.socket_route: [page.socket_path(SAMPLE_NAMES.get(page.page, ""))] for page in PAGES.values()}
 PATHS = [path for paths in SOCKET_PATHS.values() for path in paths]
 GOOD_ORIGIN = b"http://localhost"
 
@@ -90,7 +78,9 @@ def test_a_staff_session_from_the_site_itself_is_accepted(staff_cookie, path):
 def test_an_oversize_or_binary_message_closes_the_socket(staff_cookie, message):
     async def attempt() -> dict:
         socket = WebsocketCommunicator(
-            application, "/ws/live/topic/orders/", headers=[(b"origin", GOOD_ORIGIN), (b"cookie", staff_cookie)]
+            application,
+            PAGES["topic"].socket_path("orders"),
+            headers=[(b"origin", GOOD_ORIGIN), (b"cookie", staff_cookie)],
         )
         connected, _ = await socket.connect(timeout=5)
         assert connected
@@ -106,7 +96,11 @@ def test_an_oversize_or_binary_message_closes_the_socket(staff_cookie, message):
 
 @pytest.mark.parametrize(
     "path",
-    ["/ws/live/consumers/?sort=nonsense", "/ws/live/topics/?page=%C2%B2", "/ws/live/overview/?focus=planet:mars"],
+    [
+        PAGES["consumers"].socket_path(query="sort=nonsense"),
+        PAGES["topics"].socket_path(query="page=%C2%B2"),
+        PAGES["overview"].socket_path(query="focus=planet:mars"),
+    ],
 )
 def test_a_list_socket_whose_query_the_page_would_refuse_is_refused(staff_cookie, path):
     assert handshake(path, GOOD_ORIGIN, staff_cookie) is False
@@ -123,7 +117,7 @@ def close_code_after(base_url: str, cookie: bytes, opcode: int, payload: bytes) 
         key = base64.b64encode(os.urandom(16)).decode()
         conn.sendall(
             (
-                f"GET /ws/live/topic/orders/ HTTP/1.1\r\nHost: localhost:{port}\r\nUpgrade: websocket\r\n"
+                f"GET {PAGES['topic'].socket_path('orders')} HTTP/1.1\r\nHost: localhost:{port}\r\nUpgrade: websocket\r\n"
                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
                 f"Origin: http://localhost\r\nCookie: {cookie.decode()}\r\n\r\n"
             ).encode()
@@ -173,7 +167,7 @@ def test_under_the_product_server_an_oversize_or_binary_message_closes_with_1009
     from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect
 
-    url = product_server.replace("http://", "ws://") + "/ws/live/topic/orders/"
+    url = product_server.replace("http://", "ws://") + PAGES["topic"].socket_path("orders")
     headers = {"Origin": "http://localhost", "Cookie": staff_cookie.decode()}
     with connect(url, additional_headers=headers, open_timeout=10) as socket_:
         socket_.recv(timeout=10)  # the page's snapshot
@@ -191,7 +185,7 @@ def test_an_event_socket_for_a_stream_id_redis_cannot_hold_gets_a_snapshot_not_a
 
     async def attempt() -> str:
         headers = [(b"origin", GOOD_ORIGIN), (b"cookie", staff_cookie)]
-        socket = WebsocketCommunicator(application, f"/ws/live/event/orders/{stream_id}/", headers=headers)
+        socket = WebsocketCommunicator(application, PAGES["event"].socket_path(f"orders/{stream_id}"), headers=headers)
         connected, _ = await socket.connect(timeout=5)
         assert connected
         snapshot = await socket.receive_from(timeout=5)

@@ -11,12 +11,12 @@ import time
 from django.db.models import Count
 
 from eventflow import causality, history, inspection, replays
-from eventflow.health import SEVERITY
 from eventflow.connection import get_redis
+from eventflow.health import SEVERITY
 from eventflow.models import Consumer, FailedEvent
+from eventflow.snapshot import Snapshot, consumer_named, topic_named
 
-from .. import graph, params
-from . import charts
+from . import charts, graph, params
 
 TABLE_ROWS = 25  # consumers listed on the overview, the worst first (the rest: /consumers/)
 TOPIC_ROWS = 10  # busiest topics listed on the overview
@@ -27,26 +27,32 @@ RANGES = (("5m", "last 5 minutes", "s", RATE_SPAN), ("1h", "last hour", "m", HOU
 CAUSAL_TREE_EVENTS = 30  # events drawn in an event page's causal tree (it is rebuilt every second)
 
 
-def overview(snapshot: dict, focus: str = "") -> dict:
+def overview(snapshot: Snapshot, focus: str = "") -> dict:
     """The overview's live regions; ``focus`` ("topic:orders") draws one node's neighbourhood."""
     consumers = sorted(snapshot["consumers"], key=lambda c: (SEVERITY.get(c["status"], 9), c["name"]))
-    for consumer in consumers[:TABLE_ROWS]:
-        consumer["sparkline"] = charts.sparkline(consumer.get("spark") or [])
-        consumer["severity"] = SEVERITY.get(consumer["status"], 9)  # the table sorts by it
+    # Rows of their own: the snapshot's records stay as the monitor made them (other pages read them too).
+    rows = [
+        {
+            **consumer,
+            "sparkline": charts.sparkline(consumer.get("spark") or []),
+            "severity": SEVERITY.get(consumer["status"], 9),
+        }
+        for consumer in consumers[:TABLE_ROWS]
+    ]
     return {
         "snap": snapshot,
         "totals": snapshot["totals"],
         "graph": graph.topology(snapshot, focus),
         "busiest_topics": sorted(snapshot["topics"], key=lambda t: (-t.get("rate", 0), t["name"]))[:TOPIC_ROWS],
-        "consumers": consumers[:TABLE_ROWS],
+        "consumers": rows,
         "more_consumers": max(0, len(consumers) - TABLE_ROWS),
         "stale": not snapshot.get("live"),
         "drift": snapshot.get("drift") or [],
     }
 
 
-def topic(snapshot: dict, name: str) -> dict | None:
-    info = next((t for t in snapshot["topics"] if t["name"] == name), None)
+def topic(snapshot: Snapshot, name: str) -> dict | None:
+    info = topic_named(snapshot, name)
     if info is None:
         return None
     now = time.time()
@@ -70,8 +76,8 @@ def topic(snapshot: dict, name: str) -> dict | None:
     }
 
 
-def consumer(snapshot: dict, name: str) -> dict | None:
-    info = next((c for c in snapshot["consumers"] if c["name"] == name), None)
+def consumer(snapshot: Snapshot, name: str) -> dict | None:
+    info = consumer_named(snapshot, name)
     if info is None:
         return None
     ranges = []
@@ -85,9 +91,7 @@ def consumer(snapshot: dict, name: str) -> dict | None:
                 "pending": charts.line_chart(oldest, span, unit="s"),
             }
         )
-    workers = [w for w in snapshot["workers"] if name in w["consumers"]]
-    for worker in workers:
-        worker["mine"] = worker["consumers"][name]
+    workers = [{**w, "mine": w["consumers"][name]} for w in snapshot["workers"] if name in w["consumers"]]
     return {
         "consumer": info,
         "chart_ranges": ranges,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 
 
-
 def sparkline(values: list[float], width: int = 120, height: int = 28, capacity: int = 60) -> dict:
     """Points for a small line of the last ``capacity`` values, newest at the right edge."""
     if not values:
