@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from django.db import OperationalError
 
-from dashboard import live
+from dashboard.live_pages import PAGES
 from eventflow import failures, monitor, publish
 from eventflow.worker import Worker
 from tests import handlers
@@ -55,7 +55,7 @@ def test_the_lists_mark_a_consumer_whose_handler_does_not_import(operator, broke
 
 
 def test_the_push_to_an_open_consumer_page_carries_the_import_error(broken_handler):
-    pushed = live.render_partials("consumer", "typo", sample())
+    pushed = PAGES["consumer"].render_partials("typo", sample())
 
     assert 'id="consumer-health"' in pushed and 'hx-swap-oob="true"' in pushed
     assert BROKEN in pushed
@@ -86,7 +86,7 @@ def test_dead_letters_the_database_refuses_are_shown_parked_in_redis(operator, o
 
     monkeypatch.setattr(failures, "_write_parked", database_down)
     drain(Worker(), until=lambda: True)
-    pushed = live.render_partials("consumer", "strict", sample())
+    pushed = PAGES["consumer"].render_partials("strict", sample())
 
     page = operator.get("/consumers/strict/").content.decode()
     stat = '<span class="stat-value">1</span><span class="stat-label">parked dead letters</span>'

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from dashboard import routing
 from dashboard.live_pages import PAGES
+from dashboard.params import BadParam
 
 
 def test_each_page_names_its_socket_by_its_path_or_its_query():
@@ -17,7 +20,8 @@ def test_each_page_names_its_socket_by_its_path_or_its_query():
 
 def test_a_list_page_is_named_by_its_query_and_a_path_page_by_its_path():
     assert PAGES["overview"].live_name("", "focus=topic:orders&junk=1") == "topic:orders"
-    assert PAGES["overview"].live_name("", "focus=nothing") == ""
+    with pytest.raises(BadParam):  # refused as the overview itself refuses it (a 400)
+        PAGES["overview"].live_name("", "focus=nothing")
     assert PAGES["topics"].live_name("", "sort=-rate&junk=1") == "sort=-rate"
     assert PAGES["topic"].live_name("orders", "after=1-0") == "orders"
 
