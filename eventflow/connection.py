@@ -178,6 +178,42 @@ def call_many(client: Any, commands: list[tuple]) -> list[Any]:
         pool.release(conn)
 
 
+def call_transaction(client: Any, commands: list[tuple]) -> list[Any]:
+    """Run ``commands`` in one MULTI/EXEC, in one round trip; return EXEC's replies in order.
+
+    A command that failed while the transaction ran comes back as the
+    exception object in its place. Raise if Redis refused the transaction as
+    a whole (see ``transaction_result``) or if the connection failed (then
+    none or all of it ran). Like ``call``, it never retries. A cluster client
+    takes redis-py's transaction (the commands' keys must share a slot).
+    """
+    if is_cluster(client):
+        pipe = client.pipeline(transaction=True)
+        for command in commands:
+            pipe.execute_command(*command)
+        return pipe.execute(raise_on_error=False)
+    return transaction_result(call_many(client, in_transaction(commands)))
+
+
+def in_transaction(commands: list[tuple]) -> list[tuple]:
+    """``commands`` between MULTI and EXEC, for ``call_many`` (then read the replies with ``transaction_result``)."""
+    return [("MULTI",), *commands, ("EXEC",)]
+
+
+def transaction_result(replies: list[Any]) -> list[Any]:
+    """EXEC's replies, from the replies to ``in_transaction(commands)``.
+
+    Raise if Redis refused the transaction as a whole: a command rejected
+    while queueing (e.g. out of memory), and then nothing of it ran.
+    """
+    refused = next((reply for reply in replies if isinstance(reply, Exception)), None)
+    if refused is not None:  # the queueing error says more than EXEC's EXECABORT after it
+        raise refused if isinstance(refused, redis.RedisError) else redis.RedisError(str(refused))
+    if not isinstance(replies[-1], list):
+        raise redis.RedisError("the transaction was aborted")
+    return replies[-1]
+
+
 def _packed(conn: Any, commands: Any) -> list[bytes]:
     """Commands in the Redis protocol, as one buffer (one ``sendall``).
 

@@ -24,7 +24,7 @@ import orjson
 import redis
 
 from . import keys
-from .connection import LuaScript, call, call_many, is_cluster
+from .connection import LuaScript, call, call_many, call_transaction, in_transaction, is_cluster, transaction_result
 
 logger = logging.getLogger(__name__)
 
@@ -195,32 +195,60 @@ def take(
     schedules: bool = True,
 ) -> list[Delivery]:
     """Due retries and replays from every lane's schedule, then new events: one round trip, no waiting."""
-    commands: list[tuple] = []
-    now = time.time()
-    lease_until = now + lease_seconds
-    if schedules:
-        for topic in topics:
-            lane = [keys.retry_schedule(topic, consumer), keys.retry_payloads(topic, consumer)]
-            commands.append(_CLAIM_DUE.command(lane, [now, lease_until, count]))
-    lanes = [(t,) for t in topics] if is_cluster(client) else [topics]
-    commands += [_xreadgroup(consumer, worker, lane, count, None) for lane in lanes]
-    replies = call_many(client, commands)
-    work: list[Delivery] = []
-    for index, reply in enumerate(replies):
-        if isinstance(reply, redis.exceptions.NoScriptError):
-            work += claim_due(client, topics[index], consumer, lease_seconds, count)
-        elif isinstance(reply, Exception) and schedules and index < len(topics):
-            # The retries stay due in their schedule (e.g. Redis is full and refused the
-            # lease); the new events read in the same round trip are this worker's now
-            # and must be handled, or they would come back later as extra attempts.
-            logger.warning("consumer %s: could not claim due retries of %s: %s", consumer, topics[index], reply)
-        elif isinstance(reply, Exception):
-            raise reply
-        elif schedules and index < len(topics):
-            work += _claimed(client, topics[index], consumer, reply, lease_until)
-        else:
-            work += _deliveries(reply or [], attempt=1)
-    return work
+    reading = Take(client, consumer, worker, topics, count, lease_seconds, schedules=schedules)
+    return reading.deliveries(call_many(client, reading.commands))
+
+
+class Take:
+    """``take`` in two halves: its ``commands``, then ``deliveries`` from their replies.
+
+    Split so that the commands can share a round trip with a batch's outcomes
+    (``Settlement.flush_then``).
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        consumer: str,
+        worker: str,
+        topics: tuple[str, ...],
+        count: int,
+        lease_seconds: float,
+        *,
+        schedules: bool = True,
+    ) -> None:
+        self.client, self.consumer, self.topics, self.count = client, consumer, topics, count
+        self.lease_seconds, self.schedules = lease_seconds, schedules
+        now = time.time()
+        self.lease_until = now + lease_seconds
+        self.commands: list[tuple] = []
+        if schedules:
+            for topic in topics:
+                lane = [keys.retry_schedule(topic, consumer), keys.retry_payloads(topic, consumer)]
+                self.commands.append(_CLAIM_DUE.command(lane, [now, self.lease_until, count]))
+        lanes = [(t,) for t in topics] if is_cluster(client) else [topics]
+        self.commands += [_xreadgroup(consumer, worker, lane, count, None) for lane in lanes]
+
+    def deliveries(self, replies: list) -> list[Delivery]:
+        """The deliveries the commands took; raise a read's error (after claiming what the others took)."""
+        client, consumer, topics = self.client, self.consumer, self.topics
+        claims = len(topics) if self.schedules else 0
+        work: list[Delivery] = []
+        for index, reply in enumerate(replies):
+            if isinstance(reply, redis.exceptions.NoScriptError):
+                work += claim_due(client, topics[index], consumer, self.lease_seconds, self.count)
+            elif isinstance(reply, Exception) and index < claims:
+                # The retries stay due in their schedule (e.g. Redis is full and refused the
+                # lease); the new events read in the same round trip are this worker's now
+                # and must be handled, or they would come back later as extra attempts.
+                logger.warning("consumer %s: could not claim due retries of %s: %s", consumer, topics[index], reply)
+            elif isinstance(reply, Exception):
+                raise reply
+            elif index < claims:
+                work += _claimed(client, topics[index], consumer, reply, self.lease_until)
+            else:
+                work += _deliveries(reply or [], attempt=1)
+        return work
 
 
 def _xreadgroup(consumer: str, worker: str, topics: tuple[str, ...], count: int, block_ms: int | None) -> tuple:
@@ -331,6 +359,14 @@ def _hold_script(
     return [keys.stream(topic), keys.retry_schedule(topic, consumer)], args
 
 
+class Refused(redis.RedisError):
+    """Redis refused a batch's transaction (``Settlement.flush_then``); the commands sent after it ran anyway."""
+
+    def __init__(self, message: str, replies: list) -> None:
+        super().__init__(message)
+        self.replies = replies  # of the commands after the transaction
+
+
 class Settlement:
     """The outcomes of one batch, written in one transaction (MULTI/EXEC).
 
@@ -366,6 +402,20 @@ class Settlement:
         key = (item.topic, tally)
         tallies = self._tallies
         tallies[key] = tallies.get(key, 0) + 1
+
+    def acked(self, items: list[Delivery]) -> None:
+        """``finish(item, "acked")`` for each of ``items`` (the worker's hot path: one call per batch)."""
+        self.items += items
+        lanes: dict[str, list[Delivery]] = {}
+        for item in items:
+            lanes.setdefault(item.topic, []).append(item)
+        for topic, lane in lanes.items():
+            stream_ids = [item.stream_id for item in lane if not item.member]
+            if len(stream_ids) < len(lane):
+                self._unscheduled.setdefault(topic, []).extend(item.member for item in lane if item.member)
+            if stream_ids:
+                self._acks.setdefault(topic, []).extend(stream_ids)
+            self.tally(topic, "acked", len(lane))
 
     def retry(self, item: Delivery, due: float, attempt: int | None = None) -> None:
         """Move a failed attempt to the lane's schedule (released from the stream).
@@ -403,12 +453,17 @@ class Settlement:
     def has_outbox(self) -> bool:
         return bool(self._outbox)
 
+    @property
+    def releases_only(self) -> bool:
+        """True if it holds no retry and no dead letter: only acks, removals and counts."""
+        return not self._retries and not self._outbox
+
     def tally(self, topic: str, field: str, amount: int = 1) -> None:
         key = (topic, field)
         self._tallies[key] = self._tallies.get(key, 0) + amount
 
     def also(self, topic: str, command: tuple) -> None:
-        """Write ``command`` (a pipeline method's name, then its arguments) in the batch's transaction.
+        """Write ``command`` (a Redis command's name, then its arguments) in the batch's transaction.
 
         Its keys must be ``topic``'s (they share its hash tag), as the
         replays' tallies (``replay_worker.Tally``) are.
@@ -428,6 +483,24 @@ class Settlement:
             return _transaction(client, [c for commands in parts.values() for c in commands])
         return [error for commands in parts.values() for error in _transaction(client, commands)]
 
+    def flush_then(
+        self, client: redis.Redis, then: list[tuple], extra: dict[tuple[str, str], int] | None = None
+    ) -> tuple[list[Exception], list]:
+        """``flush``, with the commands ``then`` sent after the transaction in the same round trip.
+
+        Return the transaction's errors (as ``flush``) and the replies to
+        ``then``. Raise ``Refused`` (carrying those replies: ``then`` ran
+        anyway) if Redis refused the transaction, and the Redis error if the
+        connection failed. Not on a Redis Cluster (the batch may span slots).
+        """
+        transaction = in_transaction([c for commands in self._commands(extra or {}).values() for c in commands])
+        replies = call_many(client, [*transaction, *then])
+        try:
+            executed = transaction_result(replies[: len(transaction)])
+        except redis.RedisError as exc:
+            raise Refused(str(exc), replies[len(transaction) :]) from exc
+        return [reply for reply in executed if isinstance(reply, Exception)], replies[len(transaction) :]
+
     def _commands(self, extra: dict[tuple[str, str], int]) -> dict[str, list[tuple]]:
         """The batch's commands, by topic (all of one topic's keys share a slot)."""
         consumer = self.consumer
@@ -440,38 +513,37 @@ class Settlement:
             if item.replay is not None:
                 entry["replay"] = item.replay
             part = parts.setdefault(item.topic, [])
-            part.append(("hset", keys.retry_payloads(item.topic, consumer), member, orjson.dumps(entry)))
-            part.append(("zadd", keys.retry_schedule(item.topic, consumer), {member: due}))
+            part.append(("HSET", keys.retry_payloads(item.topic, consumer), member, orjson.dumps(entry)))
+            part.append(("ZADD", keys.retry_schedule(item.topic, consumer), due, member))
         for topic, entries in self._outbox.items():
-            parts.setdefault(topic, []).append(("hset", keys.dead_letters(topic, consumer), None, None, entries))
+            fields = [value for pair in entries.items() for value in pair]
+            parts.setdefault(topic, []).append(("HSET", keys.dead_letters(topic, consumer), *fields))
         for topic, members in self._unscheduled.items():
             part = parts.setdefault(topic, [])
-            part.append(("zrem", keys.retry_schedule(topic, consumer), *members))
-            part.append(("hdel", keys.retry_payloads(topic, consumer), *members))
+            part.append(("ZREM", keys.retry_schedule(topic, consumer), *members))
+            part.append(("HDEL", keys.retry_payloads(topic, consumer), *members))
         for topic, stream_ids in self._acks.items():
-            parts.setdefault(topic, []).append(("xack", keys.stream(topic), keys.group(consumer), *stream_ids))
+            parts.setdefault(topic, []).append(("XACK", keys.stream(topic), keys.group(consumer), *stream_ids))
         tallies = dict(self._tallies)
         for key, amount in extra.items():
             tallies[key] = tallies.get(key, 0) + amount
         for (topic, field), amount in tallies.items():
-            parts.setdefault(topic, []).append(("hincrby", keys.counters(topic), f"{field}:{consumer}", amount))
+            parts.setdefault(topic, []).append(("HINCRBY", keys.counters(topic), f"{field}:{consumer}", amount))
         for topic, commands in self._also.items():
             parts.setdefault(topic, []).extend(commands)
         return parts
 
 
 def _transaction(client: redis.Redis, commands: list[tuple]) -> list[Exception]:
-    """Run ``commands`` (pipeline method name, args) in one MULTI/EXEC.
+    """Run ``commands`` in one MULTI/EXEC (``connection.call_transaction``: raised if refused as a whole);
+    return the run-time errors of single commands.
 
-    Raise if it was refused as a whole (a command rejected while queueing, e.g.
-    OOM: EXECABORT); return the run-time errors of single commands.
+    Raw commands packed by hiredis: a batch's XACK carries hundreds of ids, which
+    redis-py's pipeline would check and encode one by one.
     """
     if not commands:
         return []
-    pipe = client.pipeline(transaction=True)
-    for name, *args in commands:
-        getattr(pipe, name)(*args)
-    return [reply for reply in pipe.execute(raise_on_error=False) if isinstance(reply, Exception)]
+    return [reply for reply in call_transaction(client, commands) if isinstance(reply, Exception)]
 
 
 def queue_replay(pipe: Any, consumer: str, topic: str, envelope: dict, failed_event: int, stream_id: str) -> None:
@@ -486,14 +558,23 @@ def _deliveries(replies: list | dict, attempt: int) -> list[Delivery]:
     """Deliveries from an XREADGROUP reply (raw nested lists, or redis-py's parsed forms)."""
     deliveries = []
     append = deliveries.append
-    decode = decode_entry
+    loads = orjson.loads
     for stream_key, entries in replies.items() if isinstance(replies, dict) else replies:
         topic = _topic_of(stream_key)
         if entries and isinstance(entries[0], list) and entries[0] and isinstance(entries[0][0], list):
             entries = entries[0]  # RESP3 shape: {stream: [[entries]]}
         for sid, fields in entries:
+            # The hot path, inlined: an entry EventFlow wrote is exactly ["e", <envelope>].
+            if type(fields) is list and len(fields) == 2 and fields[0] == b"e":
+                try:
+                    envelope = loads(fields[1])
+                except orjson.JSONDecodeError:
+                    envelope = None  # decode_entry says why
+                if type(envelope) is dict and "id" in envelope:
+                    append(Delivery(topic, envelope, attempt, sid.decode()))
+                    continue
             if fields:  # none: trimmed while pending, nothing left to deliver
-                append(decode(topic, sid, fields, attempt))
+                append(decode_entry(topic, sid, fields, attempt))
     return deliveries
 
 

@@ -9,6 +9,16 @@ import orjson
 
 _ATTRIBUTES = frozenset({"specversion", "id", "source", "type", "time", "topic", "key", "subject", "data"})
 _set = object.__setattr__
+_new = object.__new__
+
+
+class _Record:
+    """What an event reads from when no ``delivery.Delivery`` stands behind it (tests, sync mode)."""
+
+    __slots__ = ("envelope", "attempt", "stream_id", "replay")
+
+    def __init__(self, envelope: dict, attempt: int, stream_id: str, replay: int | None) -> None:
+        self.envelope, self.attempt, self.stream_id, self.replay = envelope, attempt, stream_id, replay
 
 
 class Event:
@@ -18,17 +28,16 @@ class Event:
     delivery and its retries); ``stream_id`` is then still the event's original
     id in the topic's stream.
 
-    It reads its attributes from the stored envelope on access, so a worker
-    hands an event to a handler without copying the envelope apart first (the
-    delivery hot path makes one per event).
+    It reads everything on access from the delivery behind it (anything with
+    ``envelope``, ``attempt``, ``stream_id`` and ``replay``, which it never
+    changes), so a worker hands an event to a handler by setting one slot
+    (``of``) rather than copying the delivery apart: the delivery hot path
+    makes one per event.
     """
 
-    __slots__ = ("_envelope", "attempt", "stream_id", "replay")
+    __slots__ = ("_delivery",)
 
-    _envelope: dict
-    attempt: int
-    stream_id: str
-    replay: int | None
+    _delivery: _Record
 
     def __init__(
         self,
@@ -51,30 +60,25 @@ class Event:
             envelope["key"] = key
         if subject is not None:
             envelope["subject"] = subject
-        _set(self, "_envelope", envelope)
-        _set(self, "attempt", attempt)
-        _set(self, "stream_id", stream_id)
-        _set(self, "replay", replay)
+        _set(self, "_delivery", _Record(envelope, attempt, stream_id, replay))
 
     @classmethod
     def from_envelope(
         cls, envelope: dict, *, attempt: int = 1, stream_id: str = "", replay: int | None = None
     ) -> Event:
-        event = object.__new__(cls)
-        _set(event, "_envelope", envelope)
-        _set(event, "attempt", attempt)
-        _set(event, "stream_id", stream_id)
-        _set(event, "replay", replay)
-        return event
+        return of(_Record(envelope, attempt, stream_id, replay))
 
-    id = property(lambda self: self._envelope["id"])
-    type = property(lambda self: self._envelope["type"])
-    source = property(lambda self: self._envelope["source"])
-    topic = property(lambda self: self._envelope["topic"])
-    time = property(lambda self: self._envelope["time"])
-    data = property(lambda self: self._envelope.get("data"))
-    key = property(lambda self: self._envelope.get("key"))
-    subject = property(lambda self: self._envelope.get("subject"))
+    id = property(lambda self: self._delivery.envelope["id"])
+    type = property(lambda self: self._delivery.envelope["type"])
+    source = property(lambda self: self._delivery.envelope["source"])
+    topic = property(lambda self: self._delivery.envelope["topic"])
+    time = property(lambda self: self._delivery.envelope["time"])
+    data = property(lambda self: self._delivery.envelope.get("data"))
+    key = property(lambda self: self._delivery.envelope.get("key"))
+    subject = property(lambda self: self._delivery.envelope.get("subject"))
+    attempt = property(lambda self: self._delivery.attempt)
+    stream_id = property(lambda self: self._delivery.stream_id)
+    replay = property(lambda self: self._delivery.replay)
 
     def to_json(self) -> bytes:
         """The event as a structured-mode CloudEvent: its envelope, as stored, in JSON.
@@ -82,14 +86,14 @@ class Event:
         Binary data travels as ``data_base64`` alone (envelopes stored before
         that rule may hold a ``"data": null`` beside it, left out here).
         """
-        envelope = self._envelope
+        envelope = self._delivery.envelope
         if "data_base64" in envelope and "data" in envelope:
             envelope = {name: value for name, value in envelope.items() if name != "data"}
         return orjson.dumps(envelope)
 
     @property
     def extensions(self) -> dict[str, Any]:
-        return {k: v for k, v in self._envelope.items() if k not in _ATTRIBUTES}
+        return {k: v for k, v in self._delivery.envelope.items() if k not in _ATTRIBUTES}
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise FrozenInstanceError(f"cannot assign to field {name!r}")
@@ -116,3 +120,13 @@ class Event:
             f"attempt={self.attempt!r}, stream_id={self.stream_id!r}, extensions={self.extensions!r}, "
             f"replay={self.replay!r})"
         )
+
+
+_hold = Event._delivery.__set__  # type: ignore[attr-defined]  # the slot's own setter: Event.__setattr__ refuses
+
+
+def of(delivery: Any) -> Event:
+    """The event ``delivery`` (a ``delivery.Delivery``) hands its handler."""
+    event = _new(Event)
+    _hold(event, delivery)
+    return event

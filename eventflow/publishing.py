@@ -14,7 +14,7 @@ from typing import Any
 import redis
 
 from . import conf, keys, tracing
-from .connection import LuaScript, call_many, get_redis
+from .connection import LuaScript, call_many, call_transaction, get_redis
 from .errors import BrokerUnavailable, Forbidden, InvalidEvent, TooLarge, UnknownTopic, broker_error
 from .status import refuse_if_evicting
 from .topics import TopicSpec, get_spec
@@ -171,14 +171,7 @@ def _store_plain(client: redis.Redis, batch: Batch, source: str) -> list:
         if isinstance(replies[0], Exception):
             raise replies[0] if isinstance(replies[0], redis.RedisError) else redis.RedisError(str(replies[0]))
         return replies[:1]
-    commands = [("MULTI",), *[("XADD", stream, "*", "e", p) for p in payloads], *counts, ("EXEC",)]
-    replies = call_many(client, commands)
-    for reply in replies:
-        if isinstance(reply, Exception):
-            raise reply if isinstance(reply, redis.RedisError) else redis.RedisError(str(reply))
-    executed = replies[-1]
-    if not isinstance(executed, list):
-        raise redis.RedisError("the transaction was aborted")
+    executed = call_transaction(client, [*[("XADD", stream, "*", "e", p) for p in payloads], *counts])
     failed = next((r for r in executed if isinstance(r, Exception)), None)
     if failed is not None:  # e.g. out of memory part way: say so rather than half-succeed quietly
         raise redis.RedisError(f"storing the batch failed part way: {failed}")

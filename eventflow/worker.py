@@ -21,10 +21,10 @@ import redis
 from django.db import DatabaseError, close_old_connections
 
 from . import conf, delivery, failures, keys, outbox, replay_worker, retention, tracing
-from .connection import get_redis
+from .connection import call_many, get_redis, is_cluster
 from .database import drop_broken_connections
 from .delivery import ConsumerSpec, Delivery, Settlement
-from .events import Event
+from .events import of as event_of
 from .handlers import Handler, Outcome, invoke, resolve
 
 logger = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ class ConsumerRunner:
         self._next_reclaim = 0.0
         self._batch = 1  # grows while batches are quick; see _adapt_batch
         self._unsettled: list[Settlement] = []  # outcomes Redis refused: written again before any new work
+        self._deferred: Settlement | None = None  # a full batch's acks, written with the next read (see _take)
         self._carried: list[Delivery] = []  # held but unhandled when Redis refused a slow batch's outcomes
         self._refusals = 0
         self._next_drain = 0.0  # when to write the dead-letter outbox to the database (monotonic)
@@ -57,15 +58,20 @@ class ConsumerRunner:
         """Handle one batch; return True if there was work (so run again at once)."""
         spec = self.spec
         if spec.paused or not spec.topics:
+            self._settle_deferred()
             return False
-        handler = self._handler()  # fail before taking events, not after
-        client = get_redis(blocking=block_ms is not None)
-        self._settle_parked()  # refused outcomes first: no new work until they are written
-        self._ensure_groups(client)
-        batch = self._batch
-        work = self._take_carried()
-        work += self._reclaim(client, batch)
-        work += delivery.take(client, spec.group, self.worker_name, spec.topics, batch, spec.ack_timeout)
+        try:
+            handler = self._handler()  # fail before taking events, not after
+            client = get_redis(blocking=block_ms is not None)
+            self._settle_parked()  # refused outcomes first: no new work until they are written
+            self._ensure_groups(client)
+            batch = self._batch
+            work = self._take_carried()
+            work += self._reclaim(client, batch)
+        except BaseException:
+            self._settle_deferred()  # the last batch's acks never wait on a step that cannot read
+            raise
+        work += self._take(client, batch, work)
         work += self._replay_reader.take(client, spec, batch)
         if not work and block_ms is not None:
             if self._replay_reader.holding:  # a replay runs: wait on its stream (briefly) instead
@@ -75,8 +81,11 @@ class ConsumerRunner:
                 self._replay_reader.look_again()  # a replay started meanwhile is read on the next step
         if work:
             started = time.monotonic()
+            # A full batch at the largest size: more events are likely waiting, and the
+            # next step's read can carry this batch's acks (one round trip a batch, not two).
+            defer = len(work) >= conf.get("BATCH_SIZE") and not is_cluster(client)
             with tracing.consuming(spec.name):  # events its handlers publish are noted as this consumer's
-                self.handle(handler, work)
+                self.handle(handler, work, defer=defer)
             self._adapt_batch(len(work), time.monotonic() - started)
         self._drain_outbox()
         return bool(work)
@@ -110,18 +119,19 @@ class ConsumerRunner:
         elif size >= self._batch:
             self._batch = min(limit, self._batch * 2)
 
-    def handle(self, handler: Handler, work: list[Delivery]) -> None:
+    def handle(self, handler: Handler, work: list[Delivery], *, defer: bool = False) -> None:
         """Run the handler on each delivery and write the outcomes (one round trip for a quick batch).
 
         A slow batch writes its outcomes so far every third of the ack timeout, and renews
         its hold on the rest then; deliveries another worker took over meanwhile are
-        skipped: neither acked nor failed here.
+        skipped: neither acked nor failed here. ``defer``: a quick batch whose outcomes are
+        all acks leaves them to the next step's read (``_take``) instead.
         """
         # Slow handlers can make a big batch outlast the ack timeout: unrenewed, its
         # unstarted events would be taken over and handled twice, though no worker died.
         every = self.spec.ack_timeout / 3
         self.in_flight = len(work)
-        rest = self._handle_for(every, handler, work)
+        rest = self._handle_for(every, handler, work, defer)
         taken_over = 0
         while rest:
             held = self._still_held(rest)
@@ -130,11 +140,16 @@ class ConsumerRunner:
             rest = self._handle_for(every, handler, held)
         self.handled += len(work) - taken_over
 
-    def _handle_for(self, seconds: float, handler: Handler, work: list[Delivery]) -> list[Delivery]:
+    def _handle_for(
+        self, seconds: float, handler: Handler, work: list[Delivery], defer: bool = False
+    ) -> list[Delivery]:
         """Handle deliveries in order for about ``seconds`` and write their outcomes; return the unstarted rest."""
         settlement = Settlement(self.spec.group, self.spec.id)
         rest = self._run_until(time.monotonic() + seconds, handler, work, settlement)
         self._replay_tally.into(settlement)  # the replayed deliveries' counts go in the batch's transaction
+        if defer and not rest and not self._unsettled and settlement.releases_only:
+            self._deferred = settlement
+            return rest
         self._unsettled.append(settlement)
         try:
             self._settle_parked()
@@ -157,18 +172,68 @@ class ConsumerRunner:
                 self._renew_holds(client, settlement)
             extra = self._infra_unreported
             try:
-                errors = settlement.flush(client, {(self.spec.topics[0], "infra"): extra} if extra else None)
+                errors = settlement.flush(client, self._infra_tally(extra))
             except redis.RedisError as exc:
-                self._refusals += 1
-                self.note_infra_error(f"Redis refused a batch's outcomes ({exc}); writing them again")
+                self._refused(exc)
                 raise
             self._unsettled.pop(0)
-            self._refusals = 0
-            self._infra_unreported -= extra
-            self._after_settled(settlement, errors)
+            self._settled(settlement, extra, errors)
+
+    def _take(self, client: redis.Redis, batch: int, taken: list[Delivery]) -> list[Delivery]:
+        """New work from the stream and the schedules; a deferred batch's acks go first, in the same round trip.
+
+        If Redis refuses them, they are parked (``_settle_parked``) and what this
+        step took (``taken`` and the read) is carried, to be handled once they are written.
+        """
+        spec = self.spec
+        reading = delivery.Take(client, spec.group, self.worker_name, spec.topics, batch, spec.ack_timeout)
+        settlement, self._deferred = self._deferred, None
+        if settlement is None:
+            return reading.deliveries(call_many(client, reading.commands))
+        extra = self._infra_unreported
+        try:
+            errors, replies = settlement.flush_then(client, reading.commands, self._infra_tally(extra))
+        except redis.RedisError as exc:
+            self._unsettled.insert(0, settlement)
+            self._carried = taken
+            if isinstance(exc, delivery.Refused):
+                self._carried += self._read_anyway(reading, exc.replies)
+            self._refused(exc)
+            raise
+        self._settled(settlement, extra, errors)
+        return reading.deliveries(replies)
+
+    def _read_anyway(self, reading: delivery.Take, replies: list) -> list[Delivery]:
+        try:
+            return reading.deliveries(replies)
+        except redis.RedisError:
+            return []  # the read failed as well: it took nothing
+
+    def _settle_deferred(self) -> None:
+        """Write a deferred batch's acks now (this step will not read)."""
+        if self._deferred is not None:
+            self._unsettled.insert(0, self._deferred)
+            self._deferred = None
+            self._settle_parked()
+
+    def _infra_tally(self, extra: int) -> dict[tuple[str, str], int] | None:
+        """The infrastructure errors not yet counted in Redis, as a settlement's extra counts."""
+        return {(self.spec.topics[0], "infra"): extra} if extra else None
+
+    def _refused(self, exc: redis.RedisError) -> None:
+        self._refusals += 1
+        self.note_infra_error(f"Redis refused a batch's outcomes ({exc}); writing them again")
+
+    def _settled(self, settlement: Settlement, extra: int, errors: list[Exception]) -> None:
+        self._refusals = 0
+        self._infra_unreported -= extra
+        self._after_settled(settlement, errors)
 
     def settle_before_stopping(self) -> None:
         """Try once more to write refused outcomes; left unwritten, their events come back to another worker."""
+        if self._deferred is not None:
+            self._unsettled.insert(0, self._deferred)
+            self._deferred = None
         if self._unsettled:
             try:
                 self._settle_parked()
@@ -226,24 +291,34 @@ class ConsumerRunner:
 
         At least one is handled, so a tiny ack timeout still makes progress.
         """
-        plain = self._plain_delivery
+        # The common case, kept short: a first or retried attempt of a wanted event,
+        # acked with the batch (``Settlement.acked``); the rest go through ``_handle_one``.
+        spec = self.spec
+        max_attempts = spec.max_attempts if not spec.type_patterns else 0
+        acked: list[Delivery] = []
+        ack = acked.append
         clock = time.monotonic
+        rest: list[Delivery] = []
         for index, item in enumerate(work):
-            if plain(item):
-                # The common case, kept short: a first or retried attempt of a wanted event.
-                outcome = invoke(
-                    handler, Event.from_envelope(item.envelope, attempt=item.attempt, stream_id=item.stream_id)
-                )
+            if (
+                item.attempt <= max_attempts
+                and item.failed_event is None
+                and item.replay is None
+                and not item.unreadable
+            ):
+                outcome = invoke(handler, event_of(item))
                 if outcome.ok:
-                    settlement.finish(item, "acked")
+                    ack(item)
                 else:
                     self._failed(item, outcome, settlement)
             else:
                 self._handle_one(handler, item, settlement)
-            self.in_flight -= 1
             if clock() >= deadline:  # the one check per event on the fast path
-                return work[index + 1 :]
-        return []
+                rest = work[index + 1 :]
+                break
+        settlement.acked(acked)
+        self.in_flight -= len(work) - len(rest)
+        return rest
 
     def _still_held(self, rest: list[Delivery]) -> list[Delivery]:
         """Renew this worker's hold on ``rest``; return those no other worker took over."""
@@ -254,16 +329,6 @@ class ConsumerRunner:
                 "consumer %s: another worker took over %d events of a slow batch", spec.name, len(rest) - len(held)
             )
         return held
-
-    def _plain_delivery(self, item: Delivery) -> bool:
-        spec = self.spec
-        return (
-            item.failed_event is None
-            and item.replay is None
-            and item.attempt <= spec.max_attempts
-            and not spec.type_patterns
-            and not item.unreadable
-        )
 
     def _handle_one(self, handler: Handler, item: Delivery, settlement: Settlement) -> None:
         spec = self.spec
@@ -288,10 +353,7 @@ class ConsumerRunner:
                 "(the workers handling it stopped or exceeded the ack timeout)",
             )
         else:
-            event = Event.from_envelope(
-                item.envelope, attempt=item.attempt, stream_id=item.stream_id, replay=item.replay
-            )
-            outcome = invoke(handler, event)
+            outcome = invoke(handler, event_of(item))
         if outcome.ok and item.failed_event is not None:
             settlement.resolved(item)  # the row's resolution goes through the outbox, like a dead letter
             self._replay_tally.count(item, "handled")

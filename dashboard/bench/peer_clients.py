@@ -178,7 +178,6 @@ async def nats_sender(url: str, stream: str) -> tuple[Send, Callable[[], Awaitab
 
 async def _nats_consume(url: str, stream: str, count: int, on_message: Callable[[bytes], None]) -> None:
     """Take ``count`` messages from ``stream``, calling ``on_message`` with each body."""
-    from nats.errors import TimeoutError as NatsTimeout
     from nats.js.api import AckPolicy, ConsumerConfig
 
     client, js = await _nats(url)
@@ -190,7 +189,7 @@ async def _nats_consume(url: str, stream: str, count: int, on_message: Callable[
         while seen < count:
             try:
                 messages = await subscription.fetch(PREFETCH, timeout=0.05)
-            except NatsTimeout:
+            except TimeoutError:  # nats' own and FetchTimeoutError subclass it; a bare asyncio one comes too
                 continue
             for message in messages:
                 on_message(message.data)
