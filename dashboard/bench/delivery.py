@@ -21,8 +21,8 @@ from .table import Figure, Row, ratio
 NOOP = "dashboard.bench.handlers.noop"
 
 
-def _fill(topic: str, count: int) -> None:
-    events = sample_events(count)
+def _fill(topic: str, count: int, events: list[dict[str, Any]] | None = None) -> None:
+    events = sample_events(count) if events is None else events
     for offset in range(0, count, 500):
         publish_batch(topic, events[offset : offset + 500])
 
@@ -31,11 +31,18 @@ def _acked(topic: str, consumer: str) -> int:
     return int(get_redis().hget(keys.counters(topic), f"acked:{consumer}") or 0)
 
 
-def eventflow_rate(sandbox: Sandbox, count: int, workers: int, label: str) -> float:
-    """Events/s that ``workers`` worker processes deliver to a no-op handler."""
+def eventflow_rate(
+    sandbox: Sandbox,
+    count: int,
+    workers: int,
+    label: str,
+    events: list[dict[str, Any]] | None = None,
+    handler: str = NOOP,
+) -> float:
+    """Events/s that ``workers`` worker processes deliver to ``handler`` (``events``: the sample ones)."""
     topic = sandbox.topic(label)
-    consumer = sandbox.consumer(label, NOOP, topic)
-    _fill(topic.name, count)
+    consumer = sandbox.consumer(label, handler, topic)
+    _fill(topic.name, count, events)
     procs = [sandbox.manage("runconsumers", "--consumer", consumer.name) for _ in range(workers)]
     try:
         if not wait_until(lambda: _acked(topic.name, consumer.name) > 0, timeout=60):

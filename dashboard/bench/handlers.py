@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from eventflow import conf
+from eventflow import conf, tracing
 from eventflow.connection import get_redis
 from eventflow.events import Event
 
@@ -19,6 +19,12 @@ def key(name: str) -> str:
 
 def noop(event: Event) -> None:
     """Does nothing: what is measured is the broker around it."""
+
+
+def inherit_trace(event: Event) -> None:
+    """Work out what an event this handler published would inherit (its cause, a child traceparent), unsent."""
+    if tracing.TRACEPARENT not in tracing.inherit([{}])[0]:  # a traced event whose trace got lost: fail loudly
+        raise RuntimeError(f"event {event.id} handed its handler no trace context")
 
 
 def record_latency(event: Event) -> None:

@@ -52,6 +52,21 @@ def test_only_measures_the_named_section(tmp_path, capsys):
     assert "only python publish" in capsys.readouterr().out
 
 
+def test_the_watching_rows_divide_what_they_measured_and_judge_it_against_their_targets(tmp_path):
+    out = tmp_path / "bench.json"
+
+    call_command("benchmark", "--quick", "--only", "trace propagation", "--only", "metrics scrape", "--json", str(out))
+
+    rows = {row["key"]: row for row in json.loads(out.read_text())["rows"]}
+    trace, scrape = rows["trace_propagation"], rows["metrics_scrape"]
+    for row in (trace, scrape):
+        assert row["figure"]["median"] > 0 and row["limit"]["median"] > 0, row["key"]
+        assert row["ratio"] == pytest.approx(row["figure"]["median"] / row["limit"]["median"]), row["key"]
+    assert trace["met"] == (trace["ratio"] >= 0.95)
+    assert scrape["met"] == (scrape["figure"]["median"] <= 100.0)
+    assert "series" in scrape["note"] and "ASGI app" in scrape["note"]
+
+
 def test_an_unknown_section_is_refused_with_the_known_ones(capsys):
     with pytest.raises(CommandError, match="invalid choice: 'publsh'"):
         call_command("benchmark", "--quick", "--only", "publsh")
