@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 
-from eventflow import conf, tracing
+from eventflow import conf
 from eventflow.connection import get_redis
 from eventflow.events import Event
+from eventflow.publishing import publish
+
+ONWARD = "-onward"  # publish_onward's target: the handled event's topic, with this after its name
 
 _latencies: list[float] = []
 _flushed_at = 0.0
@@ -21,10 +24,9 @@ def noop(event: Event) -> None:
     """Does nothing: what is measured is the broker around it."""
 
 
-def inherit_trace(event: Event) -> None:
-    """Work out what an event this handler published would inherit (its cause, a child traceparent), unsent."""
-    if tracing.TRACEPARENT not in tracing.inherit([{}])[0]:  # a traced event whose trace got lost: fail loudly
-        raise RuntimeError(f"event {event.id} handed its handler no trace context")
+def publish_onward(event: Event) -> None:
+    """Publish one event onward, to ``<topic>-onward``: it inherits the handled event's cause and trace, if any."""
+    publish(f"{event.topic}{ONWARD}", event.data, type=event.type)
 
 
 def record_latency(event: Event) -> None:

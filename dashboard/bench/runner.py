@@ -110,6 +110,7 @@ ORDER = [
     "delivery",
     "delivery_vs_celery",
     "trace_propagation",
+    "trace_carried",
     "latency_python",
     "latency_http",
     "latency_celery",
