@@ -6,7 +6,7 @@ thing it is about, a one-line explanation and the figure behind it:
 - ``silent_producer``: a producer with an expected interval that has not
   published within it (seen from its counters and its last HTTP publish);
 - ``undeclared_group``: a consumer group on a topic's stream that no consumer
-  declares (a renamed or deleted consumer whose group still holds a backlog);
+  declares (a deleted consumer whose group still holds a backlog);
 - ``undeclared_stream``: a topic stream in Redis with no declared topic;
 - ``no_worker``: a declared, unpaused consumer with no live worker.
 
@@ -14,6 +14,10 @@ Redis is asked for the groups every ``EVERY`` seconds; the keyspace is walked
 for streams a few ``SCAN`` calls per sample (``SCAN_SECONDS``), so a big
 keyspace makes that finding slower to appear, never the monitor slower. The
 rest comes from the snapshot. (On Redis Cluster the stream walk is skipped.)
+
+Redis knows topics and consumers by their identities (``Topic.stream_name``,
+``Consumer.group_name``), which renames leave alone: streams and groups are
+compared with those (``Declared``), and a finding names the topic as operators see it.
 """
 
 from __future__ import annotations
@@ -40,6 +44,14 @@ class Finding:
     figure: str
 
 
+@dataclass(frozen=True, slots=True)
+class Declared:
+    """What the configuration declares, by Redis identity."""
+
+    topics: dict[str, str]  # stream identity -> the topic's (current) name
+    groups: dict[str, frozenset[str]]  # stream identity -> the group identities of its consumers
+
+
 # producer -> (the interval it should publish within, in seconds; its last HTTP publish, or None)
 Expectations = dict[str, tuple[float, float | None]]
 
@@ -64,12 +76,14 @@ class Watcher:
         self._redis_findings: list[Finding] = []
         self._looked_at = 0.0
 
-    def check(self, client: redis.Redis, snapshot: Snapshot, expected: Expectations | None = None) -> list[dict]:
+    def check(
+        self, client: redis.Redis, snapshot: Snapshot, declared: Declared, expected: Expectations | None = None
+    ) -> list[dict]:
         """Findings for this snapshot, as dicts; ``expected`` defaults to the producers' in the database."""
         expected = producer_expectations() if expected is None else expected
         now = snapshot["at"]
         if self.streams.advance(client) or now - self._looked_at >= EVERY:
-            self._redis_findings = self.redis_findings(client, snapshot)
+            self._redis_findings = self.redis_findings(client, declared)
             self._looked_at = now
         found = self.silent_producers(snapshot, expected, now) + no_workers(snapshot) + self._redis_findings
         return [asdict(f) for f in found]
@@ -90,10 +104,9 @@ class Watcher:
                 found.append(Finding("silent_producer", producer, explanation, f"{now - last:.0f} s"))
         return found
 
-    def redis_findings(self, client: redis.Redis, snapshot: Snapshot) -> list[Finding]:
+    def redis_findings(self, client: redis.Redis, declared: Declared) -> list[Finding]:
         """Groups no consumer declares, and streams (from the last full walk) no topic declares."""
-        declared = {t["name"]: set(t.get("consumers") or ()) for t in snapshot.get("topics") or []}
-        strays = sorted(self.streams.topics - set(declared))
+        strays = sorted(self.streams.topics - set(declared.topics))
         return undeclared_groups(client, declared) + undeclared_streams(client, strays)
 
 
@@ -144,16 +157,17 @@ class StreamWalk:
                 return False
 
 
-def undeclared_groups(client: redis.Redis, declared: dict[str, set[str]]) -> list[Finding]:
-    topics = sorted(declared)
+def undeclared_groups(client: redis.Redis, declared: Declared) -> list[Finding]:
+    streams = sorted(declared.topics)
     pipe = client.pipeline(transaction=False)
-    for topic in topics:
-        pipe.xinfo_groups(keys.stream(topic))
+    for stream in streams:
+        pipe.xinfo_groups(keys.stream(stream))
     found = []
-    for topic, reply in zip(topics, pipe.execute(raise_on_error=False)):
+    for stream, reply in zip(streams, pipe.execute(raise_on_error=False)):
+        topic, groups = declared.topics[stream], declared.groups.get(stream, frozenset())
         for group in reply if isinstance(reply, list) else []:
             name = _text(group["name"])
-            if name not in declared[topic]:
+            if name not in groups:
                 lag = group.get("lag")
                 backlog = f"lag {lag:,}, pending {group.get('pending', 0):,}" if lag is not None else "lag unknown"
                 explanation = f"group {name} on topic {topic} belongs to no declared consumer ({backlog})"

@@ -95,6 +95,10 @@ class Event:
     def extensions(self) -> dict[str, Any]:
         return {k: v for k, v in self._delivery.envelope.items() if k not in _ATTRIBUTES}
 
+    def extension(self, name: str) -> Any:
+        """One extension attribute's value, or None: ``extensions.get(name)`` without building the dict."""
+        return None if name in _ATTRIBUTES else self._delivery.envelope.get(name)
+
     def __setattr__(self, name: str, value: Any) -> None:
         raise FrozenInstanceError(f"cannot assign to field {name!r}")
 

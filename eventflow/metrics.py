@@ -32,10 +32,10 @@ import redis
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_safe
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 
 from . import conf, drift, health, keys
 from .connection import get_redis
@@ -121,9 +121,45 @@ def read_snapshot() -> tuple[Snapshot | None, bool]:
 def render(now: float | None = None) -> bytes:
     """The metrics in the Prometheus text format (version 0.0.4), from the stored snapshot."""
     snapshot, redis_up = read_snapshot()
-    registry = CollectorRegistry(auto_describe=False)  # private: no process-wide metric state
-    registry.register(SnapshotCollector(snapshot, redis_up, time.time() if now is None else now))
-    return generate_latest(registry)
+    return exposition(SnapshotCollector(snapshot, redis_up, time.time() if now is None else now).collect())
+
+
+def exposition(families: Iterable[Metric]) -> bytes:
+    """Counter and gauge ``families`` in the text format: byte for byte what ``generate_latest`` writes.
+
+    At 20,000 series ``generate_latest`` spends most of a scrape checking and
+    escaping every label name again; here the names are this module's own
+    (legacy-safe, no escaping), each labels dict (one per lane, shared by its
+    families) is written once, and each distinct value is formatted once.
+    """
+    families = list(families)  # every labels dict stays alive, so ids below are not reused
+    labels_text: dict[int, str] = {}
+    values_text: dict[float, str] = {}
+    out: list[str] = []
+    for family in families:
+        name = f"{family.name}_total" if family.type == "counter" else family.name
+        documentation = family.documentation.replace("\\", r"\\").replace("\n", r"\n")
+        out.append(f"# HELP {name} {documentation}\n# TYPE {name} {family.type}\n")
+        for sample in family.samples:
+            labels = labels_text.get(id(sample.labels))
+            if labels is None:
+                labels = labels_text[id(sample.labels)] = _label_text(sample.labels)
+            value = values_text.get(sample.value)
+            if value is None:
+                value = values_text[sample.value] = floatToGoString(sample.value)
+            out.append(f"{sample.name}{labels} {value}\n")
+    return "".join(out).encode()
+
+
+def _label_text(labels: dict[str, str]) -> str:
+    if not labels:
+        return ""
+    pairs = (f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
+    return "{" + ",".join(pairs) + "}"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
 @require_safe

@@ -76,6 +76,15 @@ class Flow:
     def group_of(self, consumer: str) -> str:
         return self.groups.get(consumer, consumer)
 
+    def declared(self) -> drift.Declared:
+        """The topics' streams and their consumers' groups, by Redis identity (what drift compares)."""
+        streams = {topic: self.stream_of(topic) for topic in self.topics}
+        groups: dict[str, set[str]] = {stream: set() for stream in streams.values()}
+        for topic, consumer in self.lanes():
+            groups[streams[topic]].add(keys.group(self.group_of(consumer)))
+        names = {stream: topic for topic, stream in streams.items()}
+        return drift.Declared(names, {stream: frozenset(found) for stream, found in groups.items()})
+
 
 def load_flow() -> Flow:
     from .models import Consumer, Producer, Topic
@@ -309,7 +318,7 @@ class Monitor:
         snapshot["database"] = self.database.copy()
         smooth_totals(snapshot["totals"], reading, self._totals)
         # Declared versus observed (eventflow.drift), with the last expectations while the database is down.
-        snapshot["drift"] = self.drift.check(client, snapshot, self.producer_expectations())
+        snapshot["drift"] = self.drift.check(client, snapshot, flow.declared(), self.producer_expectations())
         self._previous = reading
         self.tracker.forget_others(set(flow.consumers))
         if store:

@@ -1,7 +1,9 @@
 """Delivery through real worker processes (``manage.py runconsumers``), beside a raw drain.
 
 Throughput: the topic is filled first, then the workers start; the rate is
-counted from the first ack to the last, so process start-up is left out.
+counted from the first ack to the last, so process start-up is left out. The
+workers' CPU time over the same span is kept too (``last_cpu_per_event``): on
+a shared machine it moves less than the rate.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from eventflow import keys
 from eventflow.connection import get_redis
 from eventflow.publishing import publish_batch
 
-from . import limits
+from . import limits, procstat
 from .publish import sample_events
 from .sandbox import Sandbox, wait_until
 from .table import Figure, Row, ratio
@@ -21,8 +23,8 @@ from .table import Figure, Row, ratio
 NOOP = "dashboard.bench.handlers.noop"
 
 
-def _fill(topic: str, count: int) -> None:
-    events = sample_events(count)
+def _fill(topic: str, count: int, events: list[dict[str, Any]] | None = None) -> None:
+    events = sample_events(count) if events is None else events
     for offset in range(0, count, 500):
         publish_batch(topic, events[offset : offset + 500])
 
@@ -31,19 +33,27 @@ def _acked(topic: str, consumer: str) -> int:
     return int(get_redis().hget(keys.counters(topic), f"acked:{consumer}") or 0)
 
 
-def eventflow_rate(sandbox: Sandbox, count: int, workers: int, label: str) -> float:
-    """Events/s that ``workers`` worker processes deliver to a no-op handler."""
+def eventflow_rate(
+    sandbox: Sandbox,
+    count: int,
+    workers: int,
+    label: str,
+    events: list[dict[str, Any]] | None = None,
+    handler: str = NOOP,
+) -> float:
+    """Events/s that ``workers`` worker processes deliver to ``handler`` (``events``: the sample ones)."""
     topic = sandbox.topic(label)
-    consumer = sandbox.consumer(label, NOOP, topic)
-    _fill(topic.name, count)
+    consumer = sandbox.consumer(label, handler, topic)
+    _fill(topic.name, count, events)
     procs = [sandbox.manage("runconsumers", "--consumer", consumer.name) for _ in range(workers)]
     try:
         if not wait_until(lambda: _acked(topic.name, consumer.name) > 0, timeout=60):
             raise RuntimeError("the worker processes acked nothing within 60 s")
-        t1, a1 = time.perf_counter(), _acked(topic.name, consumer.name)
+        t1, a1, cpu1 = time.perf_counter(), _acked(topic.name, consumer.name), _cpu_seconds(procs)
         if not wait_until(lambda: _acked(topic.name, consumer.name) >= count, timeout=120, interval=0.002):
             raise RuntimeError(f"the workers acked only {_acked(topic.name, consumer.name)} of {count}")
         rate = (count - a1) / (time.perf_counter() - t1)
+        sandbox.last_cpu_per_event = (_cpu_seconds(procs) - cpu1) / (count - a1)
     finally:
         for proc in procs:
             sandbox.stop(proc)
@@ -51,6 +61,10 @@ def eventflow_rate(sandbox: Sandbox, count: int, workers: int, label: str) -> fl
     get_redis().unlink(keys.stream(topic.name))
     sandbox.last_raw_drain = raw
     return rate
+
+
+def _cpu_seconds(procs: list[Any]) -> float:
+    return sum(procstat.cpu_seconds(proc.pid) for proc in procs)
 
 
 def raw_and_eventflow(sandbox: Sandbox, count: int, runs: int) -> tuple[Figure, Figure]:

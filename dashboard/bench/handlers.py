@@ -7,6 +7,9 @@ import time
 from eventflow import conf
 from eventflow.connection import get_redis
 from eventflow.events import Event
+from eventflow.publishing import publish
+
+ONWARD = "-onward"  # publish_onward's target: the handled event's topic, with this after its name
 
 _latencies: list[float] = []
 _flushed_at = 0.0
@@ -19,6 +22,11 @@ def key(name: str) -> str:
 
 def noop(event: Event) -> None:
     """Does nothing: what is measured is the broker around it."""
+
+
+def publish_onward(event: Event) -> None:
+    """Publish one event onward, to ``<topic>-onward``: it inherits the handled event's cause and trace, if any."""
+    publish(f"{event.topic}{ONWARD}", event.data, type=event.type)
 
 
 def record_latency(event: Event) -> None:

@@ -46,11 +46,25 @@ Section = Callable[[Sandbox, Plan], list[Row]]
 
 def sections() -> list[tuple[str, Section, list[tuple[str, str, str, str]]]]:
     """Each section with the rows it owes (key, path, unit, target) if it fails."""
-    from . import celery_peer, dashboard, delivery, http, latency, live, memory, peers, publish, replay_rewind
+    from . import (
+        celery_peer,
+        dashboard,
+        delivery,
+        http,
+        latency,
+        live,
+        memory,
+        peers,
+        publish,
+        replay_rewind,
+        scrape,
+        trace_cost,
+    )
 
     return [
         ("python publish", publish.measure, publish.ROWS),
         ("delivery", delivery.measure, delivery.ROWS),
+        ("trace propagation", trace_cost.measure, trace_cost.ROWS),
         ("replay rewind", replay_rewind.measure, replay_rewind.ROWS),
         ("latency", latency.measure, latency.ROWS),
         ("http publish", http.measure, http.ROWS),
@@ -59,6 +73,7 @@ def sections() -> list[tuple[str, Section, list[tuple[str, str, str, str]]]]:
         # Before the 1,000-topic dashboard section: the monitor here samples only this run's topics.
         ("live dashboard and soak", live.measure, live.ROWS),
         ("dashboard", dashboard.measure, dashboard.ROWS),
+        ("metrics scrape", scrape.measure, scrape.ROWS),  # after the dashboard: the same 1,000 topics
         ("memory", memory.measure, memory.ROWS),
     ]
 
@@ -94,6 +109,8 @@ ORDER = [
     "python_publish_single",
     "delivery",
     "delivery_vs_celery",
+    "trace_propagation",
+    "trace_carried",
     "latency_python",
     "latency_http",
     "latency_celery",
@@ -108,6 +125,7 @@ ORDER = [
     "monitor_tick",
     "failed_page",
     "replay_all",
+    "metrics_scrape",
     "replay_rewind",
     "memory_web",
     "memory_worker",

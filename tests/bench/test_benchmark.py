@@ -52,6 +52,23 @@ def test_only_measures_the_named_section(tmp_path, capsys):
     assert "only python publish" in capsys.readouterr().out
 
 
+def test_the_watching_rows_divide_what_they_measured_and_judge_it_against_their_targets(tmp_path):
+    out = tmp_path / "bench.json"
+
+    call_command("benchmark", "--quick", "--only", "trace propagation", "--only", "metrics scrape", "--json", str(out))
+
+    rows = {row["key"]: row for row in json.loads(out.read_text())["rows"]}
+    traced, carried, scrape = rows["trace_propagation"], rows["trace_carried"], rows["metrics_scrape"]
+    for row in (traced, carried, scrape):
+        assert row["figure"]["median"] > 0 and row["limit"]["median"] > 0, row["key"]
+        assert row["ratio"] == pytest.approx(row["figure"]["median"] / row["limit"]["median"]), row["key"]
+    for row in (traced, carried):
+        assert row["met"] == (row["ratio"] >= 0.95), row["key"]
+        assert "worker CPU per event" in row["note"], row["key"]
+    assert scrape["met"] == (scrape["figure"]["median"] <= 100.0)
+    assert "series" in scrape["note"] and "ASGI app" in scrape["note"]
+
+
 def test_an_unknown_section_is_refused_with_the_known_ones(capsys):
     with pytest.raises(CommandError, match="invalid choice: 'publsh'"):
         call_command("benchmark", "--quick", "--only", "publsh")

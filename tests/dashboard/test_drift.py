@@ -49,6 +49,45 @@ def test_a_stream_no_topic_declares_is_flagged_with_its_length(monitor, orders):
     assert finding["explanation"] == "stream for topic legacy exists but no topic declares it (2 events)"
 
 
+def rename(row, name: str) -> None:
+    row.name = name
+    row.save()
+
+
+def test_a_topic_and_a_consumer_renamed_mid_flight_are_not_drift(monitor, orders, billing):
+    look_at_all_of_redis_each_step(monitor)
+    subscribe(billing)
+    publish("orders", {"n": 1}, type="order.created")
+    monitor.step()
+
+    rename(orders, "orders-eu")
+    rename(billing, "invoicing")
+    publish("orders-eu", {"n": 2}, type="order.created")
+    snapshot = monitor.step()
+
+    assert findings(snapshot, "undeclared_group") == []
+    assert findings(snapshot, "undeclared_stream") == []
+
+
+def test_a_stray_group_and_stream_beside_renamed_ones_are_flagged_until_removed(monitor, orders, billing):
+    look_at_all_of_redis_each_step(monitor)
+    subscribe(billing)
+    rename(orders, "orders-eu")
+    rename(billing, "invoicing")
+    delivery.ensure_group(get_redis(), orders.stream_name, "old-billing", start="0")
+    get_redis().xadd(keys.stream("legacy"), {"e": b"{}"})
+
+    snapshot = monitor.step()
+    assert [f["name"] for f in findings(snapshot, "undeclared_group")] == ["orders-eu/old-billing"]
+    assert [f["name"] for f in findings(snapshot, "undeclared_stream")] == ["legacy"]
+
+    get_redis().xgroup_destroy(keys.stream(orders.stream_name), "old-billing")
+    get_redis().unlink(keys.stream("legacy"))
+    snapshot = monitor.step()
+    assert findings(snapshot, "undeclared_group") == []
+    assert findings(snapshot, "undeclared_stream") == []
+
+
 def test_a_consumer_without_a_live_worker_is_flagged_until_one_beats(monitor, orders, billing):
     subscribe(billing)
 

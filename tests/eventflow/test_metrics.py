@@ -197,3 +197,44 @@ def test_a_nonsense_allow_list_entry_fails_the_system_check(settings):
     problems = [p for p in check_settings(None) if p.id == "eventflow.E015"]
 
     assert [p.msg for p in problems] == ["EVENTFLOW_METRICS_ALLOW: 'localhost' is not an address or network"]
+
+
+# --- the writer: what prometheus_client would write, faster ------------------------------
+
+
+def test_the_exposition_is_what_prometheus_client_writes_for_known_traffic(client, traffic):
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from eventflow.metrics import SnapshotCollector, exposition, read_snapshot
+
+    snapshot, redis_up = read_snapshot()
+    collector = SnapshotCollector(snapshot, redis_up, now=snapshot["at"] + 1.5)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+
+    assert exposition(collector.collect()) == generate_latest(registry)
+    assert b'eventflow_consumer_handled_total{consumer="billing",topic="orders"} 6.0\n' in generate_latest(registry)
+
+
+def test_the_exposition_escapes_label_values_and_formats_values_as_prometheus_client_does():
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    from eventflow.metrics import exposition
+
+    def families():
+        gauge = GaugeMetricFamily("eventflow_x", 'help with a \\ and\na "newline"', labels=["topic", "consumer"])
+        for n, value in enumerate([0, 0.5, 12_345_678, float("inf"), float("-inf"), 1e-7]):
+            gauge.add_metric([f'o"r\\d\ne{n}', "bïlling"], value)
+        counter = CounterMetricFamily("eventflow_y", "a counter", labels=["consumer"])
+        counter.add_metric(["a"], 3)
+        return [gauge, counter, GaugeMetricFamily("eventflow_z", "no labels", value=2)]
+
+    class Fixed:
+        def collect(self):
+            return families()
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Fixed())
+
+    assert exposition(families()) == generate_latest(registry)

@@ -73,6 +73,15 @@ def test_the_child_of_a_traced_event_is_in_the_same_trace_with_a_new_parent(orde
     assert child["traceparent"] != PARENT and child["traceparent"].endswith("-01")
 
 
+def test_a_child_traceparent_keeps_the_trace_and_flags_with_a_new_parent_id():
+    children = [tracing.child_of(OTHER) for _ in range(1000)]
+
+    assert all(tracing.valid_traceparent(child) for child in children)
+    assert {(tracing.trace_id(child), child[-3:]) for child in children} == {(tracing.trace_id(OTHER), "-00")}
+    assert len({child[36:52] for child in children}) == 1000
+    assert tracing.child_of(PARENT, "b7ad6b7169203331") == f"00-{TRACE}-b7ad6b7169203331-01"
+
+
 def test_a_handler_may_set_its_own_cause_and_trace(orders, payments, redis_client):
     make_consumer("relay", "tests.eventflow.tracing_handlers.relay_with_its_own_context", orders)
     publish("orders", {"n": 1}, type="order.created")
