@@ -10,6 +10,7 @@ from eventflow.metrics import metrics_view
 
 from . import views
 from .views.alerts import alert_history
+from .views.security import dependency_down_answered
 
 admin.site.site_header = "EventFlow administration"
 admin.site.site_title = "EventFlow admin"
@@ -53,7 +54,7 @@ urlpatterns = [
     path("sampler/", views.sampler_banner, name="sampler"),
     # Browsers ask for /favicon.ico on pages that name none (the admin's): the dashboard's icon.
     path("favicon.ico", RedirectView.as_view(url=static("dashboard/favicon.svg"), permanent=True), name="favicon"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", dependency_down_answered(auth_views.LoginView.as_view()), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path(API_PREFIX, include("eventflow.urls")),

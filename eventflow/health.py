@@ -58,6 +58,8 @@ class Facts:
     oldest_pending: float  # seconds the oldest pending event has been held
     live_workers: int
     paused: bool = False
+    handler_error: str = ""  # why the handler does not import, as a live worker reports it
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +109,8 @@ def _stopped(facts: Facts, window: Window, limits: Thresholds) -> Health | None:
 
 
 def _failing(facts: Facts, window: Window, limits: Thresholds) -> Health | None:
+    if facts.handler_error:  # nothing can be handled: no need to wait for failures to pile up
+        return Health(Status.FAILING, f"handler does not import: {facts.handler_error}", 1.0)
     deliveries = window.acks + window.errors
     if deliveries < MIN_DELIVERIES_FOR_FAILING:
         return None

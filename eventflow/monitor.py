@@ -469,7 +469,8 @@ def _consumer_state(
     acked, errors = sum(x.acked for x in lanes), sum(x.errors for x in lanes)
     dead = sum(x.dead for x in lanes)
     window = tracker.observe(config.name, reading.at, backlog, acked, errors, oldest, dead)
-    facts = health.Facts(backlog, oldest, len(workers), config.paused)
+    handler_error = next((e for w in workers if (e := w["consumers"][config.name].get("handler_error"))), "")
+    facts = health.Facts(backlog, oldest, len(workers), config.paused, handler_error)
     verdict = health.assess(facts, window, config.limits, tracker.previous(config.name))
     tracker.remember(config.name, verdict.status)
     rate = round(sum(consume.get(f"{t}|{config.name}", 0.0) for t in config.topics), 1)
@@ -496,7 +497,7 @@ def _consumer_state(
         "trimmed": sum(x.trimmed for x in lanes),
         "infra_errors": sum(x.infra for x in lanes),
         "parked_dead_letters": sum(x.parked for x in lanes),
-        "handler_error": next((e for w in workers if (e := w["consumers"][config.name].get("handler_error"))), ""),
+        "handler_error": handler_error,
         "failed": failed,
         "workers": len(workers),
         "in_flight": sum(int(w["consumers"][config.name].get("in_flight", 0)) for w in workers),

@@ -31,10 +31,10 @@ def staff_page(view: View) -> View:
     whose plain-text body says which and why; so is a NUL in the path or the query,
     which names nothing here and which PostgreSQL refuses in any query.
     """
-    return _dependency_down_answered(staff_member_required(_bad_params_refused(view), login_url="login"))
+    return dependency_down_answered(staff_member_required(_bad_params_refused(view), login_url="login"))
 
 
-def _dependency_down_answered(view: View) -> View:
+def dependency_down_answered(view: View) -> View:
     """A page that needs the database or Redis while it is down: a 503 whose banner names it.
 
     Outside the login check, which reads the session from the database. An

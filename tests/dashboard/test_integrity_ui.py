@@ -46,6 +46,11 @@ def test_the_consumer_page_shows_why_the_handler_does_not_import(operator, broke
     assert "attempts untouched" in html
 
 
+def test_a_consumer_whose_handler_does_not_import_is_failing_from_the_first_sample(broken_handler):
+    typo = next(c for c in sample()["consumers"] if c["name"] == "typo")
+    assert (typo["status"], typo["reason"]) == ("FAILING", f"handler does not import: {BROKEN}")
+
+
 def test_the_lists_mark_a_consumer_whose_handler_does_not_import(operator, broken_handler):
     sample()
 

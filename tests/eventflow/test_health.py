@@ -86,6 +86,17 @@ def test_too_few_deliveries_are_not_enough_to_call_it_failing():
     assert assess(facts(), window(acks=0, errors=2), LIMITS).status == Status.OK
 
 
+def test_a_handler_that_does_not_import_is_failing_at_once_and_says_why():
+    verdict = assess(facts(backlog=1, handler_error="ModuleNotFoundError: No module named 'bliling'"), window(acks=0), LIMITS)
+    assert verdict.status == Status.FAILING
+    assert verdict.reason == "handler does not import: ModuleNotFoundError: No module named 'bliling'"
+
+
+def test_a_handler_that_does_not_import_with_no_live_worker_left_is_stopped():
+    verdict = assess(facts(backlog=1, live_workers=0, handler_error="ImportError: x"), window(acks=0), LIMITS)
+    assert verdict.status == Status.STOPPED
+
+
 def test_failing_wins_over_stalled():
     verdict = assess(facts(backlog=3), window(acks=0, errors=9, unacked_for=99), LIMITS)
     assert verdict.status == Status.FAILING

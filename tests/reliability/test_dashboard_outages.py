@@ -101,9 +101,13 @@ def test_with_postgres_stopped_every_page_names_the_database_and_recovers_by_its
     login = {"username": "operator", "password": "operator-pass-1", "csrfmiddlewaretoken": browser.cookies["csrftoken"]}
     assert browser.post("/login/", data=login, headers={"Referer": url + "/login/"}).status_code == 302
     before = {page: browser.get(page).status_code for page in PAGES}
+    newcomer = httpx.Client(base_url=url, timeout=10)  # someone who has yet to log in
+    newcomer.get("/login/")
+    attempt = {**login, "csrfmiddlewaretoken": newcomer.cookies["csrftoken"]}
 
     own_postgres.stop()
     down = {page: browser.get(page) for page in PAGES}
+    logging_in = newcomer.post("/login/", data=attempt, headers={"Referer": url + "/login/"})
     poll = browser.get("/sampler/", headers=POLL)
     own_postgres.start()
     started = time.monotonic()
@@ -115,6 +119,7 @@ def test_with_postgres_stopped_every_page_names_the_database_and_recovers_by_its
         assert answer.status_code == 503, page  # the session itself is in the database
         assert "database_down" in named(answer.text) and "The database is unavailable" in answer.text, page
     assert poll.status_code == 503 and named(poll.text) == {"database_down"}
+    assert logging_in.status_code == 503 and "database_down" in named(logging_in.text)  # not a 500
     assert all("database_down" not in named(browser.get(page).text) for page in PAGES)
     print(
         f"\n[postgres stopped] {len(PAGES)} pages answered 503 naming the database; 200 again {recovered:.2f} s after"
