@@ -30,9 +30,10 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from eventflow import keys, tracing
 from eventflow.connection import get_redis
-from eventflow.events import decode
 
 from .delivery import NOOP, eventflow_rate
 from .handlers import ONWARD
@@ -67,7 +68,7 @@ def onward_rate(sandbox: Sandbox, count: int, label: str, events: list[dict[str,
     rate = eventflow_rate(sandbox, count, 1, label, events, PUBLISH_ONWARD)
     client, stream = get_redis(), keys.stream(onward.name)
     published, entries = client.xlen(stream), client.xrange(stream, count=1)
-    first = decode(entries[0][1][b"e"]) if entries else {}
+    first = orjson.loads(entries[0][1][b"e"]) if entries else {}
     client.unlink(stream)
     caused = list(client.scan_iter(match=keys.caused(onward.name.removesuffix(ONWARD), "*"), count=1000))
     for offset in range(0, len(caused), 500):
