@@ -30,7 +30,7 @@ from collections import defaultdict
 from typing import Any
 from urllib.parse import quote
 
-from eventflow.health import SEVERITY
+from eventflow.health import UNRANKED, Status, rank
 from eventflow.snapshot import Snapshot
 
 from . import params
@@ -150,10 +150,10 @@ class _Flow:
         An OK consumer with open failed events ranks just above the other OK ones.
         """
         if kind == "consumer":
-            rank = SEVERITY.get(self.status.get(name, "OK"), 9)
-            return rank - 0.5 if rank == SEVERITY["OK"] and name in self.failed else rank
+            status = self.status.get(name, Status.OK)
+            return rank(status) - 0.5 if status == Status.OK and name in self.failed else rank(status)
         if kind == "topic":
-            return min((self.severity("consumer", c) for c in self.links["topic"][name]), default=9)
+            return min((self.severity("consumer", c) for c in self.links["topic"][name]), default=UNRANKED)
         return 0
 
     def in_trouble(self, name: str) -> bool:
