@@ -23,7 +23,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from eventflow.asgi_publish import PublishRouter  # noqa: E402
 
 from . import routing, sampler, static_files  # noqa: E402
-from .urls import API_PREFIX  # noqa: E402
+from .paths import API_PREFIX  # noqa: E402
 
 
 async def lifespan(scope: dict, receive, send) -> None:

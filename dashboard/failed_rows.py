@@ -44,23 +44,24 @@ def matching(filters: dict[str, str]) -> QuerySet[FailedEvent]:
     status = filters.get("status") or "open"
     if status == "open":
         rows = rows.open()
-    elif status in FailedEvent.Status.values:
-        rows = rows.filter(status=status)
     if filters.get("consumer"):
         rows = rows.filter(consumer__name=filters["consumer"])
     if filters.get("topic"):
         rows = rows.filter(topic__name=filters["topic"])
-    if filters.get("type"):
-        rows = rows.filter(event_type=filters["type"])
-    if filters.get("event"):  # one event's rows (its CloudEvents id), e.g. from its detail page
-        rows = rows.filter(event_id=filters["event"])
-    if filters.get("q"):
-        rows = rows.filter(error__icontains=filters["q"])
-    if since := params.moment(filters.get("since", ""), "since"):
-        rows = rows.filter(last_failed_at__gte=since)
-    if until := params.moment(filters.get("until", ""), "until"):
-        rows = rows.filter(last_failed_at__lt=until)
-    return rows.order_by("-last_failed_at", "-id")
+    return selection(filters).narrow(rows).order_by("-last_failed_at", "-id")
+
+
+def selection(filters: dict[str, str]) -> replays.Selection:
+    """The filter form's row fields; ``status`` only when it names one status ("open", "all": none)."""
+    status = filters.get("status", "")
+    return replays.Selection(
+        event_type=filters.get("type", ""),
+        error=filters.get("q", ""),
+        since=params.moment(filters.get("since", ""), "since"),
+        until=params.moment(filters.get("until", ""), "until"),
+        event_id=filters.get("event", ""),  # one event's rows (its CloudEvents id), e.g. from its detail page
+        status=status if status in FailedEvent.Status.values else "",
+    )
 
 
 def parse_cursor(cursor: str) -> tuple[dt.datetime, int] | None:

@@ -30,16 +30,18 @@ from collections import defaultdict
 from typing import Any
 from urllib.parse import quote
 
-from eventflow.health import SEVERITY
+from eventflow.health import UNRANKED, Status, rank
 from eventflow.snapshot import Snapshot
 
 from . import params
 
 NODE_W, NODE_H, ROW = 188, 40, 52
-COLUMNS = (16, 406, 796)  # x of producers, topics, consumers (viewBox width 1000)
+WIDTH = 1000  # of the viewBox
+COLUMNS = (16, 406, 796)  # x of producers, topics, consumers
 MAX_NODES = 18  # drawn nodes per column, groups aside
 MAX_GROUPS = 5  # prefix groups per column; the rest is one "+N" node
 KINDS = ("producer", "topic", "consumer")
+PLURALS = {"producer": "producers", "topic": "topics", "consumer": "consumers"}
 FOCUS_CHARS = 120  # a kind, a colon and a name
 LABEL_W, LABEL_H = 44, 15  # room one rate label takes ("4.8k/s")
 LABEL_SPOTS = (0.5, 0.35, 0.65, 0.22, 0.78)  # where along its curve a label may sit, best first
@@ -76,7 +78,10 @@ def topology(snapshot: Snapshot, focus: str = "") -> dict:
     return {
         "columns": columns,
         "edges": _place_labels(edges),
+        "width": WIDTH,
         "height": max(1, rows) * ROW + 44,
+        "node_w": NODE_W,
+        "node_h": NODE_H,
         "empty": not flow.names["topic"],
         "focus": {"kind": target[0], "name": target[1]} if target else None,
         "counts": {kind: len(flow.names[kind]) for kind in KINDS},
@@ -150,10 +155,10 @@ class _Flow:
         An OK consumer with open failed events ranks just above the other OK ones.
         """
         if kind == "consumer":
-            rank = SEVERITY.get(self.status.get(name, "OK"), 9)
-            return rank - 0.5 if rank == SEVERITY["OK"] and name in self.failed else rank
+            status = self.status.get(name, Status.OK)
+            return rank(status) - 0.5 if status == Status.OK and name in self.failed else rank(status)
         if kind == "topic":
-            return min((self.severity("consumer", c) for c in self.links["topic"][name]), default=9)
+            return min((self.severity("consumer", c) for c in self.links["topic"][name]), default=UNRANKED)
         return 0
 
     def in_trouble(self, name: str) -> bool:
@@ -194,13 +199,12 @@ def _column(flow: _Flow, kind: str, x: int, chosen: list[str], pool: list[str]) 
     for prefix in named[MAX_GROUPS:] + [p for p in by_prefix if p not in named]:
         rest += by_prefix[prefix]
     if rest:
-        plural = {"producer": "producers", "topic": "topics", "consumer": "consumers"}[kind]
         quiet = not any(flow.rate[kind][n] for n in rest)
-        label = f"+{len(rest):,} {'quiet' if quiet else 'more'} {plural}"
+        label = f"+{len(rest):,} {'quiet' if quiet else 'more'} {PLURALS[kind]}"
         node = _group(kind, x, len(nodes), label, _list_href(kind, "", quiet=quiet))
         nodes.append(node)
         index.update({(kind, n): node for n in rest})
-    return {"nodes": nodes, "index": index, "x": x, "kind": kind}
+    return {"nodes": nodes, "index": index, "x": x, "kind": kind, "title": PLURALS[kind].capitalize()}
 
 
 def _node(kind: str, x: int, row: int, name: str, label: str) -> dict[str, Any]:

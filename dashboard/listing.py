@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from eventflow.health import SEVERITY, Status
+from eventflow.health import Status, rank
 from eventflow.snapshot import Snapshot
 
 from . import params
@@ -79,7 +79,7 @@ def _sort_key(column: str) -> Any:
     if column == "name":
         return lambda row: row["name"]
     if column == "status":
-        return lambda row: (SEVERITY.get(row["status"], 9), -float(row.get("rate") or 0), row["name"])
+        return lambda row: (rank(row["status"]), -float(row.get("rate") or 0), row["name"])
     return lambda row: (float(row.get(column) or 0), row["name"])
 
 
@@ -121,7 +121,7 @@ def topic_rows(snapshot: Snapshot) -> list[dict]:
     rows = []
     for topic in snapshot["topics"]:
         mine = [by_name[name] for name in topic["consumers"] if name in by_name]
-        worst = min(mine, key=lambda c: SEVERITY.get(c["status"], 9), default=None)
+        worst = min(mine, key=lambda c: rank(c["status"]), default=None)
         rows.append(
             {
                 **topic,

@@ -16,8 +16,9 @@ import datetime as dt
 import re
 from collections.abc import Iterable
 
+from eventflow.stream_ids import parse_id
+
 MAX_TEXT_CHARS = 200  # filter text is cut here: no name, type or search term is longer
-UINT64_MAX = 2**64 - 1  # each half of a Redis stream id is an unsigned 64-bit number
 ROW_ID_MAX = 2**63 - 1  # primary keys are signed 64-bit columns
 MAX_IDS = 1000  # rows one bulk action names at most
 # Moments a filter may name: stream ids start at the epoch, and a year short of
@@ -57,8 +58,7 @@ def choice(value: str, name: str, choices: Iterable[str]) -> str:
 def stream_id(value: str, name: str) -> str:
     """A Redis stream id, ``<ms>`` or ``<ms>-<seq>``: ASCII digits, each part at most 2**64 - 1."""
     value = value.strip()
-    parts = value.split("-")
-    if not 1 <= len(parts) <= 2 or not all(_uint(part, UINT64_MAX) is not None for part in parts):
+    if parse_id(value) is None:
         raise BadParam(name, "a stream id looks like 1712345678901-0 (two numbers below 2**64)")
     return value
 

@@ -7,6 +7,7 @@ Zero configuration gives SQLite and an embedded Valkey under ``var/``;
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
 from eventflow.conf import DEFAULTS as ENGINE
+
+from .paths import API_PREFIX
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -189,7 +192,7 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 if env_str("SECURE_PROXY_SSL_HEADER"):
     SECURE_PROXY_SSL_HEADER = (env_str("SECURE_PROXY_SSL_HEADER"), "https")
 # The health check stays reachable over plain HTTP for load balancers and probes.
-SECURE_REDIRECT_EXEMPT = [r"^api/v1/health$"]
+SECURE_REDIRECT_EXEMPT = [rf"^{re.escape(API_PREFIX)}health$"]
 # The API answers a failed CSRF check with a JSON error; other pages keep Django's.
 CSRF_FAILURE_VIEW = "eventflow.api.csrf_failure"
 

@@ -12,7 +12,7 @@ from django.db.models import Count
 
 from eventflow import causality, history, inspection, replays
 from eventflow.connection import get_redis
-from eventflow.health import SEVERITY
+from eventflow.health import rank
 from eventflow.models import Consumer, FailedEvent
 from eventflow.snapshot import Snapshot, consumer_named, topic_named
 
@@ -29,13 +29,13 @@ CAUSAL_TREE_EVENTS = 30  # events drawn in an event page's causal tree (it is re
 
 def overview(snapshot: Snapshot, focus: str = "") -> dict:
     """The overview's live regions; ``focus`` ("topic:orders") draws one node's neighbourhood."""
-    consumers = sorted(snapshot["consumers"], key=lambda c: (SEVERITY.get(c["status"], 9), c["name"]))
+    consumers = sorted(snapshot["consumers"], key=lambda c: (rank(c["status"]), c["name"]))
     # Rows of their own: the snapshot's records stay as the monitor made them (other pages read them too).
     rows = [
         {
             **consumer,
             "sparkline": charts.sparkline(consumer.get("spark") or []),
-            "severity": SEVERITY.get(consumer["status"], 9),
+            "severity": rank(consumer["status"]),
         }
         for consumer in consumers[:TABLE_ROWS]
     ]

@@ -9,14 +9,13 @@ from django.views.generic.base import RedirectView
 from eventflow.metrics import metrics_view
 
 from . import views
+from .paths import API_PREFIX
 from .views.alerts import alert_history
 from .views.security import dependency_down_answered
 
 admin.site.site_header = "EventFlow administration"
 admin.site.site_title = "EventFlow admin"
 admin.site.index_title = "Flow configuration"
-
-API_PREFIX = "api/v1/"  # where the engine's API lives; the thin publish path (asgi.py) takes it too
 
 urlpatterns = [
     path("", views.overview, name="overview"),

@@ -39,6 +39,12 @@ class Status(StrEnum):
 
 # Worst first: the order tables, lists and the graph put statuses in.
 SEVERITY = {"STOPPED": 0, "FAILING": 1, "STALLED": 2, "WARNING": 3, "LAGGING": 4, "OK": 5}
+UNRANKED = len(SEVERITY)  # where a status SEVERITY does not know sorts: after OK
+
+
+def rank(status: str) -> int:
+    """Where ``status`` sorts, worst first (SEVERITY); one it does not know sorts after OK."""
+    return SEVERITY.get(status, UNRANKED)
 
 
 @dataclass(frozen=True, slots=True)

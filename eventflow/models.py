@@ -6,6 +6,7 @@ edit in the admin and the failed events they search and replay.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
 from typing import Any
@@ -355,6 +356,30 @@ class FailedEventQuerySet(models.QuerySet):
     def replayable(self) -> FailedEventQuerySet:
         """Rows an operator may replay or discard now: open and not already replaying."""
         return self.filter(status__in=FailedEvent.REPLAYABLE)
+
+    def matching(
+        self,
+        *,
+        event_type: str = "",
+        error: str = "",
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        event_id: str = "",
+        status: str = "",
+    ) -> FailedEventQuerySet:
+        """Rows whose fields match (an empty one matches all): the failed-events filter and a bulk replay's selection.
+
+        ``error`` is contained text in any case; ``since``/``until`` bound the last failure, until excluded.
+        """
+        lookups = {
+            "event_type": event_type,
+            "error__icontains": error,
+            "last_failed_at__gte": since,
+            "last_failed_at__lt": until,
+            "event_id": event_id,
+            "status": status,
+        }
+        return self.filter(**{lookup: value for lookup, value in lookups.items() if value})
 
 
 class FailedEvent(models.Model):

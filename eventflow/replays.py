@@ -59,7 +59,7 @@ from django.utils import timezone
 from . import keys
 from .connection import LuaScript, get_redis
 from .errors import Conflict, MalformedRequest, NotFound
-from .models import Consumer, FailedEvent, Replay, Topic
+from .models import Consumer, FailedEvent, FailedEventQuerySet, Replay, Topic
 from .stream_ids import format_id, id_time, parse_id
 
 logger = logging.getLogger(__name__)
@@ -267,18 +267,8 @@ class Selection:
     event_id: str = ""
     status: str = ""  # one of REPLAYABLE; "": both
 
-    def narrow(self, rows: Any) -> Any:
-        if self.event_type:
-            rows = rows.filter(event_type=self.event_type)
-        if self.error:
-            rows = rows.filter(error__icontains=self.error)
-        if self.since:
-            rows = rows.filter(last_failed_at__gte=self.since)
-        if self.until:
-            rows = rows.filter(last_failed_at__lt=self.until)
-        if self.event_id:
-            rows = rows.filter(event_id=self.event_id)
-        return rows.filter(status=self.status) if self.status else rows
+    def narrow(self, rows: FailedEventQuerySet) -> FailedEventQuerySet:
+        return rows.matching(**{name: getattr(self, name) for name in self.__slots__})
 
     def as_json(self) -> dict[str, str]:
         fields = {name: getattr(self, name) for name in self.__slots__}

@@ -5,15 +5,27 @@ from __future__ import annotations
 import datetime as dt
 
 MAX_LENGTH = 41  # two 64-bit numbers and a dash: anything longer is not an id
+UINT64_MAX = 2**64 - 1  # each half of an id is an unsigned 64-bit number
 
 
 def parse_id(value: str | bytes) -> tuple[int, int] | None:
     """A stream id ("1712345678901-0", or "1712345678901") as (ms, seq); None if it is not one."""
     text = value.decode() if isinstance(value, bytes) else str(value)
-    ms, dash, seq = text.partition("-")
-    if not ms.isdigit() or (dash and not seq.isdigit()) or len(text) > MAX_LENGTH:
+    if len(text) > MAX_LENGTH:
         return None
-    return int(ms), int(seq or 0)
+    ms, dash, seq = text.partition("-")
+    millis, sequence = _uint64(ms), _uint64(seq) if dash else 0
+    if millis is None or sequence is None:
+        return None
+    return millis, sequence
+
+
+def _uint64(text: str) -> int | None:
+    """``text`` as a number if it is ASCII digits (not just ``isdigit()``: ``²``, ``١``) up to 2**64 - 1."""
+    if not (text and text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if number <= UINT64_MAX else None
 
 
 def id_order(value: str | bytes) -> tuple[int, int]:

@@ -5,6 +5,7 @@ Which rows a page shows is ``dashboard.failed_rows``; these views are its doors.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import redis
@@ -17,7 +18,7 @@ from eventflow.errors import ReplayRefused
 from eventflow.models import Consumer, FailedEvent, Topic
 from eventflow.replay_api import MAX_REASON
 
-from .. import params
+from .. import failed_rows, params
 from ..failed_rows import bulk_replays, filter_query, matching, newest, page_of, read_filters
 from ..live_pages import PAGES
 from .security import can_discard, can_edit_and_replay, can_replay, staff_page
@@ -173,14 +174,7 @@ def _bulk_plans(filters: dict[str, str]) -> list[tuple[Consumer, Topic, replays.
     status = filters.get("status") or "open"
     if status not in ("open", "all", *FailedEvent.REPLAYABLE):
         return []  # only failed (again) events are replayed
-    selection = replays.Selection(
-        event_type=filters.get("type", ""),
-        error=filters.get("q", ""),
-        since=params.moment(filters.get("since", ""), "since"),
-        until=params.moment(filters.get("until", ""), "until"),
-        event_id=filters.get("event", ""),
-        status=status if status in FailedEvent.REPLAYABLE else "",
-    )
+    selection = replace(failed_rows.selection(filters), status=status if status in FailedEvent.REPLAYABLE else "")
     lanes = matching(filters).replayable().order_by().values_list("consumer", "topic")
     pairs = sorted(set(lanes))
     consumers = Consumer.objects.in_bulk({c for c, _ in pairs})

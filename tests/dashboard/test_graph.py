@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.template.loader import render_to_string
+
 from dashboard import graph
 
 
@@ -87,3 +89,13 @@ def test_a_consumer_with_open_failed_events_counts_as_trouble_even_when_its_wind
     picture = graph.topology(snapshot)
     assert "fraud.c0773" in drawn(picture, "consumer")
     assert "fraud.t0773" in drawn(picture, "topic")
+
+
+def test_the_drawing_takes_its_geometry_from_the_layout():
+    picture = graph.topology(big_snapshot(50))
+    html = render_to_string("dashboard/overview.html#topology", {"graph": picture})
+    assert f'viewBox="0 0 {graph.WIDTH} {picture["height"]}"' in html
+    nodes = sum(len(column["nodes"]) for column in picture["columns"])
+    assert html.count(f'width="{graph.NODE_W}" height="{graph.NODE_H}"') == nodes
+    heads = [f'x="{x}" y="18">{title}<' for x, title in zip(graph.COLUMNS, ("Producers", "Topics", "Consumers"))]
+    assert all(head in html for head in heads)

@@ -20,8 +20,9 @@ import orjson
 import pytest
 import redis
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from dashboard.paths import API_PREFIX
 from tests.helpers import ROOT
 
 PUBLIC = {
@@ -204,3 +205,12 @@ def test_every_socket_route_refuses_anonymous_and_non_staff_sessions():
     from tests.security.test_websockets import SOCKET_PATHS
 
     assert {p.pattern.regex.pattern for p in routing.websocket_urlpatterns} == set(SOCKET_PATHS)
+
+
+def test_with_the_https_redirect_on_only_the_health_check_answers_plain_http(db, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    plain = Client()  # its middleware is built now, with the redirect on
+
+    assert plain.get(reverse("eventflow:health")).status_code in (200, 503)
+    for path in (reverse("overview"), reverse("eventflow:health") + "/", "/" + API_PREFIX):
+        assert plain.get(path).status_code == 301, path
