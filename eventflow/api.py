@@ -131,6 +131,7 @@ def _bulk_selection(request: HttpRequest):
             "consumer": request.POST.get("consumer"),
             "topic": request.POST.get("topic"),
         }
+    ingest.refuse_nul(query)  # a form's fields too: PostgreSQL refuses a NUL in a query
     rows = FailedEvent.objects.replayable().select_related("consumer", "topic")
     for name in ("consumer", "topic"):
         if query.get(name) is not None and not isinstance(query[name], str):

@@ -96,6 +96,29 @@ def load_json(body: bytes) -> Any:
     return document
 
 
+def load_storable_json(body: bytes) -> Any:
+    """``load_json`` for a request the database keeps (a replay's reason and filters, an edit's copy)."""
+    document = load_json(body)
+    if b"\\u0000" in body:  # JSON can only carry a NUL escaped
+        refuse_nul(document)
+    return document
+
+
+def refuse_nul(value: Any) -> None:
+    """Raise ``MalformedRequest`` for a NUL in any text of ``value``: PostgreSQL stores none, in text or jsonb."""
+    pending = [value]  # a walk, not recursion: JSON may nest deeper than Python's recursion limit
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise MalformedRequest("text must not contain NUL (\\u0000): the database cannot store it", code="nul")
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+
+
 # orjson reads an integer past 64 bits as a float, silently changing it (2**64 becomes
 # 1.8446744073709552e19). Any such integer has 19 digits or more, so the exact check
 # runs only for bodies that hold a run of 19 digits (in a string too: it decides).

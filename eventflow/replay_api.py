@@ -66,8 +66,9 @@ def read_request(consumer_name: str, query: Any) -> ReplayRequest:
         raise MalformedRequest('send a JSON object: {"topic", "from", "reason", ...}')
     if unknown := sorted(set(query) - _FIELDS):
         raise MalformedRequest(f"unknown field {unknown[0]!r}; expected {', '.join(sorted(_FIELDS))}")
-    consumer = Consumer.objects.filter(name=consumer_name).prefetch_related("topics").first()
-    if consumer is None:
+    named = Consumer.objects.filter(name=consumer_name).prefetch_related("topics")
+    consumer = None if "\x00" in consumer_name else named.first()
+    if consumer is None:  # (a NUL names nothing, and PostgreSQL refuses it in a query)
         raise UnknownConsumer(f"no consumer named {consumer_name[:100]!r}")
     topic = _topic(consumer, query.get("topic"))
     source = query.get("source", replays.Source.HISTORY)
@@ -215,7 +216,7 @@ def create_replay(request: HttpRequest, name: str) -> HttpResponse:
     try:
         if request.content_type != "application/json":
             raise MalformedRequest("send JSON (Content-Type: application/json)")
-        asked = read_request(name, ingest.load_json(request.body))
+        asked = read_request(name, ingest.load_storable_json(request.body))
         plan, job = plan_or_start(asked, request.user)
     except PublishError as error:
         return error_response(error)
@@ -272,7 +273,7 @@ def edit_and_replay(request: HttpRequest, pk: int) -> HttpResponse:
         if request.content_type != "application/json":
             raise MalformedRequest("send JSON (Content-Type: application/json)")
         body = contract.checked_body(request.META.get("CONTENT_LENGTH"), request.read)
-        checked, edit = plan_or_send_edit(row, read_edit(ingest.load_json(body)), request.user)
+        checked, edit = plan_or_send_edit(row, read_edit(ingest.load_storable_json(body)), request.user)
     except PublishError as error:
         return error_response(error)
     except redis.RedisError as exc:

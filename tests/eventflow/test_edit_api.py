@@ -70,6 +70,8 @@ def test_a_dry_run_shows_the_diff_and_sends_nothing(editing, row):
         ({"data": {"amount": "12.50", "customer": {"tier": "gold"}}, "reason": "why"}, 422, "unchanged"),
         ({"data": {"amount": -1}, "reason": "why"}, 422, "schema_mismatch"),
         ({"data": {"amount": 1, "note": "x" * 5000}, "reason": "why"}, 413, "too_large"),
+        ({"data": {"amount": 1, "note": "\x00"}, "reason": "why"}, 400, "nul"),  # PostgreSQL's jsonb holds no NUL
+        ({"data": FIXED, "reason": "why\x00"}, 400, "nul"),
     ],
 )
 def test_bad_input_gets_a_clear_4xx_naming_the_problem(editing, orders, row, body, status, code):

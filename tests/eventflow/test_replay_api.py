@@ -100,6 +100,11 @@ def test_it_reads_a_replay_and_cancels_it(operator, history, staff_user):
         ("billing", {"topic": "orders", "from": "0", "reason": "r", "types": "x" * 300}, 400, "malformed_request"),
         ("billing", {"topic": "orders", "from": "0", "reason": "r", "field": {"path": ""}}, 400, "malformed_request"),
         ("billing", {"topic": "orders", "from": "0", "reason": "r", "colour": "red"}, 400, "malformed_request"),
+        # PostgreSQL stores no NUL, in text or jsonb: refused on every database alike, never a 500
+        ("billing", {"topic": "orders", "from": "0", "reason": "r\x00"}, 400, "nul"),
+        ("billing", {"topic": "orders", "from": "0", "reason": "r", "types": ["order.\x00"]}, 400, "nul"),
+        ("billing", {"topic": "ord\x00ers", "from": "0", "reason": "r"}, 400, "nul"),
+        ("bill\x00ing", {"topic": "orders", "from": "0", "reason": "r"}, 404, "unknown_consumer"),
     ],
 )
 def test_bad_input_gets_a_clear_4xx_naming_the_problem(operator, history, payments, consumer, body, status, code):
